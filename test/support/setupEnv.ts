@@ -1,0 +1,4 @@
+// Tests never inherit the developer's Azure settings.
+for (const key of ['KEY_VAULT_URI', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'ACCESS_POLICY']) {
+  delete process.env[key];
+}
