@@ -1,0 +1,27 @@
+/**
+ * The function app's entry point (package.json "main"): importing each function file registers it
+ * with the Functions host. The same list feeds the local host (local/host.ts), so both serve
+ * exactly these definitions.
+ */
+import type { HttpFunctionOptions } from '@azure/functions';
+import { loadConfig } from '../shared/config';
+import { listSecrets } from './listSecrets';
+import { openApi } from './openApi';
+import { resolveSecret } from './resolveSecret';
+import { resolveSecrets } from './resolveSecrets';
+import { secretMetadata } from './secretMetadata';
+
+/** One function of the app, as both hosts see it. */
+export type FunctionDefinition = { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions };
+
+/** Every function of the app. Static routes come before parameterised ones with the same method. */
+export const functionDefinitions: readonly FunctionDefinition[] = [
+  { kind: 'http', ...openApi },
+  { kind: 'http', ...listSecrets },
+  { kind: 'http', ...resolveSecrets },
+  { kind: 'http', ...secretMetadata },
+  { kind: 'http', ...resolveSecret },
+];
+
+// A bad setting stops start-up with one line naming it, rather than failing every request.
+loadConfig();

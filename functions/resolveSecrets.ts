@@ -1,0 +1,32 @@
+import { app } from '@azure/functions';
+import { DEFAULT_VAULT_ALIAS } from '../shared/config';
+import { readJson, withCaller } from '../shared/http/httpPipeline';
+import { batchError, jsonResponse, secretBody } from '../shared/http/secretResponses';
+import { mapLimit } from '../shared/mapLimit';
+import { MAX_BATCH_BODY_BYTES, parseBatchRequest } from '../shared/secrets/batchRequest';
+
+/** Vault reads one batch runs at once (the cache coalesces duplicates). */
+const BATCH_CONCURRENCY = 16;
+
+/** POST /api/secrets/resolve : up to 100 secrets; each item succeeds or fails on its own. */
+export const resolveSecrets = {
+  name: 'resolveSecrets',
+  options: {
+    methods: ['POST' as const],
+    route: 'secrets/resolve',
+    authLevel: 'anonymous' as const,
+    handler: withCaller(async (request, context, runtime, caller) => {
+      const refs = parseBatchRequest(await readJson(request, MAX_BATCH_BODY_BYTES));
+      const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref) => {
+        try {
+          return secretBody(await runtime.resolver.resolve(caller, ref, (line) => context.log(line)));
+        } catch (err: unknown) {
+          return batchError(ref.name, ref.vault ?? DEFAULT_VAULT_ALIAS, err);
+        }
+      });
+      return jsonResponse({ secrets });
+    }),
+  },
+};
+
+app.http(resolveSecrets.name, resolveSecrets.options);

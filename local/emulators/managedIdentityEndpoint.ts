@@ -1,0 +1,159 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT } from 'jose';
+
+/** Tenant the emulated identity lives in; the Key Vault emulator names it in its challenge. */
+export const EMULATOR_TENANT_ID = '5f3e6c1a-6b1e-4c52-9a39-0d1c6b7e2a10';
+/** Object id (`oid`/`sub`) of the emulated system-assigned identity. */
+export const EMULATOR_PRINCIPAL_ID = 'b7a1d5e2-3c4f-4e8a-9d6b-2f1e0c9a8b71';
+/** Client (application) id of the emulated system-assigned identity. */
+export const EMULATOR_CLIENT_ID = '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f';
+/** Issuer the tokens carry, in the v1 form App Service tokens use. */
+export const EMULATOR_ISSUER = `https://sts.windows.net/${EMULATOR_TENANT_ID}/`;
+
+/** App Service's MSI protocol version, the only one this endpoint speaks (as msal-node sends it). */
+const API_VERSION = '2019-08-01';
+const TOKEN_PATH = '/msi/token';
+const TOKEN_LIFETIME_SECONDS = 3600;
+
+/** A running emulated App Service managed-identity endpoint. */
+export interface ManagedIdentityEndpoint {
+  /** Value for IDENTITY_ENDPOINT, e.g. `http://127.0.0.1:PORT/msi/token`. */
+  endpoint: string;
+  /** Value for IDENTITY_HEADER; requests must echo it in `X-IDENTITY-HEADER`. */
+  header: string;
+  /** How many requests reached the token path (successful or not). */
+  tokenRequests(): number;
+  /** Makes every token request fail with `status` until called with `null`. */
+  setFailure(f: null | { status: number }): void;
+  /** Closes the server and every open connection. */
+  stop(): Promise<void>;
+}
+
+/** Encodes a string secret the same way on both the issuing and the verifying side. */
+export function tokenSecretBytes(secret: Uint8Array | string): Uint8Array {
+  return typeof secret === 'string' ? new TextEncoder().encode(secret) : secret;
+}
+
+/**
+ * Starts the App Service managed-identity endpoint (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`,
+ * API version 2019-08-01) on 127.0.0.1 over plain HTTP, as `ManagedIdentityCredential`
+ * (via msal-node) calls it: `GET {endpoint}?api-version=2019-08-01&resource=<resource>`
+ * plus `client_id` / `object_id` / `mi_res_id` for user-assigned identities.
+ *
+ * Tokens are HS256 JWTs signed with `tokenSecret`, audience = the requested resource,
+ * valid for one hour.
+ */
+export async function startManagedIdentityEndpoint(opts: {
+  tokenSecret: Uint8Array | string;
+  port?: number;
+}): Promise<ManagedIdentityEndpoint> {
+  const key = tokenSecretBytes(opts.tokenSecret);
+  const header = randomBytes(16).toString('hex');
+  let requests = 0;
+  let failure: null | { status: number } = null;
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      sendError(res, 500, `Emulator error: ${String(err)}`);
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    if (url.pathname.replace(/\/+$/, '').toLowerCase() !== TOKEN_PATH) {
+      return sendError(res, 404, 'Not found.');
+    }
+    requests++;
+    if (req.method !== 'GET') return sendError(res, 405, 'Method not allowed.');
+    const presented = req.headers['x-identity-header'];
+    if (presented === undefined) return sendError(res, 400, 'Missing X-IDENTITY-HEADER header.');
+    if (presented !== header) return sendError(res, 401, 'Unauthorized: X-IDENTITY-HEADER value is invalid.');
+    if (failure) return sendError(res, failure.status, `Emulated managed identity failure (HTTP ${failure.status}).`);
+
+    const params = url.searchParams;
+    if (params.get('api-version') !== API_VERSION) {
+      return sendError(res, 400, `Invalid or missing api-version; expected ${API_VERSION}.`);
+    }
+    const resource = params.get('resource');
+    if (!resource) return sendError(res, 400, "Required query parameter 'resource' is missing.");
+
+    const identity = resolveIdentity(params);
+    const now = Math.floor(Date.now() / 1000);
+    const expiresOn = now + TOKEN_LIFETIME_SECONDS;
+    const accessToken = await new SignJWT({
+      appid: identity.clientId,
+      azp: identity.clientId,
+      oid: identity.principalId,
+      tid: EMULATOR_TENANT_ID,
+      idtyp: 'app',
+      ver: '1.0',
+    })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer(EMULATOR_ISSUER)
+      .setSubject(identity.principalId)
+      .setAudience(resource)
+      .setIssuedAt(now)
+      .setNotBefore(now - 300) // Entra backdates nbf by five minutes
+      .setExpirationTime(expiresOn)
+      .setJti(randomUUID())
+      .sign(key);
+    sendJson(res, 200, {
+      access_token: accessToken,
+      // App Service returns epoch seconds as a string; msal-node converts it.
+      expires_on: String(expiresOn),
+      resource,
+      token_type: 'Bearer',
+      client_id: identity.clientId,
+    });
+  }
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+
+  return {
+    endpoint: `http://127.0.0.1:${port}${TOKEN_PATH}`,
+    header,
+    tokenRequests: () => requests,
+    setFailure(f) {
+      failure = f;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Maps the user-assigned selectors msal-node may send to a stable identity. */
+function resolveIdentity(params: URLSearchParams): { clientId: string; principalId: string } {
+  const selector = params.get('client_id') ?? params.get('object_id') ?? params.get('principal_id') ?? params.get('mi_res_id');
+  if (!selector) return { clientId: EMULATOR_CLIENT_ID, principalId: EMULATOR_PRINCIPAL_ID };
+  // Derive ids from the selector so each user-assigned identity is distinct but repeatable.
+  const clientId = params.get('client_id') ?? guidFrom(`client:${selector}`);
+  const principalId = params.get('object_id') ?? params.get('principal_id') ?? guidFrom(`principal:${selector}`);
+  return { clientId, principalId };
+}
+
+function guidFrom(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function sendError(res: ServerResponse, status: number, message: string): void {
+  // Shape of App Service MSI errors; msal-node reads `message` into error_description.
+  sendJson(res, status, { statusCode: status, message, correlationId: randomUUID() });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}

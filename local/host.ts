@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
+import type { HttpResponseInit, LogLevel } from '@azure/functions';
+import type { FunctionDefinition } from '../functions/index';
+
+/** Largest request body the local host reads (the real host allows more; nothing here needs it). */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+interface Route {
+  readonly definition: Extract<FunctionDefinition, { kind: 'http' }>;
+  readonly methods: readonly string[];
+  readonly pattern: RegExp;
+  readonly paramNames: readonly string[];
+}
+
+export interface LocalHostOptions {
+  readonly definitions: readonly FunctionDefinition[];
+  readonly port: number;
+  readonly host?: string;
+  /** Where the host and function logs go (stdout by default). */
+  readonly write?: (line: string) => void;
+}
+
+export interface LocalHost {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A small stand-in for the Azure Functions host: serves the app's function definitions with
+ * `func start`'s routes (HTTP under /api) using the real `HttpRequest` / `InvocationContext`
+ * classes of `@azure/functions`. It runs the same handlers the v4 registrations do.
+ */
+export async function startLocalHost(options: LocalHostOptions): Promise<LocalHost> {
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const routes = options.definitions.filter((d) => d.kind === 'http').map(compileRoute);
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      write(`[host] request failed: ${err instanceof Error ? err.message : 'error'}`);
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Internal error', status: 500, code: 'InternalError', detail: 'The local host failed' }));
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const path = decodeURI(url.pathname);
+    if (!path.startsWith('/api/')) return notFound(res);
+    const subpath = url.pathname.slice('/api/'.length);
+    const matches = routes
+      .map((route) => ({ route, match: route.pattern.exec(subpath) }))
+      .filter((m): m is { route: Route; match: RegExpExecArray } => m.match !== null);
+    if (matches.length === 0) return notFound(res);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const hit = matches.find((m) => m.route.methods.includes(method));
+    if (!hit) {
+      res.writeHead(405, { Allow: [...new Set(matches.flatMap((m) => m.route.methods))].join(', '), 'Content-Type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Method not allowed', status: 405, code: 'MethodNotAllowed', detail: `${method} is not allowed here` }));
+      return;
+    }
+    const body = await readBody(req);
+    if (body === undefined) {
+      res.writeHead(413, { 'Content-Type': 'application/problem+json' });
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Payload too large', status: 413, code: 'InvalidRequest', detail: `The body is larger than ${MAX_BODY_BYTES} bytes` }));
+      return;
+    }
+    const params: Record<string, string> = {};
+    hit.route.paramNames.forEach((name, i) => {
+      const raw = hit.match[i + 1];
+      if (raw !== undefined) params[name] = safeDecode(raw);
+    });
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const request = new HttpRequest({
+      method,
+      url: url.toString(),
+      headers,
+      params,
+      ...(body.length > 0 ? { body: { bytes: body } } : {}),
+    });
+    const invocationId = randomUUID();
+    const functionName = hit.route.definition.name;
+    const context = new InvocationContext({ invocationId, functionName, logHandler: logTo(write, functionName) });
+    const started = performance.now();
+    write(`[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`);
+    let init: HttpResponseInit;
+    try {
+      init = (await hit.route.definition.options.handler(request, context)) ?? {};
+    } catch (err: unknown) {
+      write(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      throw err;
+    }
+    const response = new HttpResponse(init);
+    const payload = Buffer.from(await response.arrayBuffer());
+    const outHeaders: Record<string, string> = {};
+    response.headers.forEach((value, key) => (outHeaders[key] = value));
+    res.writeHead(response.status, outHeaders);
+    res.end(payload);
+    write(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://localhost:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function compileRoute(definition: Extract<FunctionDefinition, { kind: 'http' }>): Route {
+  const route = definition.options.route ?? definition.name;
+  const paramNames: string[] = [];
+  const pattern = route
+    .split('/')
+    .map((segment) => {
+      const param = /^\{([A-Za-z0-9_]+)(?::[^}?]+)?(\?)?\}$/.exec(segment);
+      if (param?.[1]) {
+        paramNames.push(param[1]);
+        return param[2] ? '([^/]*)' : '([^/]+)';
+      }
+      return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return {
+    definition,
+    methods: (definition.options.methods ?? ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']).map((m) => m.toUpperCase()),
+    pattern: new RegExp(`^${pattern}/?$`, 'i'),
+    paramNames,
+  };
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function notFound(res: http.ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'application/problem+json' });
+  res.end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, code: 'NotFound', detail: 'No function serves this route' }));
+}
+
+/** Formats `context.log` calls the way `func start` shows them. */
+function logTo(write: (line: string) => void, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
+  return (level, ...args) => {
+    const text = args
+      .map((a) => (a instanceof Error ? `${a.name}: ${a.message}` : typeof a === 'string' ? a : JSON.stringify(a)))
+      .join(' ');
+    write(`[${new Date().toISOString()}] ${level === 'information' ? '' : `${level}: `}${functionName}: ${text}`);
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * One local Functions host process: `node dist/local/hostProcess.js [--port 7071]`.
+ * Reads local.settings.json like `func start`, loads the app's function definitions (which
+ * validates the settings) and serves them. `npm start` runs it through local/start.ts.
+ */
+import { ConfigError } from '../shared/errors';
+import { startLocalHost } from './host';
+import { applyLocalSettings } from './localSettings';
+
+async function main(): Promise<void> {
+  applyLocalSettings();
+  const portArg = process.argv.indexOf('--port');
+  const port = portArg > 0 ? Number(process.argv[portArg + 1]) : Number(process.env.FUNCTIONS_PORT ?? 7071);
+  let definitions;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded after the settings are applied
+    ({ functionDefinitions: definitions } = require('../functions/index') as typeof import('../functions/index'));
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const host = await startLocalHost({ definitions, port });
+  process.stdout.write(`Host listening on ${host.url}\n`);
+  const stop = (): void => {
+    void host.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Host failed to start: ${err instanceof Error ? err.message : 'error'}\n`);
+  process.exit(1);
+});

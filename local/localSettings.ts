@@ -1,0 +1,26 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Reads `local.settings.json` the way `func start` does: its `Values` become environment
+ * variables, but never override a variable that is already set.
+ * @returns the names it set.
+ */
+export function applyLocalSettings(dir: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): string[] {
+  const file = path.join(dir, 'local.settings.json');
+  if (!existsSync(file)) return [];
+  let values: Record<string, unknown>;
+  try {
+    values = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> }).Values ?? {};
+  } catch {
+    throw new Error('local.settings.json: is not valid JSON');
+  }
+  const applied: string[] = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (env[key] === undefined && value !== null && value !== undefined) {
+      env[key] = String(value);
+      applied.push(key);
+    }
+  }
+  return applied;
+}

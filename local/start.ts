@@ -1,0 +1,93 @@
+/**
+ * `npm start`: the whole function set on http://localhost:7071, like `func start`.
+ *
+ * With no KEY_VAULT_URI it first starts the embedded emulators (Key Vault, the App Service
+ * managed-identity endpoint, and a CONNECT proxy so `https://demo.vault.azure.net/` reaches the
+ * emulator with the SDK's checks intact), seeds `demo-api-key` and a demo caller, and hands the
+ * host process only the standard Azure variables that point at them.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { startLocalAzure } from './emulators/localAzure';
+import type { LocalAzure } from './emulators/localAzure';
+import { applyLocalSettings } from './localSettings';
+
+/** The demo caller's API key, printed in the banner. Local only. */
+export const LOCAL_DEV_KEY = 'local-dev-key';
+const PORT = Number(process.env.FUNCTIONS_PORT ?? 7071);
+
+async function main(): Promise<void> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  applyLocalSettings(process.cwd(), env);
+  let azure: LocalAzure | undefined;
+  const notes: string[] = [];
+  let demoCaller = false;
+
+  if (!env.KEY_VAULT_URI && !env.KEY_VAULT_ALIASES) {
+    azure = await startLocalAzure({ stateDir: path.resolve('.local') });
+    azure.keyVault.setSecret('demo', 'demo-api-key', `demo-${randomBytes(12).toString('hex')}`, { contentType: 'text/plain' });
+    Object.assign(env, azure.env);
+    if (!env.ACCESS_POLICY) {
+      env.ACCESS_POLICY = JSON.stringify({
+        callers: [
+          {
+            name: 'local-dev',
+            identities: [{ apiKeySha256: createHash('sha256').update(LOCAL_DEV_KEY).digest('hex') }],
+            allow: ['*', '*/*'],
+            operator: true,
+          },
+        ],
+      });
+      demoCaller = true;
+      notes.push(`Demo caller "local-dev" with API key: ${LOCAL_DEV_KEY}`);
+    }
+    notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with demo-api-key)`);
+  }
+
+  const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(PORT)], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let announced = false;
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    process.stdout.write(chunk);
+    if (!announced && chunk.includes('Host listening on')) {
+      announced = true;
+      printBanner(notes, demoCaller);
+    }
+  });
+  const stop = (): void => {
+    child.kill('SIGTERM');
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  child.on('exit', (code) => {
+    void (azure?.stop() ?? Promise.resolve()).finally(() => process.exit(code ?? 0));
+  });
+}
+
+function printBanner(notes: string[], demoCaller: boolean): void {
+  const base = `http://localhost:${PORT}/api`;
+  const key = demoCaller ? LOCAL_DEV_KEY : '<your key>';
+  const lines = [
+    '',
+    'Secret broker is running.',
+    ...notes.map((n) => `  ${n}`),
+    '',
+    'Try:',
+    `  curl -H 'x-api-key: ${key}' ${base}/secrets/demo-api-key`,
+    `  curl -H 'x-api-key: ${key}' ${base}/secrets/demo-api-key/metadata`,
+    `  curl -H 'x-api-key: ${key}' ${base}/secrets`,
+    `  curl -H 'x-api-key: ${key}' -H 'Content-Type: application/json' -d '{"secrets":["demo-api-key","missing"]}' ${base}/secrets/resolve`,
+    `  curl ${base}/openapi.json`,
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`npm start failed: ${err instanceof Error ? err.message : 'error'}\n`);
+  process.exit(1);
+});

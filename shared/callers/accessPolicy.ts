@@ -1,0 +1,100 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { AccessPolicySettings } from '../config';
+import { DEFAULT_VAULT_ALIAS } from '../config';
+
+/** An authenticated caller, as the policy knows it. */
+export interface Caller {
+  readonly name: string;
+  readonly operator: boolean;
+  /** How it proved who it is. */
+  readonly method: 'apiKey' | 'bearer';
+}
+
+interface CompiledCaller {
+  readonly name: string;
+  readonly operator: boolean;
+  readonly appIds: ReadonlySet<string>;
+  readonly keyHashes: readonly Buffer[];
+  readonly allow: readonly RegExp[];
+  readonly deny: readonly RegExp[];
+}
+
+/**
+ * The subject a policy pattern is matched against: `name` for the default vault, `alias/name` for
+ * an aliased one (CONTRACT.md "Callers and the access policy").
+ */
+export function policySubject(vaultAlias: string, name: string): string {
+  return vaultAlias === DEFAULT_VAULT_ALIAS ? name : `${vaultAlias}/${name}`;
+}
+
+/**
+ * Compiles a `*` glob. `*` stands for any run of characters except `/`, so `erp-*` never reaches
+ * into an aliased vault. Matching ignores case because Key Vault names do: a deny of `erp-admin-*`
+ * must also stop `ERP-ADMIN-x`.
+ */
+export function compileGlob(pattern: string): RegExp {
+  const body = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('[^/]*');
+  return new RegExp(`^${body}$`, 'i');
+}
+
+/**
+ * The access policy: who the callers are and what each may read. Deny by default; `deny` wins.
+ */
+export class AccessPolicy {
+  private readonly callers: readonly CompiledCaller[];
+
+  constructor(settings: AccessPolicySettings) {
+    this.callers = settings.callers.map((c) => ({
+      name: c.name,
+      operator: c.operator,
+      appIds: new Set(
+        c.identities.flatMap((i) => ('appId' in i ? [i.appId.toLowerCase()] : [])),
+      ),
+      keyHashes: c.identities.flatMap((i) =>
+        'apiKeySha256' in i ? [Buffer.from(i.apiKeySha256, 'hex')] : [],
+      ),
+      allow: c.allow.map(compileGlob),
+      deny: c.deny.map(compileGlob),
+    }));
+  }
+
+  /** The caller whose identities include this Entra ID application (client) id. */
+  findByAppId(appId: string): Caller | undefined {
+    const id = appId.toLowerCase();
+    return this.toCaller(
+      this.callers.find((c) => c.appIds.has(id)),
+      'bearer',
+    );
+  }
+
+  /**
+   * The caller holding this API key. Every configured hash is compared in constant time, and all
+   * of them are compared, so timing tells nothing about which (or whether one) matched.
+   */
+  findByApiKey(apiKey: string): Caller | undefined {
+    const hash = createHash('sha256').update(apiKey, 'utf8').digest();
+    let found: CompiledCaller | undefined;
+    for (const caller of this.callers) {
+      for (const expected of caller.keyHashes) {
+        if (timingSafeEqual(expected, hash) && !found) found = caller;
+      }
+    }
+    return this.toCaller(found, 'apiKey');
+  }
+
+  /** Whether the caller may read this secret: some `allow` matches and no `deny` does. */
+  isAllowed(caller: Caller, vaultAlias: string, name: string): boolean {
+    const compiled = this.callers.find((c) => c.name === caller.name);
+    if (!compiled) return false;
+    const subject = policySubject(vaultAlias, name);
+    if (compiled.deny.some((re) => re.test(subject))) return false;
+    return compiled.allow.some((re) => re.test(subject));
+  }
+
+  private toCaller(c: CompiledCaller | undefined, method: Caller['method']): Caller | undefined {
+    return c ? { name: c.name, operator: c.operator, method } : undefined;
+  }
+}

@@ -1,0 +1,302 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+/** Seconds a resolved latest version is served from memory before the vault is asked again. */
+export const DEFAULT_CACHE_TTL_SECONDS = 300;
+/** Entries the in-memory cache holds before it evicts the least recently used. */
+export const DEFAULT_CACHE_MAX_ENTRIES = 1000;
+/** Seconds past its TTL a cached value may still be served while the vault fails or throttles. */
+export const DEFAULT_CACHE_STALE_IF_ERROR_SECONDS = 3600;
+/** Days before `exp` that the health check starts to warn. */
+export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
+/** NCRONTAB (6 fields): every 15 minutes. */
+export const DEFAULT_HEALTH_CHECK_SCHEDULE = '0 */15 * * * *';
+/** Storage used when `AzureWebJobsStorage` is not set (Azurite). */
+export const DEFAULT_STORAGE = 'UseDevelopmentStorage=true';
+/** The alias of the vault named by `KEY_VAULT_URI`. */
+export const DEFAULT_VAULT_ALIAS = 'default';
+
+const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const VAULT_RESOURCE_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
+
+/** One vault the broker reads from. */
+export interface VaultSettings {
+  /** `default` for `KEY_VAULT_URI`, else the alias from `KEY_VAULT_ALIASES`. */
+  readonly alias: string;
+  /** Normalised to end with `/`. */
+  readonly uri: string;
+  /** ARM id from `KEY_VAULT_RESOURCE_IDS`, when given. */
+  readonly resourceId: string | undefined;
+  readonly expectations: VaultExpectations;
+}
+
+export interface VaultExpectations {
+  readonly firewall: 'on' | 'off' | 'any';
+  readonly readers: readonly { readonly name: string; readonly principalId: string }[];
+}
+
+const identitySchema = z.union(
+  [
+    z.strictObject({ appId: z.string().regex(UUID, 'must be a GUID') }),
+    z.strictObject({
+      apiKeySha256: z
+        .string()
+        .regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)'),
+    }),
+  ],
+  { error: 'must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}' },
+);
+
+const patternList = z.array(z.string().min(1, 'must not be empty'), {
+  error: 'must be a list of strings',
+});
+
+const policySchema = z.strictObject({
+  callers: z
+    .array(
+      z.strictObject({
+        name: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
+        identities: z.array(identitySchema, { error: 'must be a list' }).min(1, 'must name at least one identity'),
+        allow: patternList.default([]),
+        deny: patternList.default([]),
+        operator: z.boolean({ error: 'must be true or false' }).default(false),
+      }),
+      { error: 'must be a list' },
+    )
+    .superRefine((callers, ctx) => {
+      const seen = new Set<string>();
+      callers.forEach((c, i) => {
+        if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${c.name}" is used twice` });
+        seen.add(c.name);
+      });
+    }),
+});
+
+/** The parsed `ACCESS_POLICY`. */
+export type AccessPolicySettings = z.infer<typeof policySchema>;
+export type CallerSettings = AccessPolicySettings['callers'][number];
+
+export const CONSUMER_EVENTS = [
+  'SecretNewVersionCreated',
+  'SecretNearExpiry',
+  'SecretExpired',
+  'HealthCheckFailed',
+  'HealthCheckRecovered',
+] as const;
+
+const consumersSchema = z.array(
+  z.strictObject({
+    name: z.string().min(1, 'must not be empty'),
+    secrets: patternList.default([]),
+    events: z.array(z.enum(CONSUMER_EVENTS, { error: `must be one of ${CONSUMER_EVENTS.join(', ')}` }), { error: 'must be a list' }),
+    webhook: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+    signingSecret: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name'),
+  }),
+  { error: 'must be a list' },
+);
+
+/** The parsed `CONSUMERS`. */
+export type ConsumerSettings = z.infer<typeof consumersSchema>[number];
+
+const expectationsSchema = z.record(
+  z.string(),
+  z.strictObject({
+    firewall: z.enum(['on', 'off', 'any'], { error: 'must be "on", "off" or "any"' }).default('any'),
+    readers: z
+      .array(z.strictObject({ name: z.string().min(1), principalId: z.string().regex(UUID, 'must be a GUID') }))
+      .default([]),
+  }),
+);
+
+/** Everything the function set reads from its settings, validated once. */
+export interface AppConfig {
+  /** Every configured vault by alias; `default` is `KEY_VAULT_URI`. */
+  readonly vaults: ReadonlyMap<string, VaultSettings>;
+  readonly policy: AccessPolicySettings;
+  readonly auth: { readonly issuer: string; readonly audience: string } | undefined;
+  readonly consumers: readonly ConsumerSettings[];
+  readonly cache: {
+    readonly ttlSeconds: number;
+    readonly maxEntries: number;
+    readonly staleIfErrorSeconds: number;
+  };
+  readonly expiryWarningDays: number;
+  readonly healthCheckSchedule: string;
+  readonly notifyEventGridEndpoint: string | undefined;
+  readonly storageConnectionString: string;
+  readonly appInsightsConnectionString: string | undefined;
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads and validates every setting of CONTRACT.md.
+ * @throws ConfigError with one line naming the setting and what is wrong with it.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const vaults = parseVaults(env);
+  const resourceIds = parseResourceIds(env.KEY_VAULT_RESOURCE_IDS, vaults);
+  const expectations = parseJson('VAULT_EXPECTATIONS', env.VAULT_EXPECTATIONS, expectationsSchema, {});
+  for (const alias of Object.keys(expectations)) {
+    if (!vaults.has(alias)) {
+      throw new ConfigError(`VAULT_EXPECTATIONS: "${alias}" is not a configured vault alias (known: ${[...vaults.keys()].join(', ')})`);
+    }
+  }
+  const vaultMap = new Map<string, VaultSettings>();
+  for (const [alias, uri] of vaults) {
+    vaultMap.set(
+      alias,
+      Object.freeze({
+        alias,
+        uri,
+        resourceId: resourceIds.get(alias),
+        expectations: Object.freeze(expectations[alias] ?? { firewall: 'any' as const, readers: [] }),
+      }),
+    );
+  }
+
+  const issuer = nonEmpty(env.AUTH_ISSUER);
+  const audience = nonEmpty(env.AUTH_AUDIENCE);
+  if (issuer && !audience) throw new ConfigError('AUTH_AUDIENCE: must be set when AUTH_ISSUER is set');
+  if (audience && !issuer) throw new ConfigError('AUTH_ISSUER: must be set when AUTH_AUDIENCE is set');
+  if (issuer) checkUrl('AUTH_ISSUER', issuer, ['https:', 'http:']);
+
+  const schedule = nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
+  if (schedule.trim().split(/\s+/).length !== 6) {
+    throw new ConfigError('HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields (second minute hour day month weekday)');
+  }
+  const notify = nonEmpty(env.NOTIFY_EVENTGRID_ENDPOINT);
+  if (notify) checkUrl('NOTIFY_EVENTGRID_ENDPOINT', notify, ['https:', 'http:']);
+
+  return Object.freeze({
+    vaults: vaultMap,
+    policy: parseJson('ACCESS_POLICY', env.ACCESS_POLICY, policySchema, { callers: [] }),
+    auth: issuer && audience ? Object.freeze({ issuer: issuer.replace(/\/+$/, ''), audience }) : undefined,
+    consumers: parseJson('CONSUMERS', env.CONSUMERS, consumersSchema, []),
+    cache: Object.freeze({
+      ttlSeconds: intSetting(env, 'CACHE_TTL_SECONDS', DEFAULT_CACHE_TTL_SECONDS, 0),
+      maxEntries: intSetting(env, 'CACHE_MAX_ENTRIES', DEFAULT_CACHE_MAX_ENTRIES, 1),
+      staleIfErrorSeconds: intSetting(env, 'CACHE_STALE_IF_ERROR_SECONDS', DEFAULT_CACHE_STALE_IF_ERROR_SECONDS, 0),
+    }),
+    expiryWarningDays: intSetting(env, 'EXPIRY_WARNING_DAYS', DEFAULT_EXPIRY_WARNING_DAYS, 0),
+    healthCheckSchedule: schedule,
+    notifyEventGridEndpoint: notify,
+    storageConnectionString: nonEmpty(env.AzureWebJobsStorage) ?? DEFAULT_STORAGE,
+    appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
+  });
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function checkUrl(setting: string, value: string, protocols: string[]): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${setting}: "${value}" is not a URL`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${setting}: must be an ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL, got "${value}"`);
+  }
+  return url;
+}
+
+function vaultUri(setting: string, value: string): string {
+  const url = checkUrl(setting, value, ['https:']);
+  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new ConfigError(`${setting}: must be a vault URI like https://contoso.vault.azure.net/, got "${value}"`);
+  }
+  return `${url.origin}/`;
+}
+
+function parseVaults(env: Env): Map<string, string> {
+  const vaults = new Map<string, string>();
+  const defaultUri = nonEmpty(env.KEY_VAULT_URI);
+  if (defaultUri) vaults.set(DEFAULT_VAULT_ALIAS, vaultUri('KEY_VAULT_URI', defaultUri));
+  const aliases = nonEmpty(env.KEY_VAULT_ALIASES);
+  if (aliases) {
+    for (const part of aliases.split(';').map((p) => p.trim()).filter(Boolean)) {
+      const eq = part.indexOf('=');
+      const alias = eq > 0 ? part.slice(0, eq).trim() : '';
+      if (!ALIAS.test(alias)) {
+        throw new ConfigError(`KEY_VAULT_ALIASES: "${part}" must be alias=https://<vault>.vault.azure.net/ with an alias of letters, digits, - or _`);
+      }
+      if (vaults.has(alias)) throw new ConfigError(`KEY_VAULT_ALIASES: alias "${alias}" is used twice (or is "default", which is KEY_VAULT_URI)`);
+      vaults.set(alias, vaultUri('KEY_VAULT_ALIASES', part.slice(eq + 1).trim()));
+    }
+  }
+  if (vaults.size === 0) {
+    throw new ConfigError('KEY_VAULT_URI: must be set to the vault URI, e.g. https://contoso-vault2.vault.azure.net/ (npm start runs an emulator when it is not set)');
+  }
+  return vaults;
+}
+
+function parseResourceIds(value: string | undefined, vaults: Map<string, string>): Map<string, string> {
+  const result = new Map<string, string>();
+  const raw = nonEmpty(value);
+  if (!raw) return result;
+  for (const part of raw.split(/[;,]/).map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const id = eq > 0 ? part.slice(eq + 1).trim() : part;
+    const match = VAULT_RESOURCE_ID.exec(id);
+    if (!match) {
+      throw new ConfigError(`KEY_VAULT_RESOURCE_IDS: "${id}" is not a vault resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>)`);
+    }
+    // Either alias=id, or a bare id matched to the vault of the same name.
+    let alias = eq > 0 ? part.slice(0, eq).trim() : undefined;
+    if (alias === undefined) {
+      const vaultName = (match[1] ?? '').toLowerCase();
+      alias = [...vaults].find(([, uri]) => new URL(uri).hostname.split('.')[0]?.toLowerCase() === vaultName)?.[0];
+      if (!alias) throw new ConfigError(`KEY_VAULT_RESOURCE_IDS: no configured vault is named "${match[1]}"; write alias=<resource id>`);
+    }
+    if (!vaults.has(alias)) throw new ConfigError(`KEY_VAULT_RESOURCE_IDS: "${alias}" is not a configured vault alias`);
+    result.set(alias, id);
+  }
+  return result;
+}
+
+function intSetting(env: Env, name: string, fallback: number, min: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || !Number.isSafeInteger(Number(raw))) {
+    throw new ConfigError(`${name}: must be a whole number of at least ${min}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function parseJson<S extends z.ZodType>(setting: string, raw: string | undefined, schema: S, fallback: z.output<S>): z.output<S> {
+  const text = nonEmpty(raw);
+  if (text === undefined) return fallback;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${setting}: is not valid JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? formatPath(issue.path) : '';
+    throw new ConfigError(`${setting}: ${where ? `${where} ` : ''}${issue?.message ?? 'is invalid'}`);
+  }
+  return deepFreeze(parsed.data);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

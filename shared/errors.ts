@@ -1,0 +1,158 @@
+/**
+ * The broker's errors. Each subclass is one meaning with a stable `code` and HTTP `status`;
+ * `toProblem` (shared/http/problem.ts) turns them into RFC 9457 responses.
+ *
+ * Messages are shown to callers for 4xx and 503s, so they never contain a secret value, a token
+ * or a response body: only names, versions and the reason.
+ */
+
+export type ErrorCode =
+  | 'InvalidSecretName'
+  | 'InvalidVersion'
+  | 'InvalidRequest'
+  | 'Unauthenticated'
+  | 'Forbidden'
+  | 'SecretNotFound'
+  | 'SecretDisabled'
+  | 'TooManySecrets'
+  | 'VaultThrottled'
+  | 'VaultUnavailable'
+  | 'VaultForbiddenByFirewall'
+  | 'VaultAccessDenied';
+
+/** Why a vault call failed, as the health check reports it (CONTRACT.md "cause"). */
+export type VaultCause =
+  | 'ForbiddenByFirewall'
+  | 'ForbiddenByRbac'
+  | 'ForbiddenByPolicy'
+  | 'SecretNotFound'
+  | 'SecretDisabled'
+  | 'VaultUnreachable'
+  | 'TokenUnavailable'
+  | 'Timeout'
+  | 'Throttled';
+
+/** Base class: every error the broker raises on purpose. */
+export class BrokerError extends Error {
+  readonly status: number;
+  readonly code: ErrorCode;
+  constructor(status: number, code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** 400: the request is malformed (bad name, bad version, bad body). */
+export class InvalidRequestError extends BrokerError {
+  constructor(
+    message: string,
+    code: 'InvalidSecretName' | 'InvalidVersion' | 'InvalidRequest' = 'InvalidRequest',
+  ) {
+    super(400, code, message);
+  }
+}
+
+/** 401: no credential, or one that does not prove an identity. */
+export class UnauthenticatedError extends BrokerError {
+  constructor(message: string) {
+    super(401, 'Unauthenticated', message);
+  }
+}
+
+/** 403: the caller is known but the access policy does not allow this. */
+export class ForbiddenError extends BrokerError {
+  constructor(message: string) {
+    super(403, 'Forbidden', message);
+  }
+}
+
+/** 413: a batch asks for more secrets than allowed. */
+export class TooManySecretsError extends BrokerError {
+  constructor(message: string) {
+    super(413, 'TooManySecrets', message);
+  }
+}
+
+/** Base of errors that come from talking to a vault; carries the health-check cause. */
+export class VaultError extends BrokerError {
+  /** The contract's health-check cause for this failure. */
+  readonly vaultCause: VaultCause;
+  readonly retryAfterSeconds: number | undefined;
+  constructor(
+    status: number,
+    code: ErrorCode,
+    cause: VaultCause,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(status, code, message, options);
+    this.vaultCause = cause;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+/** 404: the vault has no such secret (or version). */
+export class SecretNotFoundError extends VaultError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(404, 'SecretNotFound', 'SecretNotFound', message, options);
+  }
+}
+
+/** 409: the secret (version) exists but is disabled in the vault. */
+export class SecretDisabledError extends VaultError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(409, 'SecretDisabled', 'SecretDisabled', message, options);
+  }
+}
+
+/** 429: the vault throttles us. */
+export class VaultThrottledError extends VaultError {
+  constructor(message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+    super(429, 'VaultThrottled', 'Throttled', message, options);
+  }
+}
+
+/** 503: the vault cannot be reached, times out, fails, or no token could be had. */
+export class VaultUnavailableError extends VaultError {
+  constructor(
+    message: string,
+    cause: 'VaultUnreachable' | 'TokenUnavailable' | 'Timeout' = 'VaultUnreachable',
+    options?: { cause?: unknown; retryAfterSeconds?: number },
+  ) {
+    super(503, 'VaultUnavailable', cause, message, options);
+  }
+}
+
+/** 503: the vault's firewall refuses the function app. */
+export class VaultFirewallError extends VaultError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, 'VaultForbiddenByFirewall', 'ForbiddenByFirewall', message, options);
+  }
+}
+
+/** 503: the function app's identity lacks permission (RBAC role or access policy). */
+export class VaultAccessDeniedError extends VaultError {
+  constructor(
+    message: string,
+    cause: 'ForbiddenByRbac' | 'ForbiddenByPolicy',
+    options?: { cause?: unknown },
+  ) {
+    super(503, 'VaultAccessDenied', cause, message, options);
+  }
+}
+
+/** A setting is missing or invalid; the message is one line naming the setting. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Normalises anything thrown into an Error without reading bodies or values. */
+export function asError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  return new Error(typeof err === 'string' ? err : 'Non-error value thrown');
+}

@@ -1,0 +1,131 @@
+/** How a value came out of the cache. */
+export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'stale';
+
+export interface CacheOptions {
+  /** How long a value is fresh. 0 turns caching of latest versions off (coalescing stays). */
+  readonly ttlMs: number;
+  /** Entries kept before the least recently used is evicted. */
+  readonly maxEntries: number;
+  /** How long past freshness a value may still be served when loading it fails. */
+  readonly staleIfErrorMs: number;
+  /** Which load failures may be answered with a stale value (throttling, outages: not a 404). */
+  readonly serveStaleOn: (err: unknown) => boolean;
+  readonly now?: () => number;
+}
+
+interface Entry<V> {
+  value: V;
+  /** Past this the value is refreshed; `Infinity` for immutable (pinned) values. */
+  freshUntil: number;
+  /** Past this the value is dropped even when the vault fails. */
+  staleUntil: number;
+}
+
+/**
+ * An in-memory LRU cache with TTL, single-flight loading and stale-if-error.
+ *
+ * - One load per key at a time: every request that arrives while a load runs waits for it.
+ * - A value past its TTL is reloaded; if that load fails with an error `serveStaleOn` accepts,
+ *   the old value is served until `staleIfErrorMs` past its TTL.
+ * - `immutable` values (pinned versions) never go stale; only eviction removes them.
+ * Values live in this process's memory only.
+ */
+export class SecretCache<V> {
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly inflight = new Map<string, Promise<V>>();
+  private readonly now: () => number;
+  /** Bumped by invalidation so that a load started before it does not store a stale value. */
+  private generation = 0;
+
+  constructor(private readonly options: CacheOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The cached value for `key`, or the result of `load` (shared by all concurrent callers).
+   * @throws whatever `load` throws, unless a stale value may be served instead.
+   */
+  async get(
+    key: string,
+    load: () => Promise<V>,
+    options: { immutable?: boolean } = {},
+  ): Promise<{ value: V; outcome: CacheOutcome }> {
+    const now = this.now();
+    const entry = this.entries.get(key);
+    if (entry && now < entry.freshUntil) {
+      this.touch(key, entry);
+      return { value: entry.value, outcome: 'hit' };
+    }
+    const running = this.inflight.get(key);
+    if (running) {
+      return this.settle(key, running, 'coalesced');
+    }
+    const generation = this.generation;
+    const promise = load().then(
+      (value) => {
+        if (generation === this.generation) this.store(key, value, options.immutable === true);
+        return value;
+      },
+    );
+    this.inflight.set(key, promise);
+    const clear = (): void => {
+      if (this.inflight.get(key) === promise) this.inflight.delete(key);
+    };
+    promise.then(clear, clear);
+    return this.settle(key, promise, 'miss');
+  }
+
+  /** Drops every entry whose key `match` accepts (and lets no running load store its result). */
+  invalidate(match: (key: string) => boolean): number {
+    let dropped = 0;
+    for (const key of [...this.entries.keys()]) {
+      if (match(key)) {
+        this.entries.delete(key);
+        dropped++;
+      }
+    }
+    for (const key of this.inflight.keys()) {
+      if (match(key)) this.generation++;
+    }
+    return dropped;
+  }
+
+  private async settle(
+    key: string,
+    promise: Promise<V>,
+    outcome: 'miss' | 'coalesced',
+  ): Promise<{ value: V; outcome: CacheOutcome }> {
+    try {
+      return { value: await promise, outcome };
+    } catch (err: unknown) {
+      const entry = this.entries.get(key);
+      if (entry && this.now() < entry.staleUntil && this.options.serveStaleOn(err)) {
+        return { value: entry.value, outcome: 'stale' };
+      }
+      throw err;
+    }
+  }
+
+  private store(key: string, value: V, immutable: boolean): void {
+    const now = this.now();
+    const freshUntil = immutable ? Infinity : now + this.options.ttlMs;
+    if (!immutable && this.options.ttlMs <= 0 && this.options.staleIfErrorMs <= 0) return;
+    this.entries.delete(key);
+    this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + this.options.staleIfErrorMs });
+    while (this.entries.size > this.options.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  private touch(key: string, entry: Entry<V>): void {
+    // Map keeps insertion order: re-inserting makes this the most recently used.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+  }
+}

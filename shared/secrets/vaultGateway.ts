@@ -1,0 +1,133 @@
+import type { KeyVaultSecret, SecretClient, SecretProperties } from '@azure/keyvault-secrets';
+import type { Telemetry } from '../telemetry';
+import { translateVaultError } from './translateVaultError';
+
+/** How long one vault call may take before it counts as a timeout. */
+export const VAULT_CALL_TIMEOUT_MS = 10_000;
+
+/** The part of `SecretClient` the broker uses. */
+export type SecretReader = Pick<SecretClient, 'getSecret' | 'listPropertiesOfSecrets'>;
+
+/** A secret's properties, as the API shows them (CONTRACT.md "A resolved secret"). */
+export interface SecretMetadata {
+  readonly name: string;
+  readonly vault: string;
+  readonly version: string | null;
+  readonly contentType: string | null;
+  readonly enabled: boolean;
+  readonly notBefore: string | null;
+  readonly expiresOn: string | null;
+  readonly updatedOn: string | null;
+}
+
+/** A secret with its value. The value lives only in memory and in the HTTP answer. */
+export interface VaultSecret extends SecretMetadata {
+  readonly value: string;
+}
+
+/**
+ * One vault: reads secrets through the real `SecretClient`, translates its errors at this
+ * boundary and reports each call as an Application Insights dependency.
+ */
+export class VaultGateway {
+  private readonly host: string;
+
+  constructor(
+    readonly alias: string,
+    readonly uri: string,
+    private readonly client: SecretReader,
+    private readonly telemetry: Telemetry,
+  ) {
+    this.host = new URL(uri).host;
+  }
+
+  /**
+   * The latest or a pinned version of a secret.
+   * @throws VaultError subclasses (not found, disabled, firewall, access denied, throttled, unavailable).
+   */
+  async getSecret(name: string, version?: string): Promise<VaultSecret> {
+    const started = performance.now();
+    let resultCode: string | number = 200;
+    try {
+      const secret = await this.client.getSecret(name, {
+        version,
+        abortSignal: AbortSignal.timeout(VAULT_CALL_TIMEOUT_MS),
+      });
+      return this.toSecret(secret);
+    } catch (err: unknown) {
+      const translated = translateVaultError(err, { vault: this.alias, name });
+      resultCode = statusOf(err) ?? translated.vaultCause;
+      throw translated;
+    } finally {
+      this.telemetry.trackDependency({
+        name: version ? 'GET /secrets/{name}/{version}' : 'GET /secrets/{name}',
+        target: this.host,
+        type: 'Azure Key Vault',
+        data: `${this.uri}secrets/${name}${version ? `/${version}` : ''}`,
+        durationMs: performance.now() - started,
+        resultCode,
+        success: resultCode === 200,
+        properties: { vault: this.alias, secret: name },
+      });
+    }
+  }
+
+  /**
+   * Every secret's properties (never values), following the vault's paging.
+   * @throws VaultError subclasses.
+   */
+  async listSecrets(): Promise<SecretMetadata[]> {
+    const started = performance.now();
+    let resultCode: string | number = 200;
+    try {
+      const items: SecretMetadata[] = [];
+      for await (const properties of this.client.listPropertiesOfSecrets({
+        abortSignal: AbortSignal.timeout(VAULT_CALL_TIMEOUT_MS * 3),
+      })) {
+        items.push(this.toMetadata(properties));
+      }
+      return items;
+    } catch (err: unknown) {
+      const translated = translateVaultError(err, { vault: this.alias });
+      resultCode = statusOf(err) ?? translated.vaultCause;
+      throw translated;
+    } finally {
+      this.telemetry.trackDependency({
+        name: 'GET /secrets',
+        target: this.host,
+        type: 'Azure Key Vault',
+        data: `${this.uri}secrets`,
+        durationMs: performance.now() - started,
+        resultCode,
+        success: resultCode === 200,
+        properties: { vault: this.alias },
+      });
+    }
+  }
+
+  private toSecret(secret: KeyVaultSecret): VaultSecret {
+    return { ...this.toMetadata(secret.properties), value: secret.value ?? '' };
+  }
+
+  private toMetadata(p: SecretProperties): SecretMetadata {
+    return {
+      name: p.name,
+      vault: this.alias,
+      version: p.version ?? null,
+      contentType: p.contentType ?? null,
+      enabled: p.enabled ?? true,
+      notBefore: iso(p.notBefore),
+      expiresOn: iso(p.expiresOn),
+      updatedOn: iso(p.updatedOn),
+    };
+  }
+}
+
+function iso(date: Date | undefined): string | null {
+  return date ? date.toISOString() : null;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}

@@ -1,0 +1,117 @@
+import { SecretCache } from '../../shared/secrets/secretCache';
+
+class Outage extends Error {}
+class NotFound extends Error {}
+
+function setup(overrides: Partial<{ ttlMs: number; maxEntries: number; staleIfErrorMs: number }> = {}) {
+  let now = 1_000_000;
+  const cache = new SecretCache<string>({
+    ttlMs: 60_000,
+    maxEntries: 3,
+    staleIfErrorMs: 600_000,
+    serveStaleOn: (err) => err instanceof Outage,
+    now: () => now,
+    ...overrides,
+  });
+  return { cache, advance: (ms: number) => (now += ms) };
+}
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+describe('SecretCache', () => {
+  it('serves a fresh value from memory and reloads it after the TTL', async () => {
+    const { cache, advance } = setup();
+    const load = jest.fn().mockResolvedValueOnce('v1').mockResolvedValueOnce('v2');
+    expect(await cache.get('k', load)).toEqual({ value: 'v1', outcome: 'miss' });
+    advance(59_999);
+    expect(await cache.get('k', load)).toEqual({ value: 'v1', outcome: 'hit' });
+    advance(1);
+    expect(await cache.get('k', load)).toEqual({ value: 'v2', outcome: 'miss' });
+    expect(load).toHaveBeenCalledTimes(2);
+  });
+
+  it('runs one load for any number of concurrent requests for a key', async () => {
+    const { cache } = setup();
+    const pending = deferred<string>();
+    const load = jest.fn(() => pending.promise);
+    const all = Promise.all(Array.from({ length: 500 }, () => cache.get('k', load)));
+    pending.resolve('v');
+    const results = await all;
+    expect(load).toHaveBeenCalledTimes(1);
+    expect(results.filter((r) => r.outcome === 'miss')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'coalesced')).toHaveLength(499);
+    expect(new Set(results.map((r) => r.value))).toEqual(new Set(['v']));
+  });
+
+  it('shares a failure with every waiter and does not cache it', async () => {
+    const { cache } = setup();
+    const pending = deferred<string>();
+    const first = cache.get('k', () => pending.promise);
+    const second = cache.get('k', () => Promise.resolve('never'));
+    pending.reject(new NotFound('x'));
+    await expect(first).rejects.toBeInstanceOf(NotFound);
+    await expect(second).rejects.toBeInstanceOf(NotFound);
+    expect(await cache.get('k', () => Promise.resolve('later'))).toEqual({ value: 'later', outcome: 'miss' });
+  });
+
+  it('serves the stale value when the vault throws an outage, until the stale limit', async () => {
+    const { cache, advance } = setup();
+    await cache.get('k', () => Promise.resolve('v1'));
+    advance(60_000 + 599_999);
+    expect(await cache.get('k', () => Promise.reject(new Outage()))).toEqual({ value: 'v1', outcome: 'stale' });
+    advance(1);
+    await expect(cache.get('k', () => Promise.reject(new Outage()))).rejects.toBeInstanceOf(Outage);
+  });
+
+  it('does not bridge a definite answer such as not found with a stale value', async () => {
+    const { cache, advance } = setup();
+    await cache.get('k', () => Promise.resolve('v1'));
+    advance(61_000);
+    await expect(cache.get('k', () => Promise.reject(new NotFound()))).rejects.toBeInstanceOf(NotFound);
+  });
+
+  it('keeps immutable (pinned) values past the TTL', async () => {
+    const { cache, advance } = setup();
+    await cache.get('k@v1', () => Promise.resolve('pinned'), { immutable: true });
+    advance(365 * 24 * 3600_000);
+    const load = jest.fn(() => Promise.resolve('other'));
+    expect(await cache.get('k@v1', load, { immutable: true })).toEqual({ value: 'pinned', outcome: 'hit' });
+    expect(load).not.toHaveBeenCalled();
+  });
+
+  it('evicts the least recently used entry past max entries', async () => {
+    const { cache } = setup();
+    for (const k of ['a', 'b', 'c']) await cache.get(k, () => Promise.resolve(k));
+    await cache.get('a', () => Promise.resolve('reloaded')); // a is now most recent
+    await cache.get('d', () => Promise.resolve('d'));
+    expect(cache.size).toBe(3);
+    expect((await cache.get('a', () => Promise.resolve('x'))).outcome).toBe('hit');
+    expect(await cache.get('b', () => Promise.resolve('b2'))).toEqual({ value: 'b2', outcome: 'miss' });
+  });
+
+  it('invalidates matching keys, and a load already running does not put the old value back', async () => {
+    const { cache } = setup();
+    await cache.get('vault/a@latest', () => Promise.resolve('old'));
+    const pending = deferred<string>();
+    const running = cache.get('vault/b@latest', () => pending.promise);
+    expect(cache.invalidate((k) => k.startsWith('vault/'))).toBe(1);
+    pending.resolve('loaded-before-rotation');
+    expect((await running).value).toBe('loaded-before-rotation');
+    expect(await cache.get('vault/b@latest', () => Promise.resolve('new'))).toEqual({ value: 'new', outcome: 'miss' });
+    expect(await cache.get('vault/a@latest', () => Promise.resolve('new-a'))).toEqual({ value: 'new-a', outcome: 'miss' });
+  });
+
+  it('with a TTL of 0 still coalesces but keeps nothing', async () => {
+    const { cache } = setup({ ttlMs: 0, staleIfErrorMs: 0 });
+    await cache.get('k', () => Promise.resolve('v'));
+    expect(cache.size).toBe(0);
+  });
+});
