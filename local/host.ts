@@ -21,6 +21,17 @@ export interface LocalHostOptions {
   readonly host?: string;
   /** Where the host and function logs go (stdout by default). */
   readonly write?: (line: string) => void;
+  /** Least severe level written, as host.json's `logging.logLevel.default` (default `Information`). */
+  readonly logLevel?: string;
+}
+
+const LEVELS = ['trace', 'debug', 'information', 'warning', 'error', 'critical'];
+
+/** The index of a host.json log level name (`Information`, `Warning`, ...; `None` silences). */
+function levelIndex(name: string | undefined): number {
+  if (name?.toLowerCase() === 'none') return LEVELS.length;
+  const i = LEVELS.indexOf((name ?? 'information').toLowerCase());
+  return i < 0 ? 2 : i;
 }
 
 export interface LocalHost {
@@ -35,12 +46,17 @@ export interface LocalHost {
  * classes of `@azure/functions`. It runs the same handlers the v4 registrations do.
  */
 export async function startLocalHost(options: LocalHostOptions): Promise<LocalHost> {
-  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const writeAny = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const threshold = levelIndex(options.logLevel);
+  const writeAt = (level: string, line: string): void => {
+    if (levelIndex(level) >= threshold) writeAny(line);
+  };
+  const write = (line: string): void => writeAt('information', line);
   const routes = options.definitions.filter((d) => d.kind === 'http').map(compileRoute);
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      write(`[host] request failed: ${err instanceof Error ? err.message : 'error'}`);
+      writeAt('error', `[host] request failed: ${err instanceof Error ? err.message : 'error'}`);
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/problem+json' });
       res.end(JSON.stringify({ type: 'about:blank', title: 'Internal error', status: 500, code: 'InternalError', detail: 'The local host failed' }));
     });
@@ -87,14 +103,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     });
     const invocationId = randomUUID();
     const functionName = hit.route.definition.name;
-    const context = new InvocationContext({ invocationId, functionName, logHandler: logTo(write, functionName) });
+    const context = new InvocationContext({ invocationId, functionName, logHandler: logTo(writeAt, functionName) });
     const started = performance.now();
     write(`[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`);
     let init: HttpResponseInit;
     try {
       init = (await hit.route.definition.options.handler(request, context)) ?? {};
     } catch (err: unknown) {
-      write(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
       throw err;
     }
     const response = new HttpResponse(init);
@@ -169,11 +185,11 @@ function notFound(res: http.ServerResponse): void {
 }
 
 /** Formats `context.log` calls the way `func start` shows them. */
-function logTo(write: (line: string) => void, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
+function logTo(write: (level: string, line: string) => void, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
   return (level, ...args) => {
     const text = args
       .map((a) => (a instanceof Error ? `${a.name}: ${a.message}` : typeof a === 'string' ? a : JSON.stringify(a)))
       .join(' ');
-    write(`[${new Date().toISOString()}] ${level === 'information' ? '' : `${level}: `}${functionName}: ${text}`);
+    write(level, `[${new Date().toISOString()}] ${level === 'information' ? '' : `${level}: `}${functionName}: ${text}`);
   };
 }

@@ -3,7 +3,10 @@
  * Reads local.settings.json like `func start`, loads the app's function definitions (which
  * validates the settings) and serves them. `npm start` runs it through local/start.ts.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError } from '../shared/errors';
+import { flushRuntime } from '../shared/runtime';
 import { startLocalHost } from './host';
 import { applyLocalSettings } from './localSettings';
 
@@ -22,13 +25,28 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const host = await startLocalHost({ definitions, port });
+  const host = await startLocalHost({ definitions, port, logLevel: hostLogLevel() });
   process.stdout.write(`Host listening on ${host.url}\n`);
   const stop = (): void => {
-    void host.close().then(() => process.exit(0));
+    void host
+      .close()
+      .then(() => flushRuntime())
+      .finally(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+/** The log level as the Functions host reads it: the app setting override, else host.json. */
+function hostLogLevel(): string | undefined {
+  const override = process.env.AzureFunctionsJobHost__logging__logLevel__default;
+  if (override) return override;
+  try {
+    const hostJson = JSON.parse(readFileSync(path.resolve(__dirname, '../../host.json'), 'utf8')) as { logging?: { logLevel?: { default?: string } } };
+    return hostJson.logging?.logLevel?.default;
+  } catch {
+    return undefined;
+  }
 }
 
 main().catch((err: unknown) => {

@@ -55,3 +55,8 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     telemetry,
   };
 }
+
+/** Sends what telemetry still holds; call before the process exits. */
+export async function flushRuntime(): Promise<void> {
+  await current?.telemetry.flush();
+}

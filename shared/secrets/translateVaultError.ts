@@ -105,9 +105,11 @@ function innerErrorCode(e: RestErrorLike): string | undefined {
   }
 }
 
+/** The SDK's parsed `details` spell it `innerError`; the wire body spells it `innererror`. */
 function pickInner(body: unknown): string | undefined {
-  const error = (body as { error?: { innererror?: { code?: unknown } } } | undefined)?.error;
-  const code = error?.innererror?.code;
+  type Inner = { code?: unknown };
+  const error = (body as { error?: { innererror?: Inner; innerError?: Inner } } | undefined)?.error;
+  const code = (error?.innerError ?? error?.innererror)?.code;
   return typeof code === 'string' ? code : undefined;
 }
 

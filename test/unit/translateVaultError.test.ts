@@ -37,8 +37,8 @@ describe('translateVaultError', () => {
     expect(err).toMatchObject({ status: 429, code: 'VaultThrottled', retryAfterSeconds: 7 });
   });
 
-  it('reads the inner code from parsed details too', () => {
-    const e = Object.assign(new Error('x'), { statusCode: 403, details: { error: { code: 'Forbidden', innererror: { code: 'ForbiddenByFirewall' } } } });
+  it('reads the inner code from the parsed details the SDK attaches (innerError)', () => {
+    const e = Object.assign(new Error('x'), { statusCode: 403, details: { error: { code: 'Forbidden', innerError: { code: 'ForbiddenByFirewall' } } } });
     expect(translateVaultError(e, where).code).toBe('VaultForbiddenByFirewall');
   });
 

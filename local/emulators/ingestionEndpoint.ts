@@ -1,0 +1,190 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+
+/**
+ * Minimal typed view of one Application Insights envelope as the exporter posts it
+ * (`Microsoft.ApplicationInsights.Request`, `...RemoteDependency`, `...Event`, ...).
+ */
+export interface Envelope {
+  name: string;
+  time: string;
+  iKey?: string;
+  tags?: Record<string, string>;
+  data: { baseType: string; baseData: Record<string, unknown> };
+}
+
+/** A running local ingestion endpoint. */
+export interface IngestionEndpoint {
+  /** Connection string whose ingestion and live endpoints both point at this server. */
+  connectionString: string;
+  /** Every envelope received on the track paths so far, in arrival order. */
+  items(): Envelope[];
+  /** Every request body received on any path, decoded (gunzipped) to text, in arrival order. */
+  raw(): string[];
+  /** Forgets everything received so far. */
+  clear(): void;
+  /** Closes the server and every open connection. */
+  stop(): Promise<void>;
+}
+
+/** The instrumentation key in the connection string; Breeze would check it, we only echo it. */
+export const INGESTION_INSTRUMENTATION_KEY = '00000000-0000-0000-0000-000000000000';
+
+/** Paths the Azure Monitor exporter posts telemetry to (v2.1 today; v2 by older SDKs). */
+const TRACK_PATHS = new Set(['/v2.1/track', '/v2/track']);
+/** Cap on one request body, decoded; Breeze itself refuses payloads far smaller than this. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Starts a local stand-in for the Application Insights ingestion service (Breeze) on
+ * http://127.0.0.1:<port> (an ephemeral port unless `port` is given).
+ *
+ * - `POST /v2.1/track` and `POST /v2/track` accept a JSON array of envelopes, a single envelope,
+ *   or newline-delimited envelopes, plain or `Content-Encoding: gzip`/`deflate`/`br` (gzip is
+ *   also recognised by its magic bytes), and answer like Breeze:
+ *   `{"itemsReceived":n,"itemsAccepted":n,"errors":[]}`.
+ * - Anything else (live metrics / QuickPulse ping and post, statsbeat, settings) is swallowed
+ *   with a 200 so no SDK path errors or retries; QuickPulse is told nobody is watching.
+ *
+ * Tests read what arrived with `items()` (parsed envelopes) and grep `raw()` (every body as
+ * text) for values that must never leave the process.
+ */
+export async function startIngestionEndpoint(opts?: { port?: number }): Promise<IngestionEndpoint> {
+  let envelopes: Envelope[] = [];
+  let bodies: string[] = [];
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      // Only reached on a socket-level failure while reading; nothing useful to answer with.
+      if (!res.headersSent) sendJson(res, 500, { itemsReceived: 0, itemsAccepted: 0, errors: [] });
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const buffer = await readBody(req);
+    let text: string;
+    try {
+      text = decode(buffer, req.headers['content-encoding']);
+    } catch {
+      bodies.push(buffer.toString('latin1'));
+      return sendJson(res, 400, breezeError(0, 'Request body could not be decompressed'));
+    }
+    if (buffer.length > 0) bodies.push(text);
+
+    // Collapse duplicate slashes: an endpoint written with a trailing slash yields `//v2.1/track`.
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname.replace(/\/{2,}/g, '/').replace(/\/$/, '');
+    if (TRACK_PATHS.has(path.toLowerCase())) {
+      if (req.method !== 'POST') return sendJson(res, 405, breezeError(0, 'Only POST is supported'));
+      const parsed = parseEnvelopes(text);
+      if (parsed === undefined) return sendJson(res, 400, breezeError(0, 'Invalid JSON'));
+      envelopes.push(...parsed);
+      return sendJson(res, 200, { itemsReceived: parsed.length, itemsAccepted: parsed.length, errors: [] });
+    }
+    if (path.toLowerCase().includes('quickpulseservice.svc')) {
+      // Live metrics ping/post: "not subscribed" keeps the SDK in slow ping mode and sending nothing.
+      res.setHeader('x-ms-qps-subscribed', 'false');
+      return sendJson(res, 200, {});
+    }
+    return sendJson(res, 200, {});
+  }
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts?.port ?? 0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+  const origin = `http://127.0.0.1:${port}/`;
+
+  return {
+    connectionString: `InstrumentationKey=${INGESTION_INSTRUMENTATION_KEY};IngestionEndpoint=${origin};LiveEndpoint=${origin}`,
+    items: () => [...envelopes],
+    raw: () => [...bodies],
+    clear() {
+      envelopes = [];
+      bodies = [];
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // The exporter keeps its connection alive; without this, close() waits for it to idle out.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error('Request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Undoes the content encoding; gzip is also detected by magic bytes, since proxies may drop the header. */
+function decode(buffer: Buffer, encodingHeader: string | undefined): string {
+  const encoding = (encodingHeader ?? '').trim().toLowerCase();
+  if (encoding === 'gzip' || encoding === 'x-gzip' || (buffer.length >= 2 && buffer[0] === 0x1f && buffer[1] === 0x8b)) {
+    return gunzipSync(buffer).toString('utf8');
+  }
+  if (encoding === 'deflate') return inflateSync(buffer).toString('utf8');
+  if (encoding === 'br') return brotliDecompressSync(buffer).toString('utf8');
+  return buffer.toString('utf8');
+}
+
+/** A JSON array, a single envelope, or newline-delimited envelopes; `undefined` if none of these. */
+function parseEnvelopes(text: string): Envelope[] | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return [];
+  try {
+    return toEnvelopes(JSON.parse(trimmed) as unknown);
+  } catch {
+    // Not a single JSON document: try one per line.
+  }
+  const out: Envelope[] = [];
+  for (const line of trimmed.split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(...toEnvelopes(JSON.parse(line) as unknown));
+    } catch {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+function toEnvelopes(value: unknown): Envelope[] {
+  const list = Array.isArray(value) ? (value as unknown[]) : [value];
+  return list.filter(isEnvelope);
+}
+
+function isEnvelope(value: unknown): value is Envelope {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { name?: unknown; data?: unknown };
+  if (typeof v.name !== 'string' || typeof v.data !== 'object' || v.data === null) return false;
+  const d = v.data as { baseType?: unknown; baseData?: unknown };
+  return typeof d.baseType === 'string' && typeof d.baseData === 'object' && d.baseData !== null;
+}
+
+function breezeError(received: number, message: string): unknown {
+  return { itemsReceived: received, itemsAccepted: 0, errors: [{ index: 0, statusCode: 400, message }] };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}

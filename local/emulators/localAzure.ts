@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createDevCertificate } from './devCertificate';
+import { KeyVaultEmulator } from './keyVaultEmulator';
+import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './managedIdentityEndpoint';
+import { startVaultProxy, type VaultProxy } from './vaultProxy';
+
+/** The local stand-ins for Azure that the secret broker talks to, wired together. */
+export interface LocalAzure {
+  keyVault: KeyVaultEmulator;
+  identity: ManagedIdentityEndpoint;
+  proxy: VaultProxy;
+  /** Path of the dev certificate PEM (the value of NODE_EXTRA_CA_CERTS). */
+  certPath: string;
+  certPem: string;
+  /**
+   * The standard variables another Node process needs to reach the emulators through the
+   * unmodified Azure SDK: IDENTITY_ENDPOINT, IDENTITY_HEADER, HTTPS_PROXY, NO_PROXY,
+   * NODE_EXTRA_CA_CERTS, plus KEY_VAULT_URI of the first vault.
+   */
+  env: Record<string, string>;
+  /** Stops all emulators. */
+  stop(): Promise<void>;
+}
+
+const TOKEN_SECRET_FILE = 'token-secret';
+
+/**
+ * Starts the dev certificate, the managed-identity endpoint, the Key Vault emulator and the
+ * CONNECT proxy. State (certificate, token signing secret) lives in `stateDir` and is reused
+ * across runs, so tokens a process cached from an earlier start stay valid.
+ */
+export async function startLocalAzure(opts: { stateDir: string; vaults?: string[] }): Promise<LocalAzure> {
+  const vaults = opts.vaults ?? ['demo'];
+  const first = vaults[0];
+  if (first === undefined) throw new Error('startLocalAzure needs at least one vault');
+  const stateDir = resolve(opts.stateDir);
+  const cert = await createDevCertificate(stateDir);
+  const tokenSecret = await loadTokenSecret(stateDir);
+
+  const identity = await startManagedIdentityEndpoint({ tokenSecret });
+  const started: Array<{ stop(): Promise<void> }> = [identity];
+  try {
+    const keyVault = await KeyVaultEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, vaults, tokenSecret });
+    started.push(keyVault);
+    const proxy = await startVaultProxy({ targetPort: keyVault.port });
+    started.push(proxy);
+    return {
+      keyVault,
+      identity,
+      proxy,
+      certPath: cert.certPath,
+      certPem: cert.certPem,
+      env: {
+        IDENTITY_ENDPOINT: identity.endpoint,
+        IDENTITY_HEADER: identity.header,
+        HTTPS_PROXY: proxy.url,
+        // core-rest-pipeline matches NO_PROXY entries as exact hosts (or ".suffix"); no CIDR, no ports.
+        NO_PROXY: '127.0.0.1,localhost',
+        NODE_EXTRA_CA_CERTS: cert.certPath,
+        KEY_VAULT_URI: keyVault.vaultUri(first),
+      },
+      stop: async () => {
+        await Promise.all(started.map((s) => s.stop()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw err;
+  }
+}
+
+/** Reads the HS256 signing secret from `stateDir`, creating it on first use. */
+async function loadTokenSecret(stateDir: string): Promise<string> {
+  const path = join(stateDir, TOKEN_SECRET_FILE);
+  await mkdir(stateDir, { recursive: true });
+  try {
+    // 'wx' makes concurrent first starts agree: only one writer wins, everyone reads its value.
+    await writeFile(path, randomBytes(32).toString('hex'), { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const secret = (await readFile(path, 'utf8')).trim();
+  if (secret.length < 32) throw new Error(`Token secret in ${path} is too short; delete the file to regenerate it.`);
+  return secret;
+}

@@ -1,0 +1,99 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+
+/** A running CONNECT proxy in front of the Key Vault emulator. */
+export interface VaultProxy {
+  /** Value for HTTPS_PROXY, e.g. `http://127.0.0.1:PORT`. */
+  url: string;
+  port: number;
+  /** Closes the proxy and every tunnel. */
+  stop(): Promise<void>;
+}
+
+const VAULT_HOST_RE = /^[a-z0-9-]+\.vault\.azure\.net$/i;
+
+/**
+ * Starts an HTTP CONNECT proxy on 127.0.0.1 that tunnels `<name>.vault.azure.net:443` to
+ * `127.0.0.1:targetPort` and refuses every other target with 403.
+ *
+ * This lets an unmodified SecretClient use a real-looking vault URI (so its challenge
+ * resource check, which compares the URI host with `vault.azure.net`, keeps running) while
+ * the TLS session, SNI and Host header still say `<name>.vault.azure.net`. Point clients at
+ * it with HTTPS_PROXY and keep local endpoints direct with NO_PROXY=127.0.0.1,localhost.
+ */
+export async function startVaultProxy(opts: { targetPort: number; port?: number }): Promise<VaultProxy> {
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket): void => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+
+  const server = createServer((_req, res) => {
+    // Only tunnelling is offered; plain-HTTP forwarding would let traffic escape to the internet.
+    res.writeHead(405, { 'Content-Type': 'text/plain', Connection: 'close' });
+    res.end('Only CONNECT to *.vault.azure.net:443 is supported by this proxy.\n');
+  });
+
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    track(client);
+    const { host, port } = splitAuthority(req.url ?? '');
+    if (port !== '443' || !VAULT_HOST_RE.test(host)) {
+      client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    const upstream = connect({ host: '127.0.0.1', port: opts.targetPort });
+    track(upstream);
+    // Small request/response exchanges: Nagle would add tens of milliseconds per hop.
+    upstream.setNoDelay(true);
+    client.setNoDelay(true);
+    let established = false;
+    upstream.once('connect', () => {
+      established = true;
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (!established) {
+        client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+        return;
+      }
+      // Pass a reset on so the client sees ECONNRESET just as it would without the proxy.
+      if (err.code === 'ECONNRESET') resetAndDestroy(client);
+      else client.destroy();
+    });
+    client.on('error', () => upstream.destroy());
+    client.once('close', () => upstream.destroy());
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function splitAuthority(authority: string): { host: string; port: string } {
+  const idx = authority.lastIndexOf(':');
+  if (idx === -1) return { host: authority, port: '' };
+  return { host: authority.slice(0, idx), port: authority.slice(idx + 1) };
+}
+
+function resetAndDestroy(socket: Socket): void {
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}

@@ -1,0 +1,437 @@
+/**
+ * Drives the real @azure/keyvault-secrets SecretClient and the real DefaultAzureCredential
+ * (App Service managed identity via IDENTITY_ENDPOINT/IDENTITY_HEADER) against the local
+ * emulators, through the CONNECT proxy, with the dev certificate trusted in-process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import * as tls from 'node:tls';
+import { DefaultAzureCredential } from '@azure/identity';
+import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secrets';
+import { createDevCertificate } from '../../local/emulators/devCertificate';
+import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
+
+const VAULT = 'contoso';
+const OTHER = 'fabrikam';
+
+/** Variables that would steer DefaultAzureCredential or the proxy policy elsewhere. */
+const ENV_KEYS = [
+  'IDENTITY_ENDPOINT',
+  'IDENTITY_HEADER',
+  'IDENTITY_SERVER_THUMBPRINT',
+  'IMDS_ENDPOINT',
+  'MSI_ENDPOINT',
+  'MSI_SECRET',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'ALL_PROXY',
+  'all_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'AZURE_CLIENT_ID',
+  'AZURE_TENANT_ID',
+  'AZURE_CLIENT_SECRET',
+  'AZURE_CLIENT_CERTIFICATE_PATH',
+  'AZURE_USERNAME',
+  'AZURE_FEDERATED_TOKEN_FILE',
+  'AZURE_TOKEN_CREDENTIALS',
+];
+
+let azure: LocalAzure;
+let stateDir: string;
+let savedEnv: Record<string, string | undefined>;
+let savedCAs: string[];
+let credential: DefaultAzureCredential;
+let client: SecretClient;
+
+function newClient(vault: string, options: ConstructorParameters<typeof SecretClient>[2] = {}): SecretClient {
+  return new SecretClient(azure.keyVault.vaultUri(vault), credential, options);
+}
+
+/** Awaits a promise that must reject with a RestError and returns that error. */
+async function restError(promise: Promise<unknown>): Promise<RestError> {
+  const err = await promise.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: unknown) => e,
+  );
+  if (!isRestError(err)) throw err;
+  return err;
+}
+
+/** Inner error code as the generated client exposes it (err.details, camelCase innerError). */
+function innerCode(err: RestError): string | undefined {
+  return (err.details as { error?: { innerError?: { code?: string } } } | undefined)?.error?.innerError?.code;
+}
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(path.join(os.tmpdir(), 'kv-emulator-'));
+  azure = await startLocalAzure({ stateDir, vaults: [VAULT, OTHER] });
+  // NODE_EXTRA_CA_CERTS is read only at process start; this is its in-process equivalent.
+  savedCAs = tls.getCACertificates('default');
+  tls.setDefaultCACertificates([...savedCAs, azure.certPem]);
+  savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
+  for (const k of ENV_KEYS) delete process.env[k];
+  for (const k of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'HTTPS_PROXY', 'NO_PROXY'] as const) {
+    process.env[k] = azure.env[k];
+  }
+  credential = new DefaultAzureCredential();
+  client = newClient(VAULT);
+});
+
+afterAll(async () => {
+  await azure?.stop();
+  if (savedCAs) tls.setDefaultCACertificates(savedCAs);
+  for (const [k, v] of Object.entries(savedEnv ?? {})) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  azure.keyVault.clearFaults();
+  azure.identity.setFailure(null);
+});
+
+describe('authentication', () => {
+  it('answers the first request with a challenge, then accepts the managed-identity token', async () => {
+    const tokensBefore = azure.identity.tokenRequests();
+    const fresh = newClient(VAULT);
+    const set = await fresh.setSecret('alpha', 'v1', { contentType: 'text/plain', tags: { owner: 'erp' } });
+    // The challenge policy strips the body of the first request and sends it without a token.
+    expect(azure.keyVault.requestCount({ method: 'PUT', path: '/secrets/alpha' })).toBe(2);
+    expect(azure.identity.tokenRequests()).toBeGreaterThan(tokensBefore);
+    expect(set.properties.version).toMatch(/^[0-9a-f]{32}$/);
+    expect(set.properties.vaultUrl).toBe('https://contoso.vault.azure.net');
+    const got = await fresh.getSecret('alpha');
+    expect(got.value).toBe('v1');
+    expect(got.properties).toMatchObject({
+      name: 'alpha',
+      contentType: 'text/plain',
+      tags: { owner: 'erp' },
+      enabled: true,
+      recoveryLevel: 'Recoverable+Purgeable',
+      recoverableDays: 90,
+    });
+    expect(got.properties.createdOn).toBeInstanceOf(Date);
+  });
+
+  it('sends the Key Vault challenge and error body on the wire, accepts 7.x api-versions, 404s unknown vaults', async () => {
+    const unauth = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha?api-version=2025-07-01');
+    expect(unauth.status).toBe(401);
+    expect(unauth.headers['www-authenticate']).toMatch(
+      /^Bearer authorization="https:\/\/login\.microsoftonline\.com\/[0-9a-f-]{36}", resource="https:\/\/vault\.azure\.net"$/,
+    );
+    expect(JSON.parse(unauth.body)).toEqual({
+      error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' },
+    });
+
+    const token = await managedIdentityToken();
+    const old = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha/?api-version=7.4', { authorization: `Bearer ${token}` });
+    expect(old.status).toBe(200);
+    expect(JSON.parse(old.body)).toMatchObject({ value: 'v1', attributes: { enabled: true } });
+
+    const forged = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha?api-version=7.4', {
+      authorization: `Bearer ${token.slice(0, -4)}AAAA`,
+    });
+    expect(forged.status).toBe(401);
+
+    const unknown = await raw('GET', 'nope.vault.azure.net', '/secrets/alpha?api-version=7.4', { authorization: `Bearer ${token}` });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('surfaces an identity endpoint failure as an AggregateAuthenticationError from DefaultAzureCredential', async () => {
+    // msal-node caches managed-identity tokens process-wide; a user-assigned client id forces a new request.
+    process.env['AZURE_CLIENT_ID'] = '9a4c1f0e-2b7d-4e3a-8c6f-5d1e0b9a7c21';
+    try {
+      const failingCredential = new DefaultAzureCredential();
+      azure.identity.setFailure({ status: 400 });
+      const before = azure.identity.tokenRequests();
+      const err = await new SecretClient(azure.keyVault.vaultUri(VAULT), failingCredential).getSecret('alpha').then(
+        () => undefined,
+        (e: unknown) => e as Error & { errors?: Error[] },
+      );
+      expect(azure.identity.tokenRequests()).toBeGreaterThan(before);
+      expect(isRestError(err)).toBe(false);
+      expect(err?.name).toBe('AggregateAuthenticationError');
+      expect(err?.message).toContain('ChainedTokenCredential authentication failed');
+      const mi = err?.errors?.find((e) => e.message.startsWith('ManagedIdentityCredential'));
+      expect(mi?.name).toBe('CredentialUnavailableError');
+      expect(mi?.message).toContain('Emulated managed identity failure (HTTP 400)');
+
+      azure.identity.setFailure(null);
+      const recovered = await new SecretClient(azure.keyVault.vaultUri(VAULT), new DefaultAzureCredential()).getSecret('alpha');
+      expect(recovered.value).toBe('v1');
+    } finally {
+      delete process.env['AZURE_CLIENT_ID'];
+    }
+  });
+});
+
+describe('secrets API', () => {
+  it('gets a pinned version while latest moves on', async () => {
+    const first = await client.setSecret('pinned', 'one');
+    await client.setSecret('pinned', 'two');
+    expect((await client.getSecret('pinned')).value).toBe('two');
+    const old = await client.getSecret('pinned', { version: first.properties.version as string });
+    expect(old.value).toBe('one');
+    expect(old.properties.version).toBe(first.properties.version);
+  });
+
+  it('pages a listing through absolute nextLinks', async () => {
+    for (let i = 0; i < 30; i++) azure.keyVault.setSecret(OTHER, `list-${String(i).padStart(2, '0')}`, `value-${i}`);
+    const other = newClient(OTHER);
+    azure.keyVault.resetCounts();
+    const names: string[] = [];
+    for await (const props of other.listPropertiesOfSecrets()) names.push(props.name);
+    expect(names.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `list-${String(i).padStart(2, '0')}`));
+    const defaultPages = azure.keyVault.requestCount({ method: 'GET', path: '/secrets', vault: OTHER });
+    expect(defaultPages).toBeGreaterThan(1);
+
+    const sizes: number[] = [];
+    for await (const page of other.listPropertiesOfSecrets().byPage({ maxPageSize: 7 })) sizes.push(page.length);
+    expect(sizes).toEqual([7, 7, 7, 7, 2]);
+  });
+
+  it('lists the versions of a secret without values', async () => {
+    const versions = new Set<string>();
+    for (const v of ['a', 'b', 'c']) versions.add((await client.setSecret('versioned', v)).properties.version as string);
+    const listed: string[] = [];
+    for await (const props of client.listPropertiesOfSecretVersions('versioned')) {
+      expect(props.name).toBe('versioned');
+      listed.push(props.version as string);
+    }
+    expect(new Set(listed)).toEqual(versions);
+  });
+
+  it('updates attributes; a disabled secret is a 403 whose inner code is in err.details', async () => {
+    const { properties } = await client.setSecret('toggled', 'secret-value');
+    const expiresOn = new Date(Date.now() + 3_600_000);
+    const updated = await client.updateSecretProperties('toggled', properties.version as string, {
+      enabled: false,
+      expiresOn,
+      tags: { a: 'b' },
+    });
+    expect(updated).toMatchObject({ enabled: false, tags: { a: 'b' } });
+    expect(updated.expiresOn?.getTime()).toBe(Math.floor(expiresOn.getTime() / 1000) * 1000);
+
+    const err = await restError(client.getSecret('toggled'));
+    expect(err.statusCode).toBe(403);
+    expect(err.code).toBe('Forbidden');
+    expect(err.message).toBe('Operation get is not allowed on a disabled secret.');
+    expect(innerCode(err)).toBe('SecretDisabled');
+
+    await client.updateSecretProperties('toggled', properties.version as string, { enabled: true });
+    expect((await client.getSecret('toggled')).value).toBe('secret-value');
+  });
+
+  it('returns expired and not-yet-valid secrets, as the service does not enforce exp/nbf on get', async () => {
+    azure.keyVault.setSecret(VAULT, 'expired', 'old', { expiresOn: new Date(Date.now() - 86_400_000) });
+    azure.keyVault.setSecret(VAULT, 'future', 'new', { notBefore: new Date(Date.now() + 86_400_000) });
+    const expired = await client.getSecret('expired');
+    expect(expired.value).toBe('old');
+    expect(expired.properties.expiresOn!.getTime()).toBeLessThan(Date.now());
+    expect((await client.getSecret('future')).properties.notBefore!.getTime()).toBeGreaterThan(Date.now());
+  });
+
+  it('soft-deletes, polls the deleted secret, recovers and purges', async () => {
+    await client.setSecret('doomed', 'bye');
+    const poller = await client.beginDeleteSecret('doomed');
+    const deleted = await poller.pollUntilDone();
+    expect(deleted.properties.recoveryId).toBe('https://contoso.vault.azure.net/deletedsecrets/doomed');
+    expect(deleted.properties.deletedOn).toBeInstanceOf(Date);
+    expect(azure.keyVault.requestCount({ method: 'GET', path: '/deletedsecrets/doomed' })).toBeGreaterThanOrEqual(1);
+    expect((await restError(client.getSecret('doomed'))).statusCode).toBe(404);
+    expect((await restError(client.setSecret('doomed', 'again'))).statusCode).toBe(409);
+
+    const recovered = await (await client.beginRecoverDeletedSecret('doomed')).pollUntilDone();
+    expect(recovered.name).toBe('doomed');
+    expect((await client.getSecret('doomed')).value).toBe('bye');
+
+    await (await client.beginDeleteSecret('doomed')).pollUntilDone();
+    await client.purgeDeletedSecret('doomed');
+    expect((await restError(client.getDeletedSecret('doomed'))).statusCode).toBe(404);
+  });
+
+  it('answers 404 SecretNotFound and 400 BadParameter like the service', async () => {
+    const missing = await restError(client.getSecret('missing'));
+    expect(missing.statusCode).toBe(404);
+    expect(missing.code).toBe('SecretNotFound');
+    expect(missing.message).toMatch(/^A secret with \(name\/id\) missing was not found in this key vault\./);
+
+    const badVersion = await restError(client.getSecret('alpha', { version: '0123456789abcdef0123456789abcdef' }));
+    expect(badVersion.code).toBe('SecretNotFound');
+
+    const badName = await restError(client.getSecret('bad_name'));
+    expect(badName.statusCode).toBe(400);
+    expect(badName.code).toBe('BadParameter');
+  });
+});
+
+describe('faults', () => {
+  it('throttles with 429 + Retry-After, visible when retries are off', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha'); // complete the challenge first
+    azure.keyVault.setFault({ kind: 'status', status: 429, retryAfterSeconds: 7, times: 1 }, VAULT);
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect(err.statusCode).toBe(429);
+    expect(err.code).toBe('Throttled');
+    expect(err.response?.headers.get('retry-after')).toBe('7');
+    expect((await noRetry.getSecret('alpha')).value).toBe('v1'); // `times` used up
+  });
+
+  it('lets the default retry policy ride over a transient 503', async () => {
+    await client.getSecret('alpha');
+    azure.keyVault.resetCounts();
+    azure.keyVault.setFault({ kind: 'status', status: 503, retryAfterSeconds: 0, times: 1 });
+    expect((await client.getSecret('alpha')).value).toBe('v1');
+    expect(azure.keyVault.requestCount({ method: 'GET', path: '/secrets/alpha' })).toBe(2);
+  });
+
+  it.each([
+    ['firewall', 'ForbiddenByFirewall'],
+    ['rbac', 'ForbiddenByRbac'],
+    ['policy', 'ForbiddenByPolicy'],
+  ] as const)('%s → 403 Forbidden with inner code %s, only for the faulted vault', async (kind, inner) => {
+    azure.keyVault.setSecret(OTHER, 'unaffected', 'ok');
+    azure.keyVault.setFault({ kind }, VAULT);
+    const err = await restError(client.getSecret('alpha'));
+    expect(err.statusCode).toBe(403);
+    expect(err.code).toBe('Forbidden');
+    expect(innerCode(err)).toBe(inner);
+    expect((await newClient(OTHER).getSecret('unaffected')).value).toBe('ok');
+  });
+
+  it('resets the connection: RestError with code ECONNRESET and no status', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha');
+    azure.keyVault.setFault({ kind: 'reset', times: 1 });
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect(err.code).toBe('ECONNRESET');
+    expect(err.statusCode).toBeUndefined();
+    expect((await noRetry.getSecret('alpha')).value).toBe('v1');
+  });
+
+  it('combines latency with a status fault', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha');
+    azure.keyVault.setFault({ kind: 'latency', ms: 20 });
+    azure.keyVault.setFault({ kind: 'status', status: 500 });
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect(err.statusCode).toBe(500);
+    expect(err.code).toBe('InternalServerError');
+  });
+
+  it('hangs until the caller aborts', async () => {
+    await client.getSecret('alpha');
+    azure.keyVault.setFault({ kind: 'hang' });
+    const err = await client.getSecret('alpha', { abortSignal: AbortSignal.timeout(200) }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.name).toBe('AbortError');
+    azure.keyVault.clearFaults();
+    expect((await client.getSecret('alpha')).value).toBe('v1');
+  });
+});
+
+describe('request counting', () => {
+  it('counts per method, path (trailing slash ignored) and vault', async () => {
+    await client.getSecret('alpha');
+    azure.keyVault.resetCounts();
+    await client.getSecret('alpha'); // the SDK requests /secrets/alpha/
+    await client.getSecret('alpha');
+    expect(azure.keyVault.requestCount({ method: 'GET', path: '/secrets/alpha' })).toBe(2);
+    expect(azure.keyVault.requestCount({ method: 'GET', path: '/secrets/alpha/' })).toBe(2);
+    expect(azure.keyVault.requestCount({ vault: OTHER })).toBe(0);
+    expect(azure.keyVault.requestCount({ method: 'PUT' })).toBe(0);
+    expect(azure.keyVault.requestCount()).toBe(2);
+    azure.keyVault.resetCounts();
+    expect(azure.keyVault.requestCount()).toBe(0);
+  });
+});
+
+describe('environment for another process', () => {
+  it('lets a separate Node process read a secret with only azure.env', async () => {
+    azure.keyVault.setSecret(VAULT, 'child-secret', 'from-child');
+    const script = `
+      const { SecretClient } = require('@azure/keyvault-secrets');
+      const { DefaultAzureCredential } = require('@azure/identity');
+      new SecretClient(process.env.KEY_VAULT_URI, new DefaultAzureCredential())
+        .getSecret('child-secret')
+        .then((s) => console.log('VALUE=' + s.value), (e) => { console.error(e); process.exit(1); });`;
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', script], {
+        cwd: path.resolve(__dirname, '../..'),
+        env: { PATH: process.env['PATH'] ?? '', HOME: os.tmpdir(), ...azure.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('error', reject);
+      child.once('exit', () => resolve(out));
+    });
+    expect(output).toContain('VALUE=from-child');
+  });
+
+  it('reuses the dev certificate in the state dir', async () => {
+    const again = await createDevCertificate(stateDir);
+    expect(again.certPem).toBe(azure.certPem);
+    expect(again.certPath).toBe(azure.env['NODE_EXTRA_CA_CERTS']);
+  });
+});
+
+/** A plain HTTPS request straight to the emulator, verifying its certificate for `host`. */
+function raw(
+  method: string,
+  host: string,
+  pathAndQuery: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: azure.keyVault.port,
+        servername: host,
+        method,
+        path: pathAndQuery,
+        headers: { host, ...headers },
+        ca: azure.certPem,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Fetches a token from the emulated App Service identity endpoint as msal-node does. */
+function managedIdentityToken(): Promise<string> {
+  const url = `${azure.identity.endpoint}?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`;
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { 'X-IDENTITY-HEADER': azure.identity.header } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve((JSON.parse(body) as { access_token: string }).access_token));
+      })
+      .on('error', reject);
+  });
+}
