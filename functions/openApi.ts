@@ -13,11 +13,12 @@ export const openApi = {
     methods: ['GET' as const],
     route: 'openapi.json',
     authLevel: 'anonymous' as const,
-    handler: async () => ({
-      status: 200,
-      headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'public, max-age=300' },
-      body,
-    }),
+    handler: () =>
+      Promise.resolve({
+        status: 200,
+        headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'public, max-age=300' },
+        body,
+      }),
   },
 };
 

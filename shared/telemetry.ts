@@ -26,7 +26,6 @@
  * replaced by a normalised one (type and safe codes only), URLs lose their query string and user
  * info, and nothing is collected automatically.
  */
-import { hostname } from 'node:os';
 import { createRequire } from 'node:module';
 import type { AzureMonitorOpenTelemetryOptions, TelemetryClient } from 'applicationinsights';
 
@@ -262,8 +261,8 @@ function loadClient(connectionString: string, options: TelemetryOptions): Teleme
 
 type Resource = NonNullable<AzureMonitorOpenTelemetryOptions['resource']>;
 interface ResourcesModule {
-  defaultResource(): Resource;
-  resourceFromAttributes(attributes: Record<string, string>): Resource;
+  defaultResource: () => Resource;
+  resourceFromAttributes: (attributes: Record<string, string>) => Resource;
 }
 
 /**
@@ -275,7 +274,7 @@ function roleResource(roleName: string): Resource | undefined {
   try {
     const fromSdk = createRequire(require.resolve('applicationinsights'));
     const { defaultResource, resourceFromAttributes } = fromSdk('@opentelemetry/resources') as ResourcesModule;
-    return defaultResource().merge(resourceFromAttributes({ 'service.name': roleName, 'service.instance.id': hostname() }));
+    return defaultResource().merge(resourceFromAttributes({ 'service.name': roleName }));
   } catch {
     return undefined; // The exporter falls back to a default role name; telemetry still flows.
   }
@@ -363,9 +362,10 @@ export function normaliseError(err: unknown): Error {
   const details: string[] = [];
   if (isError || (typeof err === 'object' && err !== null)) {
     const { code, status, statusCode } = err as { code?: unknown; status?: unknown; statusCode?: unknown };
-    if ((typeof code === 'string' && SAFE_CODE.test(code)) || (typeof code === 'number' && Number.isInteger(code))) details.push(`code=${code}`);
-    const httpStatus = [statusCode, status].find((s) => typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599);
-    if (httpStatus !== undefined) details.push(`status=${String(httpStatus)}`);
+    if ((typeof code === 'string' && SAFE_CODE.test(code)) || (typeof code === 'number' && Number.isInteger(code)))
+      details.push(`code=${code}`);
+    const httpStatus = [statusCode, status].find((s): s is number => typeof s === 'number' && Number.isInteger(s) && s >= 100 && s <= 599);
+    if (httpStatus !== undefined) details.push(`status=${httpStatus}`);
   }
   if (!isError) details.push(`thrown=${err === null ? 'null' : typeof err}`);
   const message = `message withheld${details.length > 0 ? ` (${details.join(', ')})` : ''}`;

@@ -1,6 +1,11 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { createDevCertificate, type DevCertificate } from './devCertificate';
 
 /**
  * Minimal typed view of one Application Insights envelope as the exporter posts it
@@ -16,8 +21,18 @@ export interface Envelope {
 
 /** A running local ingestion endpoint. */
 export interface IngestionEndpoint {
-  /** Connection string whose ingestion and live endpoints both point at this server. */
+  /** Connection string whose ingestion and live endpoints both point at this server (https). */
   connectionString: string;
+  /** `https://127.0.0.1:PORT` */
+  url: string;
+  /**
+   * The certificate the server presents, to trust in the process that sends telemetry:
+   * `NODE_EXTRA_CA_CERTS=<file with this PEM>` for a child process, or
+   * `tls.setDefaultCACertificates([...tls.getCACertificates('default'), certPem])` in-process.
+   */
+  certPem: string;
+  /** A file holding `certPem` (the value for NODE_EXTRA_CA_CERTS). */
+  certPath: string;
   /** Every envelope received on the track paths so far, in arrival order. */
   items(): Envelope[];
   /** Every request body received on any path, decoded (gunzipped) to text, in arrival order. */
@@ -38,7 +53,15 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /**
  * Starts a local stand-in for the Application Insights ingestion service (Breeze) on
- * http://127.0.0.1:<port> (an ephemeral port unless `port` is given).
+ * https://127.0.0.1:<port> (an ephemeral port unless `port` is given).
+ *
+ * HTTPS, not HTTP, because the Azure Monitor exporter rewrites an `http://` IngestionEndpoint to
+ * `https://` (ConnectionStringParser.sanitizeUrl) and cannot be told otherwise. The server
+ * presents `certificate` when given; pass the local emulators' dev certificate
+ * (`createDevCertificate(stateDir)`) so one NODE_EXTRA_CA_CERTS file trusts them all. Without
+ * one, a dev certificate is created in a temporary directory (removed by `stop()`).
+ * The sending process must not route 127.0.0.1 through a proxy: core-rest-pipeline applies
+ * HTTPS_PROXY to it unless NO_PROXY lists `127.0.0.1` (exact host; ports and CIDRs are ignored).
  *
  * - `POST /v2.1/track` and `POST /v2/track` accept a JSON array of envelopes, a single envelope,
  *   or newline-delimited envelopes, plain or `Content-Encoding: gzip`/`deflate`/`br` (gzip is
@@ -50,11 +73,17 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
  * Tests read what arrived with `items()` (parsed envelopes) and grep `raw()` (every body as
  * text) for values that must never leave the process.
  */
-export async function startIngestionEndpoint(opts?: { port?: number }): Promise<IngestionEndpoint> {
+export async function startIngestionEndpoint(opts?: { port?: number; certificate?: DevCertificate }): Promise<IngestionEndpoint> {
   let envelopes: Envelope[] = [];
   let bodies: string[] = [];
+  let certificate = opts?.certificate;
+  let ownCertDir: string | undefined;
+  if (!certificate) {
+    ownCertDir = await mkdtemp(join(tmpdir(), 'ingestion-endpoint-'));
+    certificate = await createDevCertificate(ownCertDir);
+  }
 
-  const server = createServer((req, res) => {
+  const server = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (req, res) => {
     handle(req, res).catch(() => {
       // Only reached on a socket-level failure while reading; nothing useful to answer with.
       if (!res.headersSent) sendJson(res, 500, { itemsReceived: 0, itemsAccepted: 0, errors: [] });
@@ -73,8 +102,9 @@ export async function startIngestionEndpoint(opts?: { port?: number }): Promise<
     }
     if (buffer.length > 0) bodies.push(text);
 
-    // Collapse duplicate slashes: an endpoint written with a trailing slash yields `//v2.1/track`.
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname.replace(/\/{2,}/g, '/').replace(/\/$/, '');
+    // Not `new URL(req.url, base)`: `//v2.1/track` (an endpoint written with a trailing slash)
+    // would parse as a protocol-relative URL with host `v2.1`.
+    const path = ((req.url ?? '/').split('?', 1)[0] ?? '/').replace(/\/{2,}/g, '/').replace(/\/$/, '');
     if (TRACK_PATHS.has(path.toLowerCase())) {
       if (req.method !== 'POST') return sendJson(res, 405, breezeError(0, 'Only POST is supported'));
       const parsed = parseEnvelopes(text);
@@ -90,26 +120,37 @@ export async function startIngestionEndpoint(opts?: { port?: number }): Promise<
     return sendJson(res, 200, {});
   }
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts?.port ?? 0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-  const origin = `http://127.0.0.1:${port}/`;
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts?.port ?? 0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    });
+  } catch (err) {
+    if (ownCertDir) await rm(ownCertDir, { recursive: true, force: true });
+    throw err;
+  }
+  const origin = `https://127.0.0.1:${port}`;
 
   return {
-    connectionString: `InstrumentationKey=${INGESTION_INSTRUMENTATION_KEY};IngestionEndpoint=${origin};LiveEndpoint=${origin}`,
+    connectionString: `InstrumentationKey=${INGESTION_INSTRUMENTATION_KEY};IngestionEndpoint=${origin}/;LiveEndpoint=${origin}/`,
+    url: origin,
+    certPem: certificate.certPem,
+    certPath: certificate.certPath,
     items: () => [...envelopes],
     raw: () => [...bodies],
     clear() {
       envelopes = [];
       bodies = [];
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
+    stop: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // The exporter keeps its connection alive; without this, close() waits for it to idle out.
         server.closeAllConnections();
-      }),
+      });
+      if (ownCertDir) await rm(ownCertDir, { recursive: true, force: true });
+    },
   };
 }
 

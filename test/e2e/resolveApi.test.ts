@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { startIngestionEndpoint } from '../../local/emulators/ingestionEndpoint';
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
@@ -53,10 +54,11 @@ async function call(pathAndQuery: string, init: RequestInit & { key?: string; to
 
 beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-e2e-'));
+  // The ingestion endpoint shares the emulators' certificate: the exporter only speaks HTTPS.
   [azure, issuer, ingestion] = await Promise.all([
     startLocalAzure({ stateDir, vaults: ['contoso-vault2', 'partner-vault'] }),
     startOidcIssuer(),
-    startIngestionEndpoint(),
+    createDevCertificate(stateDir).then((certificate) => startIngestionEndpoint({ certificate })),
   ]);
   const kv = azure.keyVault;
   versions = {
@@ -76,6 +78,7 @@ beforeAll(async () => {
     AUTH_ISSUER: issuer.issuer,
     AUTH_AUDIENCE: AUDIENCE,
     APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
+    APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
   });
 });
 

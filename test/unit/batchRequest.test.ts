@@ -46,6 +46,6 @@ describe('toProblem', () => {
     expect(problem.detail).toMatch(/^Something went wrong; quote error id [0-9a-f-]{36}$/);
     const response = problemResponse(problem);
     expect(response.headers).toMatchObject({ 'Content-Type': 'application/problem+json' });
-    expect(String(response.body)).not.toContain('AccountKey');
+    expect(response.body as string).not.toContain('AccountKey');
   });
 });
