@@ -18,7 +18,7 @@ export function applyLocalSettings(dir: string = process.cwd(), env: NodeJS.Proc
   const applied: string[] = [];
   for (const [key, value] of Object.entries(values)) {
     if (env[key] === undefined && value !== null && value !== undefined) {
-      env[key] = typeof value === 'object' ? JSON.stringify(value) : String(value);
+      env[key] = typeof value === 'string' ? value : JSON.stringify(value);
       applied.push(key);
     }
   }
