@@ -15,6 +15,13 @@ async function main(): Promise<void> {
   const portArg = process.argv.indexOf('--port');
   const port = portArg > 0 ? Number(process.argv[portArg + 1]) : Number(process.env.FUNCTIONS_PORT ?? 7071);
   let definitions;
+  // Outside the Functions host, @azure/functions warns that it runs in "test mode" and skips each
+  // app.* registration. Here that is expected (this host serves the same definitions itself).
+  /* eslint-disable no-console -- filtering the library's own console output */
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!(typeof args[0] === 'string' && /"@azure\/functions" package/.test(args[0]))) warn(...args);
+  };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded after the settings are applied
     ({ functionDefinitions: definitions } = require('../functions/index') as typeof import('../functions/index'));
@@ -24,7 +31,10 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     throw err;
+  } finally {
+    console.warn = warn;
   }
+  /* eslint-enable no-console */
   const host = await startLocalHost({ definitions, port, logLevel: hostLogLevel() });
   process.stdout.write(`Host listening on ${host.url}\n`);
   const stop = (): void => {

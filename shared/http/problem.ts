@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
 import { BrokerError, VaultError } from '../errors';
 
-/** Base of the `type` URIs of our problems; the code is appended. */
-export const PROBLEM_TYPE_BASE = 'https://github.com/secret-broker/problems/';
+/** Base of the `type` URIs of our problems (a URN: stable, and not pretending to be a page); the code is appended. */
+export const PROBLEM_TYPE_BASE = 'urn:secret-broker:problem:';
 
 /** An RFC 9457 problem document with the contract's stable `code`. */
 export interface Problem {

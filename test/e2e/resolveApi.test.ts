@@ -13,7 +13,7 @@ import { startIngestionEndpoint } from '../../local/emulators/ingestionEndpoint'
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
 import { startOidcIssuer } from '../../local/emulators/oidcIssuer';
-import { startBrokerHost } from '../support/brokerHost';
+import { runBrokerHostToExit, startBrokerHost } from '../support/brokerHost';
 import type { BrokerHost } from '../support/brokerHost';
 
 const sha = (key: string): string => createHash('sha256').update(key).digest('hex');
@@ -315,6 +315,31 @@ describe('vault failures (cache TTL 0, so every request asks the vault)', () => 
     expect((await call(`secrets/${name}`, { key: ERP_KEY }, fresh)).status).toBe(200);
     azure.keyVault.updateSecret('contoso-vault2', name, version, { enabled: false });
     expect((await call(`secrets/${name}`, { key: ERP_KEY }, fresh)).json?.code).toBe('SecretDisabled');
+  });
+});
+
+describe('start-up and identity', () => {
+  it('stops start-up with one line naming a bad setting', async () => {
+    const { code, output } = await runBrokerHostToExit({
+      ...azure.env,
+      ACCESS_POLICY: '{"callers":[{"name":"x","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"allow":"erp-*"}]}',
+    });
+    expect(code).toBe(1);
+    expect(output.trim()).toBe('ACCESS_POLICY: callers[0].allow must be a list of strings');
+  });
+
+  it('answers 503 VaultUnavailable when the managed identity gives no token', async () => {
+    azure.identity.setFailure({ status: 400 });
+    const noToken = await startBrokerHost({ ...azure.env, KEY_VAULT_URI: azure.keyVault.vaultUri('contoso-vault2'), ACCESS_POLICY: JSON.stringify(policy) });
+    try {
+      const res = await call('secrets/erp-token', { key: ERP_KEY }, noToken);
+      expect(res.status).toBe(503);
+      expect(res.json).toMatchObject({ code: 'VaultUnavailable', detail: expect.stringContaining('No access token') });
+      expect(res.text).not.toContain(CANARY);
+    } finally {
+      azure.identity.setFailure(null);
+      await noToken.stop();
+    }
   });
 });
 
