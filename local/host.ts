@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpRequest, HttpResponse, InvocationContext } from '@azure/functions';
-import type { HttpResponseInit, LogLevel } from '@azure/functions';
+import { HttpResponse, InvocationContext } from '@azure/functions';
+import type { FunctionTrigger, HttpResponseInit, LogLevel } from '@azure/functions';
 import type { FunctionDefinition } from '../functions/index';
+import { createLocalHttpRequest } from './localHttpRequest';
 
 /** Largest request body the local host reads (the real host allows more; nothing here needs it). */
 const MAX_BODY_BYTES = 1024 * 1024;
 
 interface Route {
   readonly definition: Extract<FunctionDefinition, { kind: 'http' }>;
+  /** What `context.options.trigger` shows, as the Functions host fills it from the registration. */
+  readonly trigger: FunctionTrigger;
   readonly methods: readonly string[];
   readonly pattern: RegExp;
   readonly paramNames: readonly string[];
@@ -51,7 +54,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const writeAt = (level: string, line: string): void => {
     if (levelIndex(level) >= threshold) writeAny(line);
   };
-  const write = (line: string): void => writeAt('information', line);
+  // Lines are only built when they will be written: under load the host logs warnings only.
+  const logsInformation = levelIndex('information') >= threshold;
   const routes = options.definitions.filter((d) => d.kind === 'http').map(compileRoute);
 
   const server = http.createServer((req, res) => {
@@ -64,9 +68,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   server.keepAliveTimeout = 65_000;
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
-    const path = decodeURI(url.pathname);
-    if (!path.startsWith('/api/')) return notFound(res);
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    } catch {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    }
+    if (!url.pathname.startsWith('/api/')) return notFound(res);
     const subpath = url.pathname.slice('/api/'.length);
     const matches = routes
       .map((route) => ({ route, match: route.pattern.exec(subpath) }))
@@ -91,21 +99,21 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       if (raw !== undefined) params[name] = safeDecode(raw);
     });
     const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(req.headers)) {
+    for (const key in req.headers) {
+      const value = req.headers[key];
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
-    const request = new HttpRequest({
-      method,
-      url: url.toString(),
-      headers,
-      params,
-      ...(body.length > 0 ? { body: { bytes: body } } : {}),
-    });
+    const request = createLocalHttpRequest({ method, url: url.toString(), headers, params, body });
     const invocationId = randomUUID();
     const functionName = hit.route.definition.name;
-    const context = new InvocationContext({ invocationId, functionName, logHandler: logTo(writeAt, functionName) });
+    const context = new InvocationContext({
+      invocationId,
+      functionName,
+      logHandler: logTo(writeAt, threshold, functionName),
+      options: { trigger: hit.route.trigger },
+    });
     const started = performance.now();
-    write(`[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`);
+    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`);
     let init: HttpResponseInit;
     try {
       init = (await hit.route.definition.options.handler(request, context)) ?? {};
@@ -113,13 +121,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
       throw err;
     }
-    const response = new HttpResponse(init);
-    const payload = Buffer.from(await response.arrayBuffer());
-    const outHeaders: Record<string, string> = {};
-    response.headers.forEach((value, key) => (outHeaders[key] = value));
-    res.writeHead(response.status, outHeaders);
+    const { status, headers: outHeaders, payload } = await toWire(init);
+    res.writeHead(status, outHeaders);
     res.end(payload);
-    write(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -152,9 +157,11 @@ function compileRoute(definition: Extract<FunctionDefinition, { kind: 'http' }>)
       return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     })
     .join('/');
+  const methods = (definition.options.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase());
   return {
     definition,
-    methods: (definition.options.methods ?? ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS']).map((m) => m.toUpperCase()),
+    trigger: { type: 'httpTrigger', name: 'httpTrigger', route, methods, authLevel: definition.options.authLevel ?? 'anonymous' },
+    methods,
     pattern: new RegExp(`^${pattern}/?$`, 'i'),
     paramNames,
   };
@@ -169,6 +176,10 @@ function safeDecode(value: string): string {
 }
 
 async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+    req.resume();
+    return EMPTY;
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -179,14 +190,41 @@ async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> 
   return Buffer.concat(chunks);
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * What goes on the wire for a handler's answer. A plain string or bytes body with plain headers
+ * is written as it is; anything else (jsonBody, streams, cookies, Headers objects) goes through
+ * the library's `HttpResponse`, so its rules apply.
+ */
+async function toWire(init: HttpResponseInit): Promise<{ status: number; headers: Record<string, string>; payload: Buffer }> {
+  const plainHeaders = init.headers === undefined || (typeof init.headers === 'object' && !(init.headers instanceof Headers) && !Array.isArray(init.headers));
+  const body = init.body;
+  if (plainHeaders && (body === undefined || typeof body === 'string' || body instanceof Uint8Array) && init.jsonBody === undefined && init.cookies === undefined) {
+    const payload = body === undefined ? EMPTY : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries((init.headers ?? {}) as Record<string, string>)) headers[key.toLowerCase()] = value;
+    if (payload.length > 0 && headers['content-type'] === undefined) headers['content-type'] = 'text/plain;charset=UTF-8';
+    headers['content-length'] = String(payload.length);
+    return { status: init.status ?? 200, headers, payload };
+  }
+  const response = new HttpResponse(init);
+  const payload = Buffer.from(await response.arrayBuffer());
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, key) => (headers[key] = value));
+  headers['content-length'] = String(payload.length);
+  return { status: response.status, headers, payload };
+}
+
 function notFound(res: http.ServerResponse): void {
   res.writeHead(404, { 'Content-Type': 'application/problem+json' });
   res.end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, code: 'NotFound', detail: 'No function serves this route' }));
 }
 
 /** Formats `context.log` calls the way `func start` shows them. */
-function logTo(write: (level: string, line: string) => void, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
+function logTo(write: (level: string, line: string) => void, threshold: number, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
   return (level, ...args) => {
+    if (levelIndex(level) < threshold) return;
     const text = args
       .map((a) => (a instanceof Error ? `${a.name}: ${a.message}` : typeof a === 'string' ? a : JSON.stringify(a)))
       .join(' ');

@@ -76,6 +76,8 @@ export interface AvailabilityTelemetry {
  * could be secret (secret values, tokens, bodies) must never be passed in.
  */
 export interface Telemetry {
+  /** False when no connection string is set: callers may skip building what they would track. */
+  readonly enabled: boolean;
   trackEvent(name: string, properties: EventProperties, measurements?: Record<string, number>): void;
   trackDependency(d: DependencyTelemetry): void;
   trackRequest(r: RequestTelemetry): void;
@@ -120,6 +122,7 @@ const SAFE_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** Telemetry that does nothing: used when no connection string is configured. */
 const NO_TELEMETRY: Telemetry = Object.freeze({
+  enabled: false,
   trackEvent() {},
   trackDependency() {},
   trackRequest() {},
@@ -139,6 +142,7 @@ export function createTelemetry(connectionString: string | undefined, options: T
 }
 
 class AppInsightsTelemetry implements Telemetry {
+  readonly enabled = true;
   /** `undefined` until first use; `null` if the SDK could not be loaded (then everything is a no-op). */
   private client: TelemetryClient | null | undefined;
   private readonly skipRequests: boolean;

@@ -24,11 +24,11 @@ export function withCaller(handler: CallerHandler): HttpHandler {
       caller = await runtime.authenticator.authenticate(request.headers);
     } catch (err: unknown) {
       const status = err instanceof UnauthenticatedError ? 401 : 403;
-      context.log(`audit authenticate caller=unknown status=${status} route=${routeOf(request)}`);
+      context.log(`audit authenticate caller=unknown status=${status} route=${routeOf(request, context)}`);
       runtime.telemetry.trackEvent('SecretAccessDenied', {
         operation: 'authenticate',
         caller: 'unknown',
-        route: routeOf(request),
+        route: routeOf(request, context),
         status,
         outcome: 'denied',
       });
@@ -62,24 +62,24 @@ function pipeline(handler: AnonymousHandler): HttpHandler {
       response = problemResponse(problem, headers);
     }
     response = { ...response, headers: { ...BASE_HEADERS, ...(response.headers as Record<string, string> | undefined) } };
-    runtime?.telemetry.trackRequest({
-      name: `${request.method} /api/${routeOf(request)}`,
-      url: stripQuery(request.url),
-      durationMs: performance.now() - started,
-      resultCode: response.status ?? 200,
-      success: (response.status ?? 200) < 500,
-      properties: { function: context.functionName, invocationId: context.invocationId },
-    });
+    if (runtime?.telemetry.enabled) {
+      runtime.telemetry.trackRequest({
+        name: `${request.method} /api/${routeOf(request, context)}`,
+        url: stripQuery(request.url),
+        durationMs: performance.now() - started,
+        resultCode: response.status ?? 200,
+        success: (response.status ?? 200) < 500,
+        properties: { function: context.functionName, invocationId: context.invocationId },
+      });
+    }
     return response;
   };
 }
 
-/** The route template, not the concrete path, so telemetry groups requests. */
-function routeOf(request: HttpRequest): string {
-  const path = new URL(request.url).pathname.replace(/^\/api\//, '');
-  return Object.keys(request.params).length > 0
-    ? Object.entries(request.params).reduce((route, [key, value]) => route.replace(encodeURIComponent(value), `{${key}}`).replace(value, `{${key}}`), path)
-    : path;
+/** The route template (`secrets/{name}`), not the concrete path, so telemetry groups requests. */
+function routeOf(request: HttpRequest, context: InvocationContext): string {
+  const route = (context.options.trigger as { route?: unknown } | undefined)?.route;
+  return typeof route === 'string' ? route : new URL(request.url).pathname.replace(/^\/api\//, '');
 }
 
 function stripQuery(url: string): string {
