@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as v from 'valibot';
 import { ConfigError } from './errors';
 
 /** Seconds a resolved latest version is served from memory before the vault is asked again. */
@@ -37,45 +37,50 @@ export interface VaultExpectations {
   readonly readers: readonly { readonly name: string; readonly principalId: string }[];
 }
 
-const identitySchema = z.union(
+const identitySchema = v.union(
   [
-    z.strictObject({ appId: z.string().regex(UUID, 'must be a GUID') }),
-    z.strictObject({
-      apiKeySha256: z
-        .string()
-        .regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)'),
+    v.strictObject({ appId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a GUID')) }),
+    v.strictObject({
+      apiKeySha256: v.pipe(v.string('must be a string'), v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)')),
     }),
   ],
-  { error: 'must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}' },
+  'must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}',
 );
 
-const patternList = z.array(z.string().min(1, 'must not be empty'), {
-  error: 'must be a list of strings',
+const patternList = v.array(v.pipe(v.string('must be a list of strings'), v.minLength(1, 'must not be empty')), 'must be a list of strings');
+
+const callerSchema = v.strictObject({
+  name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+  identities: v.pipe(v.array(identitySchema, 'must be a list'), v.minLength(1, 'must name at least one identity')),
+  allow: v.optional(patternList, () => []),
+  deny: v.optional(patternList, () => []),
+  operator: v.optional(v.boolean('must be true or false'), false),
 });
 
-const policySchema = z.strictObject({
-  callers: z
-    .array(
-      z.strictObject({
-        name: z.string({ error: 'must be a string' }).min(1, 'must not be empty'),
-        identities: z.array(identitySchema, { error: 'must be a list' }).min(1, 'must name at least one identity'),
-        allow: patternList.default([]),
-        deny: patternList.default([]),
-        operator: z.boolean({ error: 'must be true or false' }).default(false),
-      }),
-      { error: 'must be a list' },
-    )
-    .superRefine((callers, ctx) => {
+const policySchema = v.strictObject({
+  callers: v.pipe(
+    v.array(callerSchema, 'must be a list'),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
       const seen = new Set<string>();
-      callers.forEach((c, i) => {
-        if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${c.name}" is used twice` });
-        seen.add(c.name);
+      dataset.value.forEach((caller, i) => {
+        if (seen.has(caller.name)) {
+          addIssue({
+            message: `"${caller.name}" is used twice`,
+            path: [
+              { type: 'array', origin: 'value', input: dataset.value, key: i, value: caller },
+              { type: 'object', origin: 'value', input: caller, key: 'name', value: caller.name },
+            ],
+          });
+        }
+        seen.add(caller.name);
       });
     }),
+  ),
 });
 
 /** The parsed `ACCESS_POLICY`. */
-export type AccessPolicySettings = z.infer<typeof policySchema>;
+export type AccessPolicySettings = v.InferOutput<typeof policySchema>;
 export type CallerSettings = AccessPolicySettings['callers'][number];
 
 export const CONSUMER_EVENTS = [
@@ -86,28 +91,36 @@ export const CONSUMER_EVENTS = [
   'HealthCheckRecovered',
 ] as const;
 
-const consumersSchema = z.array(
-  z.strictObject({
-    name: z.string().min(1, 'must not be empty'),
-    secrets: patternList.default([]),
-    events: z.array(z.enum(CONSUMER_EVENTS, { error: `must be one of ${CONSUMER_EVENTS.join(', ')}` }), { error: 'must be a list' }),
-    webhook: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
-    signingSecret: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name'),
+const consumersSchema = v.array(
+  v.strictObject({
+    name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+    secrets: v.optional(patternList, () => []),
+    events: v.array(v.picklist(CONSUMER_EVENTS, `must be one of ${CONSUMER_EVENTS.join(', ')}`), 'must be a list'),
+    webhook: v.pipe(v.string('must be a string'), v.url('must be an http(s) URL'), v.regex(/^https?:\/\//i, 'must be an http(s) URL')),
+    signingSecret: v.pipe(v.string('must be a string'), v.regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name')),
   }),
-  { error: 'must be a list' },
+  'must be a list',
 );
 
 /** The parsed `CONSUMERS`. */
-export type ConsumerSettings = z.infer<typeof consumersSchema>[number];
+export type ConsumerSettings = v.InferOutput<typeof consumersSchema>[number];
 
-const expectationsSchema = z.record(
-  z.string(),
-  z.strictObject({
-    firewall: z.enum(['on', 'off', 'any'], { error: 'must be "on", "off" or "any"' }).default('any'),
-    readers: z
-      .array(z.strictObject({ name: z.string().min(1), principalId: z.string().regex(UUID, 'must be a GUID') }))
-      .default([]),
+const expectationsSchema = v.record(
+  v.string(),
+  v.strictObject({
+    firewall: v.optional(v.picklist(['on', 'off', 'any'], 'must be "on", "off" or "any"'), 'any'),
+    readers: v.optional(
+      v.array(
+        v.strictObject({
+          name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+          principalId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a GUID')),
+        }),
+        'must be a list',
+      ),
+      () => [],
+    ),
   }),
+  'must be an object keyed by vault alias',
 );
 
 /** Everything the function set reads from its settings, validated once. */
@@ -269,7 +282,7 @@ function intSetting(env: Env, name: string, fallback: number, min: number): numb
   return Number(raw);
 }
 
-function parseJson<S extends z.ZodType>(setting: string, raw: string | undefined, schema: S, fallback: z.output<S>): z.output<S> {
+function parseJson<S extends v.GenericSchema>(setting: string, raw: string | undefined, schema: S, fallback: v.InferOutput<S>): v.InferOutput<S> {
   const text = nonEmpty(raw);
   if (text === undefined) return fallback;
   let json: unknown;
@@ -278,13 +291,13 @@ function parseJson<S extends z.ZodType>(setting: string, raw: string | undefined
   } catch {
     throw new ConfigError(`${setting}: is not valid JSON`);
   }
-  const parsed = schema.safeParse(json);
+  const parsed = v.safeParse(schema, json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue ? formatPath(issue.path) : '';
-    throw new ConfigError(`${setting}: ${where ? `${where} ` : ''}${issue?.message ?? 'is invalid'}`);
+    const issue = parsed.issues[0];
+    const where = formatPath((issue.path ?? []).map((item) => item.key as PropertyKey));
+    throw new ConfigError(`${setting}: ${where ? `${where} ` : ''}${issue.message}`);
   }
-  return deepFreeze(parsed.data);
+  return deepFreeze(parsed.output);
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

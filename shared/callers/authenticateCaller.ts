@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import { UnauthenticatedError, ForbiddenError } from '../errors';
 import type { AccessPolicy, Caller } from './accessPolicy';
 
@@ -22,8 +22,8 @@ export interface TokenSettings {
  * JWKS; `iss`, `aud`, `exp`, `nbf`; identity = `azp` or `appid`) or an `x-api-key`. Nothing else.
  */
 export class CallerAuthenticator {
-  private keys: ReturnType<typeof createRemoteJWKSet> | undefined;
-  private discovery: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  private keys: JWTVerifyGetKey | undefined;
+  private discovery: Promise<JWTVerifyGetKey> | undefined;
 
   constructor(
     private readonly policy: AccessPolicy,
@@ -65,16 +65,17 @@ export class CallerAuthenticator {
       throw new UnauthenticatedError('Bearer tokens are not accepted here (AUTH_ISSUER is not set); use x-api-key');
     }
     const keys = await this.signingKeys();
+    const jose = loadJose();
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, keys, {
+      ({ payload } = await jose.jwtVerify(token, keys, {
         issuer: this.token.issuer,
         audience: this.token.audience,
         clockTolerance: TOKEN_CLOCK_TOLERANCE_SECONDS,
         requiredClaims: ['exp'],
       }));
     } catch (err: unknown) {
-      throw new UnauthenticatedError(`The bearer token is not valid: ${describeJoseError(err)}`);
+      throw new UnauthenticatedError(`The bearer token is not valid: ${describeJoseError(jose.errors, err)}`);
     }
     const appId = typeof payload.azp === 'string' ? payload.azp : typeof payload.appid === 'string' ? payload.appid : undefined;
     if (!appId) throw new UnauthenticatedError('The bearer token names no application (azp or appid claim)');
@@ -83,7 +84,7 @@ export class CallerAuthenticator {
     return caller;
   }
 
-  private async signingKeys(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  private async signingKeys(): Promise<JWTVerifyGetKey> {
     if (this.keys) return this.keys;
     this.discovery ??= this.discover().then(
       (keys) => (this.keys = keys),
@@ -95,14 +96,14 @@ export class CallerAuthenticator {
     return this.discovery;
   }
 
-  private async discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+  private async discover(): Promise<JWTVerifyGetKey> {
     const url = `${this.token?.issuer}/.well-known/openid-configuration`;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const doc = (await response.json()) as { jwks_uri?: unknown };
       if (typeof doc.jwks_uri !== 'string') throw new Error('no jwks_uri');
-      return createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 10_000 });
+      return loadJose().createRemoteJWKSet(new URL(doc.jwks_uri), { timeoutDuration: 10_000 });
     } catch (err: unknown) {
       throw new UnauthenticatedError(
         `The token issuer's signing keys could not be fetched (${err instanceof Error ? err.message : 'error'}); try again shortly`,
@@ -111,9 +112,18 @@ export class CallerAuthenticator {
   }
 }
 
-function describeJoseError(err: unknown): string {
+/** jose is loaded on the first bearer token, so API-key-only apps never pay for it at cold start. */
+function loadJose(): typeof import('jose') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+  return require('jose') as typeof import('jose');
+}
+
+function describeJoseError(joseErrors: typeof import('jose').errors, err: unknown): string {
   if (err instanceof joseErrors.JWTExpired) return 'expired';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim "${err.claim}" ${err.reason === 'check_failed' ? 'does not match' : err.reason}`;
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return 'not yet valid (nbf)';
+    return `claim "${err.claim}" ${err.reason === 'check_failed' ? 'does not match' : err.reason}`;
+  }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'signature does not verify';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'signed by an unknown key';
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return 'malformed';
