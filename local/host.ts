@@ -197,15 +197,17 @@ const EMPTY = Buffer.alloc(0);
  * is written as it is; anything else (jsonBody, streams, cookies, Headers objects) goes through
  * the library's `HttpResponse`, so its rules apply.
  */
-async function toWire(init: HttpResponseInit): Promise<{ status: number; headers: Record<string, string>; payload: Buffer }> {
+async function toWire(init: HttpResponseInit): Promise<{ status: number; headers: Record<string, string>; payload: string | Buffer }> {
   const plainHeaders = init.headers === undefined || (typeof init.headers === 'object' && !(init.headers instanceof Headers) && !Array.isArray(init.headers));
   const body = init.body;
   if (plainHeaders && (body === undefined || typeof body === 'string' || body instanceof Uint8Array) && init.jsonBody === undefined && init.cookies === undefined) {
-    const payload = body === undefined ? EMPTY : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body);
+    // A string stays a string: Node then sends headers and body in one write instead of a writev.
+    const payload = body === undefined ? '' : typeof body === 'string' ? body : Buffer.from(body);
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries((init.headers ?? {}) as Record<string, string>)) headers[key.toLowerCase()] = value;
-    if (payload.length > 0 && headers['content-type'] === undefined) headers['content-type'] = 'text/plain;charset=UTF-8';
-    headers['content-length'] = String(payload.length);
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    if (length > 0 && headers['content-type'] === undefined) headers['content-type'] = 'text/plain;charset=UTF-8';
+    headers['content-length'] = String(length);
     return { status: init.status ?? 200, headers, payload };
   }
   const response = new HttpResponse(init);
