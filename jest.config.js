@@ -7,4 +7,5 @@ module.exports = {
   setupFiles: ['<rootDir>/test/support/setupEnv.ts'],
   testTimeout: 60000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
 };
