@@ -3,16 +3,19 @@
  * with the Functions host. The same list feeds the local host (local/host.ts), so both serve
  * exactly these definitions.
  */
-import type { HttpFunctionOptions } from '@azure/functions';
+import type { EventGridFunctionOptions, HttpFunctionOptions } from '@azure/functions';
 import { loadConfig } from '../shared/config';
 import { listSecrets } from './listSecrets';
 import { openApi } from './openApi';
 import { resolveSecret } from './resolveSecret';
 import { resolveSecrets } from './resolveSecrets';
+import { secretEvents } from './secretEvents';
 import { secretMetadata } from './secretMetadata';
 
 /** One function of the app, as both hosts see it. */
-export type FunctionDefinition = { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions };
+export type FunctionDefinition =
+  | { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions }
+  | { readonly kind: 'eventGrid'; readonly name: string; readonly options: EventGridFunctionOptions<unknown> };
 
 /** Every function of the app. Static routes come before parameterised ones with the same method. */
 export const functionDefinitions: readonly FunctionDefinition[] = [
@@ -21,6 +24,7 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   { kind: 'http', ...resolveSecrets },
   { kind: 'http', ...secretMetadata },
   { kind: 'http', ...resolveSecret },
+  { kind: 'eventGrid', ...secretEvents },
 ];
 
 // A bad setting stops start-up with one line naming it, rather than failing every request.

@@ -5,6 +5,7 @@ import { HttpResponse, InvocationContext } from '@azure/functions';
 import type { FunctionTrigger, HttpResponseInit, LogLevel } from '@azure/functions';
 import type { FunctionDefinition } from '../functions/index';
 import { createLocalHttpRequest } from './localHttpRequest';
+import { serveAdminInvoke, serveEventGridWebhook } from './triggerEndpoints';
 
 /** Largest request body the local host reads (the real host allows more; nothing here needs it). */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -56,7 +57,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   };
   // Lines are only built when they will be written: under load the host logs warnings only.
   const logsInformation = levelIndex('information') >= threshold;
-  const routes = options.definitions.filter((d) => d.kind === 'http').map(compileRoute);
+  const routes = options.definitions.filter((d): d is Extract<FunctionDefinition, { kind: 'http' }> => d.kind === 'http').map(compileRoute);
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -74,6 +75,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     } catch {
       url = new URL(req.url ?? '/', 'http://localhost');
     }
+    if (url.pathname === '/runtime/webhooks/eventgrid' || url.pathname.startsWith('/admin/functions/')) {
+      const body = await readBody(req);
+      if (body === undefined) return tooLarge(res);
+      if (url.pathname.startsWith('/admin/functions/')) {
+        if ((req.method ?? '').toUpperCase() !== 'POST') return notFound(res);
+        return serveAdminInvoke(res, safeDecode(url.pathname.slice('/admin/functions/'.length)), body, options.definitions, invoke);
+      }
+      return serveEventGridWebhook(req, res, url, body, options.definitions, invoke);
+    }
     if (!url.pathname.startsWith('/api/')) return notFound(res);
     const subpath = url.pathname.slice('/api/'.length);
     const matches = routes
@@ -88,11 +98,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       return;
     }
     const body = await readBody(req);
-    if (body === undefined) {
-      res.writeHead(413, { 'Content-Type': 'application/problem+json' });
-      res.end(JSON.stringify({ type: 'about:blank', title: 'Payload too large', status: 413, code: 'InvalidRequest', detail: `The body is larger than ${MAX_BODY_BYTES} bytes` }));
-      return;
-    }
+    if (body === undefined) return tooLarge(res);
     const params: Record<string, string> = {};
     hit.route.paramNames.forEach((name, i) => {
       const raw = hit.match[i + 1];
@@ -125,6 +131,26 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     res.writeHead(status, outHeaders);
     res.end(payload);
     if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+  }
+
+  /** Runs a non-HTTP function once, logging like the Functions host. */
+  async function invoke(definition: Exclude<FunctionDefinition, { kind: 'http' }>, input: unknown, reason: string): Promise<void> {
+    const invocationId = randomUUID();
+    const context = new InvocationContext({
+      invocationId,
+      functionName: definition.name,
+      logHandler: logTo(writeAt, threshold, definition.name),
+      options: { trigger: { type: `${definition.kind}Trigger`, name: `${definition.kind}Trigger` } },
+    });
+    const started = performance.now();
+    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executing 'Functions.${definition.name}' (Reason='${reason}', Id=${invocationId})`);
+    try {
+      await definition.options.handler(input, context);
+      if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+    } catch (err: unknown) {
+      writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      throw err;
+    }
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -216,6 +242,11 @@ async function toWire(init: HttpResponseInit): Promise<{ status: number; headers
   response.headers.forEach((value, key) => (headers[key] = value));
   headers['content-length'] = String(payload.length);
   return { status: response.status, headers, payload };
+}
+
+function tooLarge(res: http.ServerResponse): void {
+  res.writeHead(413, { 'Content-Type': 'application/problem+json' });
+  res.end(JSON.stringify({ type: 'about:blank', title: 'Payload too large', status: 413, code: 'InvalidRequest', detail: `The body is larger than ${MAX_BODY_BYTES} bytes` }));
 }
 
 function notFound(res: http.ServerResponse): void {

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { ensureDevelopmentStorage } from './emulators/azurite';
 import { startLocalAzure } from './emulators/localAzure';
 import type { LocalAzure } from './emulators/localAzure';
 import { applyLocalSettings } from './localSettings';
@@ -45,6 +46,15 @@ async function main(): Promise<void> {
     notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with demo-api-key)`);
   }
 
+  // Like `func start` with `UseDevelopmentStorage=true`: Azurite must be there. Start it when
+  // nothing listens on its ports (someone else's Azurite is used as it is).
+  const storage = env.AzureWebJobsStorage?.trim() || 'UseDevelopmentStorage=true';
+  let azurite: { started: boolean; stop(): Promise<void> } | undefined;
+  if (storage === 'UseDevelopmentStorage=true') {
+    azurite = await ensureDevelopmentStorage();
+    notes.push(azurite.started ? 'Azurite (storage emulator): started on 127.0.0.1:10000-10002' : 'Azurite (storage emulator): already running, used as it is');
+  }
+
   const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(PORT)], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -55,6 +65,8 @@ async function main(): Promise<void> {
     process.stdout.write(chunk);
     if (!announced && chunk.includes('Host listening on')) {
       announced = true;
+      // The emulator sends Key Vault's events to the host's Event Grid endpoint, as a subscription would.
+      azure?.keyVault.setEventSubscription({ endpoint: `http://127.0.0.1:${PORT}/runtime/webhooks/eventgrid?functionName=secretEvents`, schema: 'EventGridSchema' });
       printBanner(notes, demoCaller);
     }
   });
@@ -64,7 +76,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   child.on('exit', (code) => {
-    void (azure?.stop() ?? Promise.resolve()).finally(() => process.exit(code ?? 0));
+    void Promise.allSettled([azure?.stop(), azurite?.stop()]).finally(() => process.exit(code ?? 0));
   });
 }
 

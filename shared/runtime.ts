@@ -3,6 +3,9 @@ import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
 import type { AppConfig } from './config';
 import { loadConfig } from './config';
+import type { CacheCoherence } from './events/cacheCoherence';
+import type { SecretEventDeps } from './events/handleSecretEvent';
+import { ConsumerDirectory } from './notify/consumerDirectory';
 import { SecretResolver } from './secrets/secretResolver';
 import { VaultGateway } from './secrets/vaultGateway';
 import type { Telemetry } from './telemetry';
@@ -18,7 +21,13 @@ export interface Runtime {
   readonly authenticator: CallerAuthenticator;
   readonly resolver: SecretResolver;
   readonly telemetry: Telemetry;
+  readonly consumers: ConsumerDirectory;
+  /** What the Key Vault event handler needs; storage clients are built on first use. */
+  events(): SecretEventDeps;
 }
+
+/** How soon after start-up an instance begins to follow other instances' invalidations. */
+const COHERENCE_START_DELAY_MS = 1_000;
 
 let current: Runtime | undefined;
 
@@ -47,13 +56,57 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     const client = new SecretClient(vault.uri, tokenCredential, { retryOptions: VAULT_RETRY });
     vaults.set(vault.alias, new VaultGateway(vault.alias, vault.uri, client, telemetry));
   }
+  const resolver = new SecretResolver({ vaults, policy, telemetry, cache: config.cache });
+  const consumers = new ConsumerDirectory(config.consumers);
+
+  // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
+  let coherence: CacheCoherence | undefined;
+  const coherenceOf = (): CacheCoherence => {
+    if (!coherence) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { createTableCacheCoherence } = require('./events/cacheCoherence') as typeof import('./events/cacheCoherence');
+      coherence = createTableCacheCoherence(config.storageConnectionString, { log: backgroundLog });
+    }
+    return coherence;
+  };
+  setTimeout(() => coherenceOf().start((vault, secret) => resolver.invalidate(vault, secret)), COHERENCE_START_DELAY_MS).unref();
+
+  let events: SecretEventDeps | undefined;
   return {
     config,
     policy,
     authenticator: new CallerAuthenticator(policy, config.auth),
-    resolver: new SecretResolver({ vaults, policy, telemetry, cache: config.cache }),
+    resolver,
     telemetry,
+    consumers,
+    events: () => {
+      if (!events) {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+        const { createTableDeliveryLedger } = require('./notify/deliveryLedger') as typeof import('./notify/deliveryLedger');
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+        const { EventGridTopicPublisher } = require('./notify/eventGridTopic') as typeof import('./notify/eventGridTopic');
+        events = {
+          vaults: config.vaults,
+          resolver,
+          coherence: coherenceOf(),
+          consumers,
+          ledger: createTableDeliveryLedger(config.storageConnectionString),
+          telemetry,
+          topic: config.notifyEventGridEndpoint ? new EventGridTopicPublisher(config.notifyEventGridEndpoint, tokenCredential) : undefined,
+        };
+      }
+      return events;
+    },
   };
+}
+
+/**
+ * Where background loops (cache coherence) report trouble: there is no invocation to log to, and
+ * the Functions host collects the worker's console output.
+ */
+function backgroundLog(line: string): void {
+  // eslint-disable-next-line no-console -- see above
+  console.warn(line);
 }
 
 /** Sends what telemetry still holds; call before the process exits. */

@@ -82,6 +82,8 @@ export interface Telemetry {
   trackDependency(d: DependencyTelemetry): void;
   trackRequest(r: RequestTelemetry): void;
   trackAvailability(a: AvailabilityTelemetry): void;
+  /** One value of a metric (e.g. a delivery lag in ms); aggregated by Application Insights. */
+  trackMetric(name: string, value: number, properties?: Record<string, string>): void;
   /**
    * Records an exception as its type and a normalised message (`<Type>: message withheld`, plus
    * `code=`/`status=` when the error carries safe ones) and its stack frames: never the original
@@ -127,6 +129,7 @@ const NO_TELEMETRY: Telemetry = Object.freeze({
   trackDependency() {},
   trackRequest() {},
   trackAvailability() {},
+  trackMetric() {},
   trackException() {},
   flush: () => Promise.resolve(),
 });
@@ -201,6 +204,13 @@ class AppInsightsTelemetry implements Telemetry {
         message: a.message ?? '',
         properties: { ...a.properties },
       });
+    });
+  }
+
+  trackMetric(name: string, value: number, properties?: Record<string, string>): void {
+    if (!Number.isFinite(value)) return;
+    this.safely((client) => {
+      client.trackMetric({ name, value, properties: { ...properties } });
     });
   }
 

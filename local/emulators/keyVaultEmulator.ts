@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { jwtVerify } from 'jose';
 import { EMULATOR_ISSUER, EMULATOR_TENANT_ID, tokenSecretBytes } from './managedIdentityEndpoint';
 
@@ -48,6 +49,103 @@ export interface RequestCountFilter {
   /** Path without query string and without trailing slash, e.g. `/secrets/db-password`. */
   path?: string;
   vault?: string;
+}
+
+/** Azure subscription the emulated vaults pretend to live in (part of {@link KeyVaultEmulator.resourceId}). */
+export const EMULATOR_SUBSCRIPTION_ID = '00000000-0000-0000-0000-000000000000';
+/** Resource group the emulated vaults pretend to live in. */
+export const EMULATOR_RESOURCE_GROUP = 'local';
+
+/** The secret events Key Vault publishes to Event Grid (without the `Microsoft.KeyVault.` prefix). */
+export type SecretEventKind = 'SecretNewVersionCreated' | 'SecretNearExpiry' | 'SecretExpired';
+
+/** Output schema of an Event Grid event subscription. */
+export type EventDeliverySchema = 'EventGridSchema' | 'CloudEventSchemaV1_0';
+
+/** A webhook event subscription on every emulated vault, see {@link KeyVaultEmulator.setEventSubscription}. */
+export interface EmulatorEventSubscription {
+  /** Absolute http(s) URL the events are POSTed to. */
+  endpoint: string;
+  schema: EventDeliverySchema;
+  /** Attempts per event, the first included. Default {@link DEFAULT_MAX_DELIVERY_ATTEMPTS}. */
+  maxDeliveryAttempts?: number;
+  /**
+   * Pause between attempts. Default {@link DEFAULT_RETRY_DELAY_MS}; Event Grid's real schedule
+   * (10 s, 30 s, 1 min, 5 min, ...) would make tests slow.
+   */
+  retryDelayMs?: number;
+  /** Sent upper-cased in `aeg-subscription-name`, as Event Grid does. Default `KEYVAULT-EVENTS`. */
+  subscriptionName?: string;
+  /** Per-request timeout; a request that takes longer counts as a failed attempt. Default 30 000 ms (Event Grid's). */
+  requestTimeoutMs?: number;
+}
+
+/** `data` of a Key Vault secret event; the casing is the service's (PascalCase, `NBF`/`EXP`). */
+export interface SecretEventData {
+  /** Secret id with version, e.g. `https://demo.vault.azure.net/secrets/db/0f1e...`. */
+  Id: string;
+  VaultName: string;
+  ObjectType: 'Secret';
+  ObjectName: string;
+  Version: string;
+  /** Not-before, epoch seconds, or null when the version has none. */
+  NBF: number | null;
+  /** Expiry, epoch seconds, or null when the version has none. */
+  EXP: number | null;
+}
+
+/** An event the emulator emitted, independent of the schema it is delivered in. */
+export interface EmittedSecretEvent {
+  id: string;
+  /** Full type, e.g. `Microsoft.KeyVault.SecretNewVersionCreated`. */
+  eventType: string;
+  vault: string;
+  /** The vault's resource id (Event Grid `topic`, CloudEvents `source`). */
+  topic: string;
+  /** The secret name. */
+  subject: string;
+  time: Date;
+  data: SecretEventData;
+}
+
+/** One HTTP attempt to deliver an event. */
+export interface EventDeliveryAttempt {
+  eventId: string;
+  eventType: string;
+  /** 1-based; the request carried `aeg-delivery-count: attempt - 1`. */
+  attempt: number;
+  /** HTTP status, or null when the connection failed or timed out. */
+  status: number | null;
+  schema: EventDeliverySchema;
+  /** Why a null-status attempt failed (e.g. `connect ECONNREFUSED 127.0.0.1:1234`). */
+  error?: string;
+}
+
+/** How one delivery of an event ended: a 2xx status, or null when it gave up (or the handshake failed: attempts 0). */
+export type EventDeliveryOutcome = { status: number; attempts: number } | { status: null; attempts: number };
+
+/** Default of {@link EmulatorEventSubscription.maxDeliveryAttempts}. */
+export const DEFAULT_MAX_DELIVERY_ATTEMPTS = 5;
+/** Default of {@link EmulatorEventSubscription.retryDelayMs}. */
+export const DEFAULT_RETRY_DELAY_MS = 200;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_SUBSCRIPTION_NAME = 'KEYVAULT-EVENTS';
+/** What Event Grid puts in `WebHook-Request-Origin` of the CloudEvents abuse-protection handshake. */
+const WEBHOOK_REQUEST_ORIGIN = 'eventgrid.azure.net';
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** A subscription as the emulator runs it: settings with defaults, plus its own lifetime. */
+interface ActiveSubscription {
+  endpoint: URL;
+  schema: EventDeliverySchema;
+  maxDeliveryAttempts: number;
+  retryDelayMs: number;
+  subscriptionName: string;
+  requestTimeoutMs: number;
+  /** Aborted when the subscription is replaced or the emulator stops: pending retries give up. */
+  abort: AbortController;
+  /** Per vault: started by its first delivery, shared by the concurrent ones. */
+  handshakes: Map<string, Promise<boolean>>;
 }
 
 interface SecretVersion {
@@ -132,6 +230,15 @@ export class KeyVaultEmulator {
   private readonly counts = new Map<string, { vault: string; method: string; path: string; n: number }>();
   private readonly tokenCache = new Map<string, Caller>();
   private readonly sockets = new Set<Socket>();
+  private subscription: ActiveSubscription | undefined;
+  /** Emitted events by id (the latest emission when a test reuses an id). */
+  private readonly emitted = new Map<string, EmittedSecretEvent>();
+  private readonly emittedInOrder: EmittedSecretEvent[] = [];
+  private readonly attempts: EventDeliveryAttempt[] = [];
+  /** Outcome of the latest delivery run per event id. */
+  private readonly outcomes = new Map<string, Promise<EventDeliveryOutcome>>();
+  private readonly inFlight = new Set<Promise<EventDeliveryOutcome>>();
+  private handshakeResult: { ok: boolean; detail: string } | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -179,8 +286,19 @@ export class KeyVaultEmulator {
 
   // ---------------------------------------------------------------- control API
 
-  /** Creates a new version of a secret (purging a soft-deleted one of that name first). */
-  setSecret(vault: string, name: string, value: string, opts: EmulatorSecretOptions = {}): { version: string } {
+  /**
+   * Azure resource id of a vault: the `topic` (Event Grid schema) or `source` (CloudEvents) of its events,
+   * e.g. `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers/Microsoft.KeyVault/vaults/demo`.
+   */
+  resourceId(vault: string): string {
+    return `/subscriptions/${EMULATOR_SUBSCRIPTION_ID}/resourceGroups/${EMULATOR_RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/${vault.toLowerCase()}`;
+  }
+
+  /**
+   * Creates a new version of a secret (purging a soft-deleted one of that name first). With an
+   * event subscription set, `eventId` is the id of the `SecretNewVersionCreated` event it emitted.
+   */
+  setSecret(vault: string, name: string, value: string, opts: EmulatorSecretOptions = {}): { version: string; eventId?: string } {
     const v = this.vaultOrThrow(vault);
     if (!NAME_RE.test(name)) throw new Error(`Invalid secret name: ${name}`);
     v.deleted.delete(name.toLowerCase());
@@ -192,7 +310,8 @@ export class KeyVaultEmulator {
       exp: toEpoch(opts.expiresOn),
       tags: opts.tags ? { ...opts.tags } : undefined,
     });
-    return { version: created.version };
+    const eventId = this.publishNewVersion(v, name, created);
+    return eventId === undefined ? { version: created.version } : { version: created.version, eventId };
   }
 
   /** Changes attributes of one version (`''` = latest), like `PATCH /secrets/{name}/{version}`. */
@@ -246,12 +365,260 @@ export class KeyVaultEmulator {
     this.counts.clear();
   }
 
-  /** Stops listening and destroys every connection, including hung ones. */
+  /** Stops listening, destroys every connection (including hung ones) and abandons pending event deliveries. */
   async stop(): Promise<void> {
+    this.subscription?.abort.abort();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     this.server.closeAllConnections();
-    await closed;
+    await Promise.all([closed, ...this.inFlight]);
+  }
+
+  // ---------------------------------------------------------------- Event Grid events
+
+  /**
+   * Subscribes a webhook to the secret events of every vault (each vault is its own Event Grid system
+   * topic, so each vault's first delivery validates the endpoint), or removes the subscription (`null`).
+   *
+   * From then on every new secret version (API `PUT` or {@link setSecret}) emits
+   * `Microsoft.KeyVault.SecretNewVersionCreated`, delivered asynchronously: Event Grid schema as a JSON
+   * array of one event (`application/json`), CloudEvents 1.0 as one structured event
+   * (`application/cloudevents+json`); headers `aeg-event-type: Notification`, `aeg-subscription-name`,
+   * `aeg-delivery-count` (0-based). A non-2xx answer or a connection error is retried after `retryDelayMs`
+   * up to `maxDeliveryAttempts` attempts in all (Event Grid would not retry some 4xx; this emulator does).
+   *
+   * Before a vault's first delivery the endpoint must pass Event Grid's handshake: a
+   * `Microsoft.EventGrid.SubscriptionValidationEvent` POST answered 200 with `{"validationResponse": code}`
+   * (Event Grid schema), or the CloudEvents abuse-protection `OPTIONS` answered 200 with
+   * `WebHook-Allowed-Origin` equal to `WebHook-Request-Origin` (or `*`). A failed handshake is final for the
+   * subscription, as a failed validation leaves a real subscription in `Failed`: events are recorded, never sent.
+   *
+   * Replacing or removing the subscription abandons the old one's pending retries. Unlike Event Grid,
+   * plain `http:` endpoints are allowed, so tests need no certificate.
+   *
+   * @throws Error when the endpoint is not an absolute http(s) URL or a number is out of range.
+   */
+  setEventSubscription(sub: EmulatorEventSubscription | null): void {
+    const next = sub === null ? undefined : activeSubscription(sub);
+    this.subscription?.abort.abort();
+    this.subscription = next;
+  }
+
+  /**
+   * Emits a secret event on demand, describing `opts.version` (default: the latest version) with that
+   * version's attributes, and starts delivering it. `opts.id` fixes the event id (default: a new GUID).
+   * Resolves with the event id once the delivery has started; see {@link whenDelivered}.
+   *
+   * @throws Error (rejection) when there is no event subscription, or the vault, secret or version is unknown.
+   */
+  emitSecretEvent(vault: string, name: string, kind: SecretEventKind, opts: { version?: string; id?: string } = {}): Promise<string> {
+    // The executor turns the synchronous checks' throws into a rejection.
+    return new Promise((resolve) => {
+      if (!SECRET_EVENT_KINDS.has(kind)) throw new Error(`Unknown secret event kind: ${String(kind)}`);
+      const v = this.vaultOrThrow(vault);
+      const record = v.secrets.get(name.toLowerCase());
+      if (!record) throw new Error(`Unknown secret: ${vault}/${name}`);
+      const wanted = opts.version?.toLowerCase();
+      const version = wanted === undefined ? record.versions.at(-1) : record.versions.find((x) => x.version === wanted);
+      if (!version) throw new Error(`Unknown version: ${vault}/${name}/${opts.version ?? ''}`);
+      const sub = this.subscription;
+      if (!sub) throw new Error('No event subscription: call setEventSubscription first.');
+      resolve(this.publish(this.secretEvent(v, record, version, kind, opts.id), sub));
+    });
+  }
+
+  /**
+   * Delivers an already emitted event again, with the same id and content, to the current subscription
+   * (Event Grid's at-least-once delivery can duplicate an event). Resolves with that delivery's outcome.
+   *
+   * @throws Error (rejection) when the event id is unknown or there is no event subscription.
+   */
+  redeliver(eventId: string): Promise<EventDeliveryOutcome> {
+    const event = this.emitted.get(eventId);
+    if (!event) return Promise.reject(new Error(`Unknown event id: ${eventId}`));
+    const sub = this.subscription;
+    if (!sub) return Promise.reject(new Error('No event subscription: call setEventSubscription first.'));
+    return this.startDelivery(event, sub);
+  }
+
+  /** Every event emitted while a subscription was set, oldest first. */
+  emittedEvents(): EmittedSecretEvent[] {
+    return this.emittedInOrder.map((e) => ({ ...e, data: { ...e.data } }));
+  }
+
+  /** Every HTTP delivery attempt made so far (handshakes excluded), oldest first. */
+  eventDeliveries(): EventDeliveryAttempt[] {
+    return this.attempts.map((a) => ({ ...a }));
+  }
+
+  /**
+   * Resolves when the latest delivery of `eventId` started so far succeeded (2xx) or gave up
+   * (attempts exhausted, subscription replaced, emulator stopped, or handshake failed with `attempts: 0`).
+   *
+   * @throws Error (rejection) when no delivery of that event id was started.
+   */
+  whenDelivered(eventId: string): Promise<EventDeliveryOutcome> {
+    return this.outcomes.get(eventId) ?? Promise.reject(new Error(`No delivery of event ${eventId} was started`));
+  }
+
+  /** Resolves when no delivery is in progress. */
+  async whenIdle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  /** Result of the most recent subscription handshake, or undefined before the first one. */
+  lastHandshake(): { ok: boolean; detail: string } | undefined {
+    return this.handshakeResult && { ...this.handshakeResult };
+  }
+
+  private publishNewVersion(vault: Vault, name: string, version: SecretVersion): string | undefined {
+    const sub = this.subscription;
+    const record = vault.secrets.get(name.toLowerCase());
+    if (!sub || !record) return undefined;
+    return this.publish(this.secretEvent(vault, record, version, 'SecretNewVersionCreated'), sub);
+  }
+
+  private secretEvent(vault: Vault, record: SecretRecord, v: SecretVersion, kind: SecretEventKind, id?: string): EmittedSecretEvent {
+    return {
+      id: id ?? randomUUID(),
+      eventType: `Microsoft.KeyVault.${kind}`,
+      vault: vault.name,
+      topic: this.resourceId(vault.name),
+      subject: record.name,
+      time: new Date(),
+      data: {
+        Id: `https://${vault.name}.vault.azure.net/secrets/${record.name}/${v.version}`,
+        VaultName: vault.name,
+        ObjectType: 'Secret',
+        ObjectName: record.name,
+        Version: v.version,
+        NBF: v.nbf ?? null,
+        EXP: v.exp ?? null,
+      },
+    };
+  }
+
+  private publish(event: EmittedSecretEvent, sub: ActiveSubscription): string {
+    this.emitted.set(event.id, event);
+    this.emittedInOrder.push(event);
+    void this.startDelivery(event, sub);
+    return event.id;
+  }
+
+  private startDelivery(event: EmittedSecretEvent, sub: ActiveSubscription): Promise<EventDeliveryOutcome> {
+    const run = this.deliver(event, sub);
+    this.outcomes.set(event.id, run);
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
+    return run;
+  }
+
+  /** Never rejects: every failure ends as `status: null`. */
+  private async deliver(event: EmittedSecretEvent, sub: ActiveSubscription): Promise<EventDeliveryOutcome> {
+    if (!(await this.ensureHandshake(sub, event.vault))) return { status: null, attempts: 0 };
+    const body = sub.schema === 'EventGridSchema' ? eventGridSchemaBody(event) : cloudEventBody(event);
+    let attempt = 0;
+    while (attempt < sub.maxDeliveryAttempts && !sub.abort.signal.aborted) {
+      attempt++;
+      const headers: Record<string, string> = {
+        'Content-Type':
+          sub.schema === 'EventGridSchema' ? 'application/json; charset=utf-8' : 'application/cloudevents+json; charset=utf-8',
+        'aeg-event-type': 'Notification',
+        'aeg-subscription-name': sub.subscriptionName,
+        'aeg-delivery-count': String(attempt - 1),
+      };
+      if (sub.schema === 'EventGridSchema') {
+        headers['aeg-data-version'] = '1';
+        headers['aeg-metadata-version'] = '1';
+      }
+      const res = await sendRequest(sub, 'POST', headers, body);
+      const record: EventDeliveryAttempt = {
+        eventId: event.id,
+        eventType: event.eventType,
+        attempt,
+        status: res.status,
+        schema: sub.schema,
+      };
+      if (res.status === null) record.error = res.error;
+      this.attempts.push(record);
+      if (res.status !== null && res.status >= 200 && res.status < 300) return { status: res.status, attempts: attempt };
+      if (attempt < sub.maxDeliveryAttempts) {
+        await sleep(sub.retryDelayMs, undefined, { signal: sub.abort.signal }).catch(() => undefined);
+      }
+    }
+    return { status: null, attempts: attempt };
+  }
+
+  private ensureHandshake(sub: ActiveSubscription, vault: string): Promise<boolean> {
+    let pending = sub.handshakes.get(vault);
+    if (!pending) {
+      pending = this.handshake(sub, vault).then((result) => {
+        this.handshakeResult = result;
+        return result.ok;
+      });
+      sub.handshakes.set(vault, pending);
+    }
+    return pending;
+  }
+
+  /** One handshake attempt; Event Grid's own retries of a validation would only slow tests down. */
+  private async handshake(sub: ActiveSubscription, vault: string): Promise<{ ok: boolean; detail: string }> {
+    if (sub.schema === 'CloudEventSchemaV1_0') {
+      const res = await sendRequest(sub, 'OPTIONS', { 'WebHook-Request-Origin': WEBHOOK_REQUEST_ORIGIN }, undefined);
+      if (res.status === null) return { ok: false, detail: `${vault}: OPTIONS failed: ${res.error}` };
+      const allowed = headerValue(res.headers['webhook-allowed-origin']);
+      if (res.status !== 200) return { ok: false, detail: `${vault}: OPTIONS answered HTTP ${res.status}, expected 200` };
+      if (allowed !== WEBHOOK_REQUEST_ORIGIN && allowed !== '*') {
+        return {
+          ok: false,
+          detail: `${vault}: OPTIONS answered WebHook-Allowed-Origin '${allowed ?? ''}', expected '${WEBHOOK_REQUEST_ORIGIN}'`,
+        };
+      }
+      return { ok: true, detail: `${vault}: OPTIONS answered 200 with WebHook-Allowed-Origin '${allowed}'` };
+    }
+    const code = randomUUID();
+    const now = new Date().toISOString();
+    const validationUrl =
+      `https://rp-local.eventgrid.azure.net:553/eventsubscriptions/${encodeURIComponent(sub.subscriptionName.toLowerCase())}/validate` +
+      `?id=${code}&t=${now}&apiVersion=2018-05-01-preview&token=${randomBytes(16).toString('hex')}`;
+    const body = JSON.stringify([
+      {
+        id: randomUUID(),
+        topic: this.resourceId(vault),
+        subject: '',
+        data: { validationCode: code, validationUrl },
+        eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent',
+        eventTime: now,
+        metadataVersion: '1',
+        dataVersion: '2',
+      },
+    ]);
+    const res = await sendRequest(
+      sub,
+      'POST',
+      {
+        'Content-Type': 'application/json; charset=utf-8',
+        'aeg-event-type': 'SubscriptionValidation',
+        'aeg-subscription-name': sub.subscriptionName,
+        'aeg-delivery-count': '0',
+        'aeg-data-version': '2',
+        'aeg-metadata-version': '1',
+      },
+      body,
+    );
+    if (res.status === null) return { ok: false, detail: `${vault}: SubscriptionValidation failed: ${res.error}` };
+    // Event Grid only accepts 200; a 202 would start the manual (validationUrl) flow, which nothing here serves.
+    if (res.status !== 200) return { ok: false, detail: `${vault}: SubscriptionValidation answered HTTP ${res.status}, expected 200` };
+    let answer: unknown;
+    try {
+      answer = (JSON.parse(res.body) as { validationResponse?: unknown } | null)?.validationResponse;
+    } catch {
+      answer = undefined;
+    }
+    if (answer !== code) {
+      return { ok: false, detail: `${vault}: SubscriptionValidation answered without the validationResponse '${code}'` };
+    }
+    return { ok: true, detail: `${vault}: SubscriptionValidation answered 200 with the validationResponse` };
   }
 
   // ---------------------------------------------------------------- HTTP pipeline
@@ -425,6 +792,7 @@ export class KeyVaultEmulator {
       exp: attrs.exp ?? undefined,
       tags: parseTags(body?.['tags']),
     });
+    this.publishNewVersion(vault, name, created);
     return this.bundle(vault, vault.secrets.get(name.toLowerCase()) as SecretRecord, created, true);
   }
 
@@ -644,10 +1012,124 @@ interface RequestContext {
   path: string;
 }
 
+const SECRET_EVENT_KINDS: ReadonlySet<string> = new Set<SecretEventKind>(['SecretNewVersionCreated', 'SecretNearExpiry', 'SecretExpired']);
 const NETWORK_KINDS: ReadonlySet<KeyVaultFault['kind']> = new Set(['reset', 'hang']);
 const HTTP_KINDS: ReadonlySet<KeyVaultFault['kind']> = new Set(['status', 'firewall', 'rbac', 'policy']);
 
 // ---------------------------------------------------------------- helpers
+
+function activeSubscription(sub: EmulatorEventSubscription): ActiveSubscription {
+  let endpoint: URL;
+  try {
+    endpoint = new URL(sub.endpoint);
+  } catch {
+    throw new Error(`Invalid event subscription endpoint: ${sub.endpoint}`);
+  }
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') {
+    throw new Error(`Event subscription endpoint must be http(s): ${sub.endpoint}`);
+  }
+  if (sub.schema !== 'EventGridSchema' && sub.schema !== 'CloudEventSchemaV1_0') {
+    throw new Error(`Unknown event delivery schema: ${String(sub.schema)}`);
+  }
+  const maxDeliveryAttempts = sub.maxDeliveryAttempts ?? DEFAULT_MAX_DELIVERY_ATTEMPTS;
+  if (!Number.isInteger(maxDeliveryAttempts) || maxDeliveryAttempts < 1) {
+    throw new Error(`maxDeliveryAttempts must be a positive integer, got ${maxDeliveryAttempts}`);
+  }
+  const retryDelayMs = sub.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS;
+  const requestTimeoutMs = sub.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  for (const [field, value] of [
+    ['retryDelayMs', retryDelayMs],
+    ['requestTimeoutMs', requestTimeoutMs],
+  ] as const) {
+    if (!Number.isFinite(value) || value < 0) throw new Error(`${field} must be a non-negative number, got ${value}`);
+  }
+  return {
+    endpoint,
+    schema: sub.schema,
+    maxDeliveryAttempts,
+    retryDelayMs,
+    requestTimeoutMs,
+    subscriptionName: (sub.subscriptionName ?? DEFAULT_SUBSCRIPTION_NAME).toUpperCase(),
+    abort: new AbortController(),
+    handshakes: new Map(),
+  };
+}
+
+/** Event Grid schema delivery body: always an array, here of one event. */
+function eventGridSchemaBody(e: EmittedSecretEvent): string {
+  return JSON.stringify([
+    {
+      id: e.id,
+      topic: e.topic,
+      subject: e.subject,
+      eventType: e.eventType,
+      eventTime: e.time.toISOString(),
+      data: e.data,
+      dataVersion: '1',
+      metadataVersion: '1',
+    },
+  ]);
+}
+
+/** CloudEvents 1.0 structured-mode body of one event; Event Grid sends system events without `datacontenttype`. */
+function cloudEventBody(e: EmittedSecretEvent): string {
+  return JSON.stringify({
+    specversion: '1.0',
+    id: e.id,
+    source: e.topic,
+    subject: e.subject,
+    type: e.eventType,
+    time: e.time.toISOString(),
+    data: e.data,
+  });
+}
+
+type HttpResult = { status: number; headers: IncomingMessage['headers']; body: string } | { status: null; error: string };
+
+/**
+ * One request to the subscriber; never rejects. A fresh connection per request (`agent: false`) so a
+ * receiver that was stopped and restarted is never reached through a stale pooled socket, and no
+ * HTTPS_PROXY applies, as Event Grid calls webhooks directly.
+ */
+function sendRequest(
+  sub: ActiveSubscription,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<HttpResult> {
+  return new Promise((resolve) => {
+    const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
+    const send = sub.endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(sub.endpoint, {
+      method,
+      headers: payload === undefined ? headers : { ...headers, 'Content-Length': String(payload.length) },
+      agent: false,
+      signal: sub.abort.signal,
+      timeout: sub.requestTimeoutMs,
+    });
+    req.on('timeout', () => req.destroy(new Error(`no response within ${sub.requestTimeoutMs} ms`)));
+    req.on('error', (err: Error) => resolve({ status: null, error: err.message }));
+    req.on('response', (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = (): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.on('data', (chunk: Buffer) => {
+        if (size >= MAX_RESPONSE_BYTES) return;
+        chunks.push(chunk);
+        size += chunk.length;
+      });
+      res.on('end', done);
+      // The status line arrived, so the attempt has an answer even if the body was cut off.
+      res.on('error', done);
+      res.on('aborted', done);
+    });
+    req.end(payload);
+  });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
 
 function normalisePath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') || '/' : path;

@@ -14,6 +14,10 @@ export interface LocalAzure {
   /** Path of the dev certificate PEM (the value of NODE_EXTRA_CA_CERTS). */
   certPath: string;
   certPem: string;
+  /** Private key of the dev certificate, for further HTTPS emulators (e.g. `startEventGridTopic`). */
+  readonly keyPem: string;
+  /** HS256 secret the managed-identity endpoint signs tokens with; other emulators verify tokens with it. */
+  readonly tokenSecret: string;
   /**
    * The standard variables another Node process needs to reach the emulators through the
    * unmodified Azure SDK: IDENTITY_ENDPOINT, IDENTITY_HEADER, HTTPS_PROXY, NO_PROXY,
@@ -52,6 +56,8 @@ export async function startLocalAzure(opts: { stateDir: string; vaults?: string[
       proxy,
       certPath: cert.certPath,
       certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      tokenSecret,
       env: {
         IDENTITY_ENDPOINT: identity.endpoint,
         IDENTITY_HEADER: identity.header,

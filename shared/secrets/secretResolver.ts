@@ -118,6 +118,18 @@ export class SecretResolver {
     }
   }
 
+  /**
+   * A secret the broker needs for itself (a consumer's signing key): read through the same cache,
+   * with no caller and no policy, and never audited as a caller's access.
+   * @throws BrokerError
+   */
+  async readOwn(vault: string, name: string): Promise<VaultSecret> {
+    const gateway = this.deps.vaults.get(vault);
+    if (!gateway) throw new InvalidRequestError(`Vault "${vault}" is not configured`);
+    const { value } = await this.secrets.get(cacheKey(vault, name, undefined), () => gateway.getSecret(name));
+    return value;
+  }
+
   /** Drops every cached version of a secret (all versions: a rotation changes which is latest). */
   invalidate(vault: string, name: string): number {
     const prefix = `${vault}/${name.toLowerCase()}@`;

@@ -1,0 +1,150 @@
+import type { VaultSettings } from '../config';
+import { DEFAULT_VAULT_ALIAS } from '../config';
+import { BrokerError, InvalidRequestError } from '../errors';
+import type { ConsumerDirectory } from '../notify/consumerDirectory';
+import type { DeliveryOutcome, PendingNotification } from '../notify/deliverNotifications';
+import { deliverNotifications } from '../notify/deliverNotifications';
+import type { DeliveryLedger } from '../notify/deliveryLedger';
+import type { EventGridTopicPublisher } from '../notify/eventGridTopic';
+import { secretNotification, webhookIdFor } from '../notify/notification';
+import type { WebhookResult } from '../notify/sendWebhook';
+import { sendWebhook } from '../notify/sendWebhook';
+import type { SecretResolver } from '../secrets/secretResolver';
+import type { Telemetry } from '../telemetry';
+import type { CacheCoherence } from './cacheCoherence';
+import type { KeyVaultEvent, SecretEventKind } from './keyVaultEvent';
+import { parseKeyVaultEvent } from './keyVaultEvent';
+
+/** The pseudo-consumer under which the Event Grid topic's deliveries are kept in the ledger. */
+export const EVENT_GRID_TOPIC_CONSUMER = '$eventgrid';
+
+export interface SecretEventDeps {
+  readonly vaults: ReadonlyMap<string, VaultSettings>;
+  readonly resolver: Pick<SecretResolver, 'invalidate' | 'readOwn'>;
+  readonly coherence: Pick<CacheCoherence, 'publish'>;
+  readonly consumers: ConsumerDirectory;
+  readonly ledger: DeliveryLedger;
+  readonly telemetry: Telemetry;
+  readonly topic: Pick<EventGridTopicPublisher, 'publish'> | undefined;
+  readonly send?: typeof sendWebhook;
+  readonly now?: () => Date;
+}
+
+export type SecretEventOutcome =
+  | { readonly outcome: 'malformed' | 'ignored' | 'refused'; readonly reason: string }
+  | { readonly outcome: 'handled'; readonly vault: string; readonly secret: string; readonly deliveries: readonly DeliveryOutcome[] };
+
+/** Some consumers have not answered 2xx yet: failing the invocation makes Event Grid redeliver. */
+export class NotificationsPendingError extends Error {
+  constructor(readonly pending: readonly string[]) {
+    super(`Notifications not yet delivered to: ${pending.join(', ')}; the event will be redelivered`);
+    this.name = 'NotificationsPendingError';
+  }
+}
+
+/**
+ * Handles one Key Vault event: drops the secret's cached versions here and, through storage, on
+ * every other instance; notifies exactly the consumers subscribed to it; publishes to the Event
+ * Grid topic when one is set. Events of other types are acknowledged; events of vaults that are
+ * not configured are refused (logged, never acted on). Malformed events are logged and
+ * acknowledged too: redelivering them would not mend them.
+ * @throws NotificationsPendingError when a consumer still has to be retried.
+ */
+export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log: (line: string) => void): Promise<SecretEventOutcome> {
+  let event: KeyVaultEvent;
+  try {
+    event = await parseKeyVaultEvent(raw);
+  } catch (err: unknown) {
+    if (!(err instanceof InvalidRequestError)) throw err;
+    return settle(deps, log, undefined, { outcome: 'malformed', reason: err.message });
+  }
+  if (!event.kind) return settle(deps, log, event, { outcome: 'ignored', reason: `event type ${event.type} is not one the broker acts on` });
+  const vault = vaultOf(event, deps.vaults);
+  if (!vault) return settle(deps, log, event, { outcome: 'refused', reason: `vault "${event.vaultName ?? '?'}" is not configured here` });
+  if (event.objectType !== undefined && event.objectType !== 'Secret') return settle(deps, log, event, { outcome: 'ignored', reason: `object type ${event.objectType}` });
+  const secret = event.objectName;
+  if (!secret || !/^[0-9a-zA-Z-]{1,127}$/.test(secret)) return settle(deps, log, event, { outcome: 'malformed', reason: 'the event names no secret' });
+  const kind: SecretEventKind = event.kind;
+
+  if (kind === 'SecretNewVersionCreated') {
+    const dropped = deps.resolver.invalidate(vault.alias, secret);
+    await deps.coherence.publish(vault.alias, secret, event.version ?? null);
+    log(`event ${event.id}: dropped ${dropped} cached version(s) of ${vault.alias}/${secret} and told the other instances`);
+  }
+
+  const send = deps.send ?? sendWebhook;
+  const pending: PendingNotification[] = deps.consumers.forSecret(vault.alias, secret, kind).map((consumer) => {
+    const notification = secretNotification({ ...event, kind }, vault, secret, consumer.name);
+    const body = JSON.stringify(notification);
+    return {
+      consumer: consumer.name,
+      sourceEventId: event.id,
+      type: notification.type,
+      subject: notification.subject,
+      eventTime: event.time,
+      webhookId: notification.id,
+      send: async (): Promise<WebhookResult> => {
+        let signingKey: string;
+        try {
+          signingKey = (await deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, consumer.signingSecret)).value;
+        } catch (err: unknown) {
+          const code = err instanceof BrokerError ? err.code : 'error';
+          return { status: null, ok: false, error: `signing key "${consumer.signingSecret}" unavailable (${code})`, durationMs: 0 };
+        }
+        return send({ url: consumer.webhook, webhookId: notification.id, body, signingKey });
+      },
+    };
+  });
+  if (deps.topic) {
+    const topic = deps.topic;
+    const notification = secretNotification({ ...event, kind }, vault, secret, EVENT_GRID_TOPIC_CONSUMER);
+    pending.push({
+      consumer: EVENT_GRID_TOPIC_CONSUMER,
+      sourceEventId: event.id,
+      type: notification.type,
+      subject: notification.subject,
+      eventTime: event.time,
+      webhookId: webhookIdFor(event.id, EVENT_GRID_TOPIC_CONSUMER),
+      send: () => topic.publish(notification),
+    });
+  }
+
+  const deliveries = await deliverNotifications(pending, { ledger: deps.ledger, telemetry: deps.telemetry, log, ...(deps.now ? { now: deps.now } : {}) });
+  const outcome = settle(deps, log, event, { outcome: 'handled', vault: vault.alias, secret, deliveries });
+  const failed = deliveries.filter((d) => d.state === 'failed').map((d) => d.consumer);
+  if (failed.length > 0) throw new NotificationsPendingError(failed);
+  return outcome;
+}
+
+/** The configured vault an event comes from: by name, and by resource id where one is configured. */
+function vaultOf(event: KeyVaultEvent, vaults: ReadonlyMap<string, VaultSettings>): VaultSettings | undefined {
+  const name = event.vaultName?.toLowerCase();
+  if (!name) return undefined;
+  for (const vault of vaults.values()) {
+    if (new URL(vault.uri).hostname.split('.')[0]?.toLowerCase() !== name) continue;
+    // With KEY_VAULT_RESOURCE_IDS, a vault of the same name in another subscription is not ours.
+    if (vault.resourceId && event.source && event.source.toLowerCase() !== vault.resourceId.toLowerCase()) continue;
+    return vault;
+  }
+  return undefined;
+}
+
+function settle(deps: SecretEventDeps, log: (line: string) => void, event: KeyVaultEvent | undefined, outcome: SecretEventOutcome): SecretEventOutcome {
+  const summary =
+    outcome.outcome === 'handled'
+      ? `handled ${outcome.vault}/${outcome.secret}: ${outcome.deliveries.map((d) => `${d.consumer}=${d.state}`).join(' ') || 'no consumers'}`
+      : `${outcome.outcome}: ${outcome.reason}`;
+  log(`event ${event?.id ?? '?'} ${event?.type ?? ''} ${summary}`);
+  deps.telemetry.trackEvent('KeyVaultEventReceived', {
+    eventId: event?.id ?? null,
+    eventType: event?.type ?? null,
+    schema: event?.schema ?? null,
+    vaultName: event?.vaultName ?? null,
+    secret: event?.objectName ?? null,
+    version: event?.version ?? null,
+    outcome: outcome.outcome,
+    reason: outcome.outcome === 'handled' ? null : outcome.reason,
+    consumers: outcome.outcome === 'handled' ? outcome.deliveries.length : 0,
+  });
+  return outcome;
+}

@@ -1,0 +1,84 @@
+import { ConsumerDirectory } from '../../shared/notify/consumerDirectory';
+import { secretNotification, webhookIdFor } from '../../shared/notify/notification';
+import type { KeyVaultEvent } from '../../shared/events/keyVaultEvent';
+
+const consumer = (name: string, secrets: string[], events: ('SecretNewVersionCreated' | 'SecretNearExpiry' | 'SecretExpired' | 'HealthCheckFailed' | 'HealthCheckRecovered')[]) => ({
+  name,
+  secrets,
+  events,
+  webhook: `https://${name}.example/hook`,
+  signingSecret: `${name}-whsec`,
+});
+
+describe('ConsumerDirectory', () => {
+  const directory = new ConsumerDirectory([
+    consumer('erp', ['erp-*'], ['SecretNewVersionCreated', 'SecretNearExpiry']),
+    consumer('partner', ['partner/*'], ['SecretNewVersionCreated', 'SecretExpired']),
+    consumer('ops', ['*', '*/*'], ['SecretExpired', 'HealthCheckFailed']),
+  ]);
+
+  it.each([
+    ['default', 'erp-token', 'SecretNewVersionCreated', ['erp']],
+    ['default', 'ERP-token', 'SecretNearExpiry', ['erp']],
+    ['default', 'erp-token', 'SecretExpired', ['ops']],
+    ['partner', 'sftp', 'SecretNewVersionCreated', ['partner']],
+    ['partner', 'sftp', 'SecretExpired', ['partner', 'ops']],
+    ['partner', 'erp-token', 'SecretNearExpiry', []],
+    ['default', 'crm-token', 'SecretNewVersionCreated', []],
+  ] as const)('in vault %s, %s, %s notifies %j', (vault, name, event, expected) => {
+    expect(directory.forSecret(vault, name, event).map((c) => c.name)).toEqual(expected);
+  });
+
+  it('finds health subscribers whatever their secrets', () => {
+    expect(directory.forHealth('HealthCheckFailed').map((c) => c.name)).toEqual(['ops']);
+    expect(directory.forHealth('HealthCheckRecovered')).toEqual([]);
+  });
+});
+
+describe('secretNotification', () => {
+  const event: KeyVaultEvent & { kind: 'SecretNewVersionCreated' } = {
+    id: 'b3c1-event',
+    type: 'Microsoft.KeyVault.SecretNewVersionCreated',
+    kind: 'SecretNewVersionCreated',
+    schema: 'EventGrid',
+    time: '2026-11-23T10:00:00.000Z',
+    source: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso',
+    vaultName: 'contoso',
+    objectType: 'Secret',
+    objectName: 'erp-token',
+    version: 'a'.repeat(32),
+    notBefore: null,
+    expiresOn: '2027-01-01T00:00:00.000Z',
+  };
+
+  it('is a CloudEvent naming the secret and its version, never a value', () => {
+    const n = secretNotification(event, { alias: 'default', uri: 'https://contoso.vault.azure.net/' }, 'erp-token', 'erp');
+    expect(n).toEqual({
+      specversion: '1.0',
+      id: webhookIdFor('b3c1-event', 'erp'),
+      source: '/vaults/default',
+      type: 'secretbroker.secret.rotated',
+      subject: 'default/erp-token',
+      time: '2026-11-23T10:00:00.000Z',
+      datacontenttype: 'application/json',
+      data: {
+        vault: 'default',
+        vaultUri: 'https://contoso.vault.azure.net/',
+        secret: 'erp-token',
+        version: 'a'.repeat(32),
+        notBefore: null,
+        expiresOn: '2027-01-01T00:00:00.000Z',
+        sourceEventId: 'b3c1-event',
+        sourceEventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+      },
+    });
+    expect(Object.keys(n.data)).not.toContain('value');
+  });
+
+  it('has a webhook id stable per event and consumer, different across consumers and events', () => {
+    expect(webhookIdFor('e1', 'erp')).toBe(webhookIdFor('e1', 'erp'));
+    expect(webhookIdFor('e1', 'erp')).not.toBe(webhookIdFor('e1', 'crm'));
+    expect(webhookIdFor('e1', 'erp')).not.toBe(webhookIdFor('e2', 'erp'));
+    expect(webhookIdFor('e1', 'erp')).toMatch(/^msg_[A-Za-z0-9_-]{32}$/);
+  });
+});
