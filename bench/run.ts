@@ -7,6 +7,9 @@
  * 2. Vault GETs caused by 1,000 concurrent cold requests for one secret.  Goal: exactly 1.
  * 3. Cold import of the function app (until it can serve) vs importing @azure/functions +
  *    @azure/keyvault-secrets + @azure/identity alone.  Goal: <= 1.3x.
+ * 4. One Key Vault event fanned out to 50 consumers whose webhooks take 100 ms each vs the same
+ *    event for a single such consumer, through the host's Event Grid endpoint.  Goal: <= 2x.
+ * 5. Events per second through the handler with 10 consumers on loopback (no baseline; a figure).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,7 +18,11 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { startAzurite } from '../local/emulators/azurite';
 import { startLocalAzure } from '../local/emulators/localAzure';
+import type { LocalAzure } from '../local/emulators/localAzure';
+import { newSigningSecret, startWebhookReceiver } from '../local/emulators/webhookReceiver';
+import type { WebhookReceiver } from '../local/emulators/webhookReceiver';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DURATION_SECONDS = Number(process.env.BENCH_DURATION_SECONDS ?? 8);
@@ -88,6 +95,7 @@ async function main(): Promise<void> {
     const app = median(appMs);
     const sdk = median(sdkMs);
     rows.push({ benchmark: `cold import, median of ${COLD_IMPORT_RUNS} (app ready to serve vs the 3 SDKs alone), ms`, measured: app.toFixed(0), baseline: sdk.toFixed(0), ratio: app / sdk, goal: '<= 1.3', met: app / sdk <= 1.3 });
+    rows.push(...(await benchEvents(azure, env)));
   } finally {
     await azure.stop();
   }
@@ -97,6 +105,94 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows }, null, 2));
   process.stdout.write(`\nwritten: bench/results/latest.json\n`);
+}
+
+/** Consumer webhooks in the event benchmarks. */
+const FAN_OUT = 50;
+const SLOW_WEBHOOK_MS = 100;
+const RATE_CONSUMERS = 10;
+const TIMED_EVENTS = 5;
+const RATE_EVENTS = Number(process.env.BENCH_RATE_EVENTS ?? 200);
+const RATE_CONCURRENCY = 8;
+
+async function benchEvents(azure: LocalAzure, baseEnv: Record<string, string>): Promise<Row[]> {
+  const azurite = await startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } });
+  const signingSecret = newSigningSecret();
+  azure.keyVault.setSecret('bench-vault', 'whsec-bench', signingSecret);
+  const receivers: WebhookReceiver[] = [];
+  const consumers: unknown[] = [];
+  const add = async (prefix: string, count: number, delayMs: number): Promise<void> => {
+    for (let i = 0; i < count; i++) {
+      const receiver = await startWebhookReceiver({ signingSecret, delayMs });
+      receivers.push(receiver);
+      consumers.push({ name: `${prefix}-${i}`, secrets: [`${prefix}-*`], events: ['SecretNewVersionCreated'], webhook: receiver.url, signingSecret: 'whsec-bench' });
+    }
+  };
+  await add('fan', FAN_OUT, SLOW_WEBHOOK_MS);
+  await add('single', 1, SLOW_WEBHOOK_MS);
+  await add('rate', RATE_CONSUMERS, 0);
+  const host = await spawnNode([path.join(ROOT, 'dist/local/hostProcess.js'), '--port', '0'], { ...baseEnv, CONSUMERS: JSON.stringify(consumers), AzureWebJobsStorage: azurite.connectionString }, /Host listening on (http:\/\/\S+)/);
+  const endpoint = `${host.url}/runtime/webhooks/eventgrid?functionName=secretEvents`;
+  let sequence = 0;
+  const post = async (secret: string): Promise<number> => {
+    const id = `bench-${process.pid}-${sequence++}`;
+    const body = JSON.stringify([
+      {
+        id,
+        topic: azure.keyVault.resourceId('bench-vault'),
+        subject: secret,
+        eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+        eventTime: new Date().toISOString(),
+        data: { Id: `${azure.keyVault.vaultUri('bench-vault')}secrets/${secret}/${'0'.repeat(32)}`, VaultName: 'bench-vault', ObjectType: 'Secret', ObjectName: secret, Version: '0'.repeat(32), NBF: null, EXP: null },
+        dataVersion: '1',
+        metadataVersion: '1',
+      },
+    ]);
+    const started = performance.now();
+    const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification' }, body });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`event answered ${res.status}`);
+    return performance.now() - started;
+  };
+  try {
+    // Warm-up: modules, tables, the cached signing key, connections.
+    await post('single-token');
+    await post('fan-token');
+    await post('rate-token');
+    const single: number[] = [];
+    const fan: number[] = [];
+    for (let i = 0; i < TIMED_EVENTS; i++) {
+      single.push(await post('single-token'));
+      fan.push(await post('fan-token'));
+    }
+    const singleMs = median(single);
+    const fanMs = median(fan);
+    const delivered = receivers.slice(0, FAN_OUT).every((r) => r.verifiedEvents().length === TIMED_EVENTS + 1);
+
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: RATE_CONCURRENCY }, async () => {
+        while (next++ < RATE_EVENTS) await post('rate-token');
+      }),
+    );
+    const rate = RATE_EVENTS / ((performance.now() - started) / 1000);
+    return [
+      {
+        benchmark: `event fan-out to ${FAN_OUT} consumers (${SLOW_WEBHOOK_MS} ms each) vs 1, median of ${TIMED_EVENTS}, ms${delivered ? '' : ' (SOME NOT DELIVERED)'}`,
+        measured: fanMs.toFixed(0),
+        baseline: singleMs.toFixed(0),
+        ratio: fanMs / singleMs,
+        goal: '<= 2',
+        met: delivered && fanMs / singleMs <= 2,
+      },
+      { benchmark: `events/s through the handler, ${RATE_CONSUMERS} consumers on loopback (${RATE_EVENTS} events, ${RATE_CONCURRENCY} at once)`, measured: rate.toFixed(0), baseline: '-', ratio: rate, goal: 'figure', met: true },
+    ];
+  } finally {
+    host.stop();
+    await Promise.all(receivers.map((r) => r.stop()));
+    await azurite.stop();
+  }
 }
 
 const BARE_SERVER = `

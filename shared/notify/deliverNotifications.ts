@@ -10,7 +10,7 @@ import type { WebhookResult } from './sendWebhook';
  */
 export const MAX_DELIVERY_ATTEMPTS = 8;
 /** Consumers notified at once: one slow webhook never holds up the others. */
-export const DELIVERY_CONCURRENCY = 16;
+export const DELIVERY_CONCURRENCY = 64;
 
 /** One notification for one consumer (or the Event Grid topic), ready to send. */
 export interface PendingNotification {
@@ -47,37 +47,47 @@ export async function deliverNotifications(
 ): Promise<DeliveryOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const maxAttempts = deps.maxAttempts ?? MAX_DELIVERY_ATTEMPTS;
-  return mapLimit(items, DELIVERY_CONCURRENCY, async (item): Promise<DeliveryOutcome> => {
-    const known = await deps.ledger.get(item.sourceEventId, item.consumer);
-    if (known?.state === 'delivered') return { consumer: item.consumer, state: 'alreadyDelivered', status: known.lastStatus, attempt: known.attempts };
-    if (known?.state === 'deadLettered') return { consumer: item.consumer, state: 'alreadyDeadLettered', status: known.lastStatus, attempt: known.attempts };
+  // One query for what is known of every consumer of these events (normally one event).
+  const known = new Map<string, Map<string, { state: string; lastStatus: number | null; attempts: number }>>();
+  for (const eventId of new Set(items.map((i) => i.sourceEventId))) known.set(eventId, await deps.ledger.forEvent(eventId));
+  const sent = await mapLimit(items, DELIVERY_CONCURRENCY, async (item) => {
+    const before = known.get(item.sourceEventId)?.get(item.consumer);
+    if (before?.state === 'delivered' || before?.state === 'deadLettered') return { item, before, result: undefined, at: now() };
+    return { item, before, result: await item.send(), at: now() };
+  });
 
-    const result = await item.send();
-    const at = now();
-    const record = await deps.ledger.recordAttempt({
-      eventId: item.sourceEventId,
-      consumer: item.consumer,
-      webhookId: item.webhookId,
-      eventType: item.type,
-      subject: item.subject,
-      status: result.status,
-      error: result.error,
-      at,
-    });
-    let state: DeliveryState;
-    if (result.ok) {
-      await deps.ledger.markDelivered(item.sourceEventId, item.consumer, at, result.status ?? 200);
-      state = 'delivered';
+  // Every attempt of this event is recorded in one write (a batch when the storage allows).
+  const attempted = sent.filter((s): s is typeof s & { result: WebhookResult } => s.result !== undefined);
+  const records = await deps.ledger.recordResults(
+    attempted.map(({ item, result, at }) => ({
+      attempt: {
+        eventId: item.sourceEventId,
+        consumer: item.consumer,
+        webhookId: item.webhookId,
+        eventType: item.type,
+        subject: item.subject,
+        status: result.status,
+        error: result.error,
+        at,
+      },
+      result: { delivered: result.ok, maxAttempts, reason: `no 2xx after ${maxAttempts} attempts (last: ${result.error ?? 'unknown'})` },
+    })),
+  );
+  const recordOf = new Map(attempted.map((s, i) => [s.item, records[i]]));
+
+  return sent.map(({ item, before, result, at }): DeliveryOutcome => {
+    if (!result) {
+      return { consumer: item.consumer, state: before?.state === 'delivered' ? 'alreadyDelivered' : 'alreadyDeadLettered', status: before?.lastStatus ?? null, attempt: before?.attempts ?? 0 };
+    }
+    const record = recordOf.get(item);
+    const state: DeliveryState = record?.state === 'delivered' ? 'delivered' : record?.state === 'deadLettered' ? 'deadLettered' : 'failed';
+    const attempt = record?.attempts ?? 0;
+    if (state === 'delivered') {
       deps.telemetry.trackMetric('NotificationDeliveryLagMs', at.getTime() - Date.parse(item.eventTime), { consumer: item.consumer, type: item.type });
-    } else if (record.attempts >= maxAttempts) {
-      await deps.ledger.markDeadLettered(item.sourceEventId, item.consumer, at, `no 2xx after ${record.attempts} attempts (last: ${result.error ?? 'unknown'})`);
-      state = 'deadLettered';
-    } else {
-      state = 'failed';
     }
     deps.log(
       `notify consumer=${item.consumer} webhookId=${item.webhookId} type=${item.type} subject=${item.subject} ` +
-        `attempt=${record.attempts} status=${result.status ?? 'none'} outcome=${state}${result.error ? ` error=${result.error}` : ''}`,
+        `attempt=${attempt} status=${result.status ?? 'none'} outcome=${state}${result.error ? ` error=${result.error}` : ''}`,
     );
     deps.telemetry.trackEvent(
       'NotificationDelivery',
@@ -89,11 +99,11 @@ export async function deliverNotifications(
         subject: item.subject,
         outcome: state,
         status: result.status,
-        attempt: record.attempts,
+        attempt,
         error: result.error,
       },
       { durationMs: result.durationMs },
     );
-    return { consumer: item.consumer, state, status: result.status, attempt: record.attempts };
+    return { consumer: item.consumer, state, status: result.status, attempt };
   });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { TableClient } from '@azure/data-tables';
+import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
 import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 
@@ -11,6 +11,8 @@ export const DEAD_LETTERS_TABLE = 'brokerdeadletters';
 export const MAX_MESSAGE_CHARS = 300;
 /** Read-modify-write rounds lost to concurrent writers before giving up. */
 const MAX_CONFLICT_RETRIES = 10;
+/** Records remembered from `forEvent` for the writes that follow it. */
+const MAX_HINTS = 10_000;
 
 /** Where a delivery to one consumer stands. `delivered` is final. */
 export type DeliveryState = 'pending' | 'delivered' | 'deadLettered';
@@ -90,6 +92,30 @@ export interface DeliveryLedger {
   markDeadLettered(eventId: string, consumer: string, at: Date, reason: string): Promise<void>;
   /** Dead letters, oldest first; with `since`, only those from that UTC day on. */
   listDeadLetters(opts?: { since?: Date }): Promise<DeadLetter[]>;
+  /**
+   * Every record of one event, by consumer, in one query. The records read are also remembered
+   * for the next `recordResult` of each, which then writes without reading first.
+   */
+  forEvent(eventId: string): Promise<Map<string, DeliveryRecord>>;
+  /**
+   * Records one attempt and what came of it in one write: `delivered` when the consumer answered
+   * 2xx, else pending, or dead-lettered once `attempts` reaches `maxAttempts` (then the dead-letter
+   * row is written too). Same rules as `recordAttempt` + `markDelivered` / `markDeadLettered`.
+   */
+  recordResult(attempt: DeliveryAttempt, result: DeliveryResult): Promise<DeliveryRecord>;
+  /**
+   * `recordResult` for several consumers of one event. After `forEvent` this is one batch write
+   * (an entity group transaction); if another writer got there first, each is retried on its own.
+   */
+  recordResults(entries: readonly { attempt: DeliveryAttempt; result: DeliveryResult }[]): Promise<DeliveryRecord[]>;
+}
+
+/** What came of an attempt, for `recordResult`. */
+export interface DeliveryResult {
+  delivered: boolean;
+  maxAttempts: number;
+  /** Why, should this attempt dead-letter the delivery. */
+  reason: string;
 }
 
 /** The ledger in Azure Table storage (`AzureWebJobsStorage`); tables are created on first use. */
@@ -111,6 +137,10 @@ interface StoredRecord extends DeliveryRecord {
 /** Storage with optimistic concurrency: `create` and `replace` answer false when they lose a race. */
 interface LedgerStore {
   read(eventId: string, consumer: string): Promise<{ record: StoredRecord; etag: string } | undefined>;
+  /** Every record of one event (one partition). */
+  readEvent(eventId: string): Promise<{ record: StoredRecord; etag: string }[]>;
+  /** Creates or replaces (with its etag) records of one event at once; false if any lost a race (nothing written). */
+  writeBatch(rows: readonly { record: StoredRecord; etag: string | undefined }[]): Promise<boolean>;
   create(record: StoredRecord): Promise<boolean>;
   replace(record: StoredRecord, etag: string): Promise<boolean>;
   /** Idempotent: the same dead letter always lands on the same row. */
@@ -122,10 +152,20 @@ interface LedgerStore {
 type Transition = (current: StoredRecord | undefined) => StoredRecord | undefined;
 
 function createLedger(store: LedgerStore): DeliveryLedger {
+  /** Records read by `forEvent` (null: known to be absent), used once as the first round's read. */
+  const hints = new Map<string, { record: StoredRecord; etag: string } | null>();
+  /** Events `forEvent` read: a consumer with no row there is known to have none. */
+  const eventsRead = new Set<string>();
+
   /** Applies `change` until it sticks, re-reading whenever another writer got there first. */
   async function mutate(eventId: string, consumer: string, change: Transition): Promise<StoredRecord> {
+    const hintKey = memoryKey(eventId, consumer);
+    let hint = hints.get(hintKey);
+    hints.delete(hintKey);
     for (let round = 0; round < MAX_CONFLICT_RETRIES; round++) {
-      const current = await store.read(eventId, consumer);
+      // A stale hint only costs a lost race: the conditional write fails and the next round reads.
+      const current = hint !== undefined ? (hint ?? undefined) : await store.read(eventId, consumer);
+      hint = undefined;
       const next = change(current?.record);
       if (next === undefined) {
         if (current) return current.record;
@@ -150,8 +190,57 @@ function createLedger(store: LedgerStore): DeliveryLedger {
     },
     async markDeadLettered(eventId, consumer, at, reason) {
       const record = await mutate(eventId, consumer, (cur) => withDeadLettered(cur, eventId, consumer, at, reason));
-      if (record.state !== 'deadLettered') return;
-      await store.writeDeadLetter({
+      await writeDeadLetterOf(record, at);
+    },
+    async forEvent(eventId) {
+      const rows = await store.readEvent(eventId);
+      const byConsumer = new Map<string, DeliveryRecord>();
+      // Hints are used once; a bound keeps unused ones (consumers since removed) from piling up.
+      if (hints.size > MAX_HINTS) {
+        hints.clear();
+        eventsRead.clear();
+      }
+      eventsRead.add(eventId);
+      for (const row of rows) {
+        byConsumer.set(row.record.consumer, toDeliveryRecord(row.record));
+        if (row.record.state === 'pending') hints.set(memoryKey(eventId, row.record.consumer), row);
+      }
+      return byConsumer;
+    },
+    async recordResult(attempt, result) {
+      const record = await mutate(attempt.eventId, attempt.consumer, (cur) => withResult(cur, attempt, result));
+      if (!result.delivered) await writeDeadLetterOf(record, attempt.at);
+      return toDeliveryRecord(record);
+    },
+    async recordResults(entries) {
+      const eventId = entries[0]?.attempt.eventId;
+      const oneEvent = eventId !== undefined && entries.every((e) => e.attempt.eventId === eventId);
+      if (oneEvent && entries.length > 1 && eventsRead.has(eventId)) {
+        const planned = entries.map((e) => {
+          const key = memoryKey(e.attempt.eventId, e.attempt.consumer);
+          const hint = hints.get(key) ?? undefined;
+          hints.delete(key);
+          return { entry: e, current: hint, next: withResult(hint?.record, e.attempt, e.result) };
+        });
+        const rows = planned.flatMap((p) => (p.next ? [{ record: p.next, etag: p.current?.etag }] : []));
+        if (await store.writeBatch(rows)) {
+          const records = planned.map((p) => p.next ?? p.current?.record ?? blankRecord(p.entry.attempt.eventId, p.entry.attempt.consumer));
+          await Promise.all(planned.map((p, i) => writeDeadLetterOf(records[i] ?? blankRecord(eventId, p.entry.attempt.consumer), p.entry.attempt.at)));
+          return records.map(toDeliveryRecord);
+        }
+      }
+      return Promise.all(entries.map((e) => this.recordResult(e.attempt, e.result)));
+    },
+    async listDeadLetters(opts = {}) {
+      const rows = await store.listDeadLetters(opts.since && utcDay(opts.since.toISOString()));
+      return rows.sort((a, b) => compare(a.at, b.at) || compare(a.eventId, b.eventId) || compare(a.consumer, b.consumer));
+    },
+  };
+
+  /** Writes the dead-letter row of a dead-lettered record (idempotent); does nothing otherwise. */
+  async function writeDeadLetterOf(record: StoredRecord, at: Date): Promise<void> {
+    if (record.state !== 'deadLettered') return;
+    await store.writeDeadLetter({
         eventId: record.eventId,
         consumer: record.consumer,
         webhookId: record.webhookId,
@@ -163,12 +252,7 @@ function createLedger(store: LedgerStore): DeliveryLedger {
         reason: record.deadLetterReason ?? '',
         at: record.deadLetteredAt ?? at.toISOString(),
       });
-    },
-    async listDeadLetters(opts = {}) {
-      const rows = await store.listDeadLetters(opts.since && utcDay(opts.since.toISOString()));
-      return rows.sort((a, b) => compare(a.at, b.at) || compare(a.eventId, b.eventId) || compare(a.consumer, b.consumer));
-    },
-  };
+  }
 }
 
 // ---- transitions (shared by both stores, so they behave the same) ----
@@ -202,6 +286,14 @@ function withAttempt(current: StoredRecord | undefined, a: DeliveryAttempt): Sto
     lastStatus: latest ? a.status : current.lastStatus,
     lastError: latest ? shorten(a.error) : current.lastError,
   };
+}
+
+function withResult(current: StoredRecord | undefined, attempt: DeliveryAttempt, result: DeliveryResult): StoredRecord | undefined {
+  const attempted = withAttempt(current, attempt);
+  if (attempted === undefined) return undefined;
+  if (result.delivered) return withDelivered(attempted, attempt.eventId, attempt.consumer, attempt.at, attempt.status ?? 200);
+  if (attempted.attempts >= result.maxAttempts) return withDeadLettered(attempted, attempt.eventId, attempt.consumer, attempt.at, result.reason) ?? attempted;
+  return attempted;
 }
 
 function withDelivered(
@@ -323,6 +415,33 @@ class TableLedgerStore implements LedgerStore {
       if (tableErrorStatus(err) === 404) return undefined;
       throw err;
     }
+  }
+
+  async readEvent(eventId: string): Promise<{ record: StoredRecord; etag: string }[]> {
+    const client = await this.deliveries();
+    const rows: { record: StoredRecord; etag: string }[] = [];
+    for await (const entity of client.listEntities<DeliveryColumns>({ queryOptions: { filter: odata`PartitionKey eq ${keyOf(eventId)}` } })) {
+      rows.push({ record: fromDeliveryColumns(entity, eventId, ''), etag: entity.etag });
+    }
+    return rows;
+  }
+
+  async writeBatch(rows: readonly { record: StoredRecord; etag: string | undefined }[]): Promise<boolean> {
+    const client = await this.deliveries();
+    const actions: TransactionAction[] = rows.map((row) =>
+      row.etag === undefined ? ['create', this.entityOf(row.record)] : ['update', this.entityOf(row.record), 'Replace', { etag: row.etag }],
+    );
+    // A transaction holds at most 100 operations; all rows of one event share its partition.
+    for (let i = 0; i < actions.length; i += 100) {
+      try {
+        await client.submitTransaction(actions.slice(i, i + 100));
+      } catch (err: unknown) {
+        const status = tableErrorStatus(err);
+        if (status === 409 || status === 412 || status === 404 || status === 400) return false;
+        throw err;
+      }
+    }
+    return true;
   }
 
   async create(record: StoredRecord): Promise<boolean> {
@@ -454,6 +573,11 @@ class MemoryLedgerStore implements LedgerStore {
     return Promise.resolve(entry && { record: { ...entry.record }, etag: String(entry.version) });
   }
 
+  readEvent(eventId: string): Promise<{ record: StoredRecord; etag: string }[]> {
+    const rows = [...this.records.values()].filter((e) => e.record.eventId === eventId).map((e) => ({ record: { ...e.record }, etag: String(e.version) }));
+    return Promise.resolve(rows);
+  }
+
   create(record: StoredRecord): Promise<boolean> {
     const key = memoryKey(record.eventId, record.consumer);
     if (this.records.has(key)) return Promise.resolve(false);
@@ -466,6 +590,16 @@ class MemoryLedgerStore implements LedgerStore {
     const entry = this.records.get(key);
     if (!entry || String(entry.version) !== etag) return Promise.resolve(false);
     this.records.set(key, { record: { ...record }, version: this.nextVersion++ });
+    return Promise.resolve(true);
+  }
+
+  writeBatch(rows: readonly { record: StoredRecord; etag: string | undefined }[]): Promise<boolean> {
+    // All or nothing, like an entity group transaction.
+    for (const row of rows) {
+      const entry = this.records.get(memoryKey(row.record.eventId, row.record.consumer));
+      if (row.etag === undefined ? entry !== undefined : !entry || String(entry.version) !== row.etag) return Promise.resolve(false);
+    }
+    for (const row of rows) this.records.set(memoryKey(row.record.eventId, row.record.consumer), { record: { ...row.record }, version: this.nextVersion++ });
     return Promise.resolve(true);
   }
 

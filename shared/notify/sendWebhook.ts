@@ -52,7 +52,8 @@ export async function sendWebhook(request: {
     const ok = response.status >= 200 && response.status < 300;
     return { status: response.status, ok, error: ok ? null : `HTTP ${response.status}`, durationMs: performance.now() - started };
   } catch (err: unknown) {
-    const name = err instanceof Error ? err.name : '';
+    // Read by property: a DOMException (TimeoutError) need not be an instance of this realm's Error.
+    const name = (err as { name?: unknown } | null)?.name;
     const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
     const error = name === 'TimeoutError' ? `no answer within ${request.timeoutMs ?? WEBHOOK_TIMEOUT_MS} ms` : typeof code === 'string' ? code : 'request failed';
     return { status: null, ok: false, error, durationMs: performance.now() - started };

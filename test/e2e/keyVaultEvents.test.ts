@@ -17,7 +17,7 @@ import { Webhook } from 'standardwebhooks';
 import { startEventGridTopic, type EventGridTopic } from '../../local/emulators/eventGridTopic';
 import { EMULATOR_SUBSCRIPTION_ID, type EventDeliverySchema } from '../../local/emulators/keyVaultEmulator';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
-import { newSigningSecret, startWebhookReceiver, type WebhookReceiver } from '../support/webhookReceiver';
+import { newSigningSecret, startWebhookReceiver, type WebhookReceiver } from '../../local/emulators/webhookReceiver';
 
 const VAULT = 'contoso';
 const RESOURCE_ID = `/subscriptions/${EMULATOR_SUBSCRIPTION_ID}/resourceGroups/local/providers/Microsoft.KeyVault/vaults/${VAULT}`;

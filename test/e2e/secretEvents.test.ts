@@ -15,8 +15,8 @@ import type { LocalAzure } from '../../local/emulators/localAzure';
 import { createTableDeliveryLedger } from '../../shared/notify/deliveryLedger';
 import { startBrokerHost } from '../support/brokerHost';
 import type { BrokerHost } from '../support/brokerHost';
-import { newSigningSecret, startWebhookReceiver } from '../support/webhookReceiver';
-import type { WebhookReceiver } from '../support/webhookReceiver';
+import { newSigningSecret, startWebhookReceiver } from '../../local/emulators/webhookReceiver';
+import type { WebhookReceiver } from '../../local/emulators/webhookReceiver';
 
 const KEY = 'events-test-key';
 const VAULT = 'contoso-vault2';
