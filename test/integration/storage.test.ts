@@ -274,6 +274,50 @@ describe.each(ledgers)('DeliveryLedger (%s)', (_kind, create) => {
     }
   });
 
+  it('records the results of one event for many consumers in one batch, after reading them in one query', async () => {
+    const ledger = create();
+    const id = unique('evt');
+    const at = '2025-03-01T10:00:00.000Z';
+    const forConsumer = (consumer: string, status: number | null) => ({ ...attempt(id, status, status === 200 ? null : 'HTTP 503', at), consumer });
+    // One consumer already has a failed attempt on record.
+    await ledger.recordAttempt(forConsumer('c1', 503));
+    const known = await ledger.forEvent(id);
+    expect([...known.keys()]).toEqual(['c1']);
+    const records = await ledger.recordResults([
+      { attempt: forConsumer('c1', 200), result: { delivered: true, maxAttempts: 2, reason: 'r' } },
+      { attempt: forConsumer('c2', 503), result: { delivered: false, maxAttempts: 2, reason: 'r' } },
+      { attempt: forConsumer('c3', 503), result: { delivered: false, maxAttempts: 1, reason: 'gave up' } },
+    ]);
+    expect(records.map((r) => [r.consumer, r.state, r.attempts])).toEqual([
+      ['c1', 'delivered', 2],
+      ['c2', 'pending', 1],
+      ['c3', 'deadLettered', 1],
+    ]);
+    expect((await ledger.listDeadLetters()).filter((d) => d.eventId === id).map((d) => [d.consumer, d.reason])).toEqual([['c3', 'gave up']]);
+    expect(await ledger.get(id, 'c1')).toMatchObject({ state: 'delivered', attempts: 2 });
+  });
+
+  it('falls back to one write per consumer when another instance wrote after the batch was planned', async () => {
+    const ledger = create();
+    const id = unique('evt');
+    const at = '2025-03-01T10:00:00.000Z';
+    const forConsumer = (consumer: string, status: number) => ({ ...attempt(id, status, status === 200 ? null : 'HTTP 500', at), consumer });
+    await ledger.recordAttempt(forConsumer('c1', 500));
+    await ledger.forEvent(id);
+    // Another instance delivers to c1 in between: the planned batch must not overwrite that.
+    // (Memory ledgers share nothing across instances, so there the same ledger plays the other.)
+    const other = _kind === 'memory' ? ledger : create();
+    await other.markDelivered(id, 'c1', new Date(at), 200);
+    const records = await ledger.recordResults([
+      { attempt: forConsumer('c1', 500), result: { delivered: false, maxAttempts: 5, reason: 'r' } },
+      { attempt: forConsumer('c2', 200), result: { delivered: true, maxAttempts: 5, reason: 'r' } },
+    ]);
+    expect(records.map((r) => [r.consumer, r.state])).toEqual([
+      ['c1', 'delivered'],
+      ['c2', 'delivered'],
+    ]);
+  });
+
   it('cuts long error messages short', async () => {
     const ledger = create();
     const id = unique('evt');
