@@ -9,6 +9,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAzurite } from '../../local/emulators/azurite';
+import { createDevCertificate } from '../../local/emulators/devCertificate';
+import { startIngestionEndpoint } from '../../local/emulators/ingestionEndpoint';
 import { startEventGridTopic } from '../../local/emulators/eventGridTopic';
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
@@ -23,6 +25,7 @@ const VAULT = 'contoso-vault2';
 let azure: LocalAzure;
 let azurite: Awaited<ReturnType<typeof startAzurite>>;
 let topic: Awaited<ReturnType<typeof startEventGridTopic>>;
+let ingestion: Awaited<ReturnType<typeof startIngestionEndpoint>>;
 let hostA: BrokerHost;
 let hostB: BrokerHost;
 const receivers: Record<'erp' | 'crm' | 'flaky' | 'gone', WebhookReceiver> = {} as never;
@@ -50,6 +53,7 @@ beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-events-'));
   [azure, azurite] = await Promise.all([startLocalAzure({ stateDir, vaults: [VAULT] }), startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } })]);
   topic = await startEventGridTopic({ certPem: azure.certPem, keyPem: azure.keyPem, tokenSecret: azure.tokenSecret });
+  ingestion = await startIngestionEndpoint({ certificate: await createDevCertificate(stateDir) });
   const consumers = [];
   for (const [name, behaviour] of [
     ['erp', {}],
@@ -76,7 +80,10 @@ beforeAll(async () => {
     CONSUMERS: JSON.stringify(consumers),
     AzureWebJobsStorage: azurite.connectionString,
   };
-  [hostA, hostB] = await Promise.all([startBrokerHost({ ...env, NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint }), startBrokerHost(env)]);
+  [hostA, hostB] = await Promise.all([
+    startBrokerHost({ ...env, NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint, APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString, APPLICATION_INSIGHTS_NO_STATSBEAT: 'true' }),
+    startBrokerHost(env),
+  ]);
   azure.keyVault.setEventSubscription({
     endpoint: `${hostA.url}/runtime/webhooks/eventgrid?functionName=secretEvents`,
     schema: 'EventGridSchema',
@@ -87,7 +94,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([hostA?.stop(), hostB?.stop()]);
-  await Promise.all([...Object.values(receivers).map((r) => r.stop()), topic?.stop(), azure?.stop()]);
+  await Promise.all([...Object.values(receivers).map((r) => r.stop()), topic?.stop(), ingestion?.stop(), azure?.stop()]);
   await azurite?.stop();
 });
 
@@ -243,5 +250,25 @@ describe('other events', () => {
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     expect(text).not.toMatch(/\bat .*\.js:\d+/);
+  });
+});
+
+describe('telemetry', () => {
+  it('has an event per Key Vault event and per delivery attempt, and no secret value', async () => {
+    await hostA.stop(); // flushes telemetry
+    const events = ingestion.items().filter((i) => i.data.baseType === 'EventData').map((i) => i.data.baseData as { name: string; properties: Record<string, string> });
+    const received = events.filter((e) => e.name === 'KeyVaultEventReceived');
+    expect(received.map((e) => e.properties.outcome)).toEqual(expect.arrayContaining(['handled', 'refused']));
+    const deliveries = events.filter((e) => e.name === 'NotificationDelivery');
+    expect(deliveries.filter((d) => d.properties.consumer === 'flaky').map((d) => [d.properties.attempt, d.properties.outcome])).toEqual(
+      expect.arrayContaining([
+        ['1', 'failed'],
+        ['3', 'delivered'],
+      ]),
+    );
+    expect(deliveries.some((d) => d.properties.consumer === 'gone' && d.properties.outcome === 'deadLettered')).toBe(true);
+    for (const raw of ingestion.raw()) expect(raw).not.toMatch(/erp-v[123]|whsec_/);
+    const metrics = ingestion.items().filter((i) => i.data.baseType === 'MetricData').flatMap((i) => (i.data.baseData as { metrics: { name: string }[] }).metrics);
+    expect(metrics.map((m) => m.name)).toContain('NotificationDeliveryLagMs');
   });
 });
