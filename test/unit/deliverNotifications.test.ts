@@ -4,13 +4,14 @@ import { deliverNotifications } from '../../shared/notify/deliverNotifications';
 import type { PendingNotification } from '../../shared/notify/deliverNotifications';
 import { createMemoryDeliveryLedger } from '../../shared/notify/deliveryLedger';
 import { sendWebhook } from '../../shared/notify/sendWebhook';
+import type { WebhookResult } from '../../shared/notify/sendWebhook';
 import { createTelemetry } from '../../shared/telemetry';
 
 const telemetry = createTelemetry(undefined);
-const ok = { status: 200, ok: true, error: null, durationMs: 1 };
-const down = { status: 503, ok: false, error: 'HTTP 503', durationMs: 1 };
+const ok: WebhookResult = { status: 200, ok: true, error: null, durationMs: 1 };
+const down: WebhookResult = { status: 503, ok: false, error: 'HTTP 503', durationMs: 1 };
 
-function pending(consumer: string, send: () => Promise<typeof ok>, eventId = 'event-1'): PendingNotification {
+function pending(consumer: string, send: () => Promise<WebhookResult>, eventId = 'event-1'): PendingNotification {
   return { consumer, sourceEventId: eventId, type: 'secretbroker.secret.rotated', subject: 'default/erp-token', eventTime: new Date().toISOString(), webhookId: `msg_${consumer}`, send: jest.fn(send) };
 }
 
@@ -50,7 +51,7 @@ describe('deliverNotifications', () => {
   it('sends to every consumer at once, so one slow webhook does not hold up the others', async () => {
     let inFlight = 0;
     let peak = 0;
-    const slow = async (): Promise<typeof ok> => {
+    const slow = async (): Promise<WebhookResult> => {
       inFlight++;
       peak = Math.max(peak, inFlight);
       await new Promise((r) => setTimeout(r, 20));
