@@ -3,8 +3,10 @@
  * with the Functions host. The same list feeds the local host (local/host.ts), so both serve
  * exactly these definitions.
  */
-import type { EventGridFunctionOptions, HttpFunctionOptions } from '@azure/functions';
+import type { EventGridFunctionOptions, HttpFunctionOptions, TimerFunctionOptions } from '@azure/functions';
 import { loadConfig } from '../shared/config';
+import { health } from './health';
+import { healthCheck } from './healthCheck';
 import { listSecrets } from './listSecrets';
 import { openApi } from './openApi';
 import { resolveSecret } from './resolveSecret';
@@ -15,16 +17,19 @@ import { secretMetadata } from './secretMetadata';
 /** One function of the app, as both hosts see it. */
 export type FunctionDefinition =
   | { readonly kind: 'http'; readonly name: string; readonly options: HttpFunctionOptions }
-  | { readonly kind: 'eventGrid'; readonly name: string; readonly options: EventGridFunctionOptions<unknown> };
+  | { readonly kind: 'eventGrid'; readonly name: string; readonly options: EventGridFunctionOptions<unknown> }
+  | { readonly kind: 'timer'; readonly name: string; readonly options: TimerFunctionOptions };
 
 /** Every function of the app. Static routes come before parameterised ones with the same method. */
 export const functionDefinitions: readonly FunctionDefinition[] = [
   { kind: 'http', ...openApi },
+  { kind: 'http', ...health },
   { kind: 'http', ...listSecrets },
   { kind: 'http', ...resolveSecrets },
   { kind: 'http', ...secretMetadata },
   { kind: 'http', ...resolveSecret },
   { kind: 'eventGrid', ...secretEvents },
+  { kind: 'timer', ...healthCheck },
 ];
 
 // A bad setting stops start-up with one line naming it, rather than failing every request.

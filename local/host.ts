@@ -5,10 +5,13 @@ import { HttpResponse, InvocationContext } from '@azure/functions';
 import type { FunctionTrigger, HttpResponseInit, LogLevel } from '@azure/functions';
 import type { FunctionDefinition } from '../functions/index';
 import { createLocalHttpRequest } from './localHttpRequest';
+import { parseSchedule } from '../shared/health/ncrontab';
 import { serveAdminInvoke, serveEventGridWebhook } from './triggerEndpoints';
 
 /** Largest request body the local host reads (the real host allows more; nothing here needs it). */
 const MAX_BODY_BYTES = 1024 * 1024;
+/** The longest delay setTimeout accepts. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 interface Route {
   readonly definition: Extract<FunctionDefinition, { kind: 'http' }>;
@@ -27,6 +30,13 @@ export interface LocalHostOptions {
   readonly write?: (line: string) => void;
   /** Least severe level written, as host.json's `logging.logLevel.default` (default `Information`). */
   readonly logLevel?: string;
+  /** Run timer triggers on their schedule (default true); they can always be run on demand. */
+  readonly runTimers?: boolean;
+}
+
+/** The `Timer` object a timer trigger receives. */
+function timerInput(isPastDue: boolean): { isPastDue: boolean; schedule: { adjustForDST: boolean } } {
+  return { isPastDue, schedule: { adjustForDST: false } };
 }
 
 const LEVELS = ['trace', 'debug', 'information', 'warning', 'error', 'critical'];
@@ -145,11 +155,43 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const started = performance.now();
     if (logsInformation) writeAny(`[${new Date().toISOString()}] Executing 'Functions.${definition.name}' (Reason='${reason}', Id=${invocationId})`);
     try {
-      await definition.options.handler(input, context);
+      // The definitions' handlers take their trigger's input; the host hands each its own kind.
+      const handler = definition.options.handler as (input: unknown, context: InvocationContext) => unknown;
+      await handler(definition.kind === 'timer' ? (input ?? timerInput(false)) : input, context);
       if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
     } catch (err: unknown) {
       writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
       throw err;
+    }
+  }
+
+  // Timer triggers run on their schedule, like the host's timer extension (UTC, one at a time).
+  const timers = new Map<string, NodeJS.Timeout>();
+  let closed = false;
+  if (options.runTimers !== false) {
+    for (const definition of options.definitions) {
+      if (definition.kind !== 'timer') continue;
+      const schedule = parseSchedule(definition.options.schedule);
+      const arm = (): void => {
+        if (closed) return;
+        const due = schedule.next(new Date());
+        const delay = Math.max(0, due.getTime() - Date.now());
+        // setTimeout holds at most ~24.8 days; a later occurrence is re-armed when that passes.
+        const timer =
+          delay > MAX_TIMER_DELAY_MS
+            ? setTimeout(arm, MAX_TIMER_DELAY_MS)
+            : setTimeout(() => {
+                const late = Date.now() - due.getTime() > 60_000;
+                invoke(definition, timerInput(late), `Timer fired at ${new Date().toISOString()}`)
+                  .catch(() => undefined)
+                  .finally(arm);
+              }, delay);
+        timer.unref();
+        timers.set(definition.name, timer);
+      };
+      arm();
+      if (definition.options.runOnStartup) void invoke(definition, timerInput(false), 'Timer fired on start-up').catch(() => undefined);
+      writeAt('information', `[host] timer ${definition.name}: schedule ${definition.options.schedule}, next run ${schedule.next(new Date()).toISOString()}`);
     }
   }
 
@@ -163,6 +205,8 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        closed = true;
+        timers.forEach((t) => clearTimeout(t));
         server.close(() => resolve());
         server.closeAllConnections();
       }),

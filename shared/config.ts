@@ -1,5 +1,6 @@
 import * as v from 'valibot';
 import { ConfigError } from './errors';
+import { parseSchedule } from './health/ncrontab';
 
 /** Seconds a resolved latest version is served from memory before the vault is asked again. */
 export const DEFAULT_CACHE_TTL_SECONDS = 300;
@@ -177,8 +178,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (issuer) checkUrl('AUTH_ISSUER', issuer, ['https:', 'http:']);
 
   const schedule = nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
-  if (schedule.trim().split(/\s+/).length !== 6) {
-    throw new ConfigError('HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields (second minute hour day month weekday)');
+  try {
+    parseSchedule(schedule);
+  } catch (err: unknown) {
+    throw new ConfigError(`HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields (second minute hour day month weekday) or hh:mm:ss; ${err instanceof Error ? err.message : 'invalid'}`);
   }
   const notify = nonEmpty(env.NOTIFY_EVENTGRID_ENDPOINT);
   if (notify) checkUrl('NOTIFY_EVENTGRID_ENDPOINT', notify, ['https:', 'http:']);

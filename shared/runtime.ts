@@ -5,6 +5,8 @@ import type { AppConfig } from './config';
 import { loadConfig } from './config';
 import type { CacheCoherence } from './events/cacheCoherence';
 import type { SecretEventDeps } from './events/handleSecretEvent';
+import type { HealthJobDeps } from './health/healthCheckJob';
+import type { HealthReportStore } from './health/healthReportStore';
 import { ConsumerDirectory } from './notify/consumerDirectory';
 import { SecretResolver } from './secrets/secretResolver';
 import { VaultGateway } from './secrets/vaultGateway';
@@ -24,6 +26,10 @@ export interface Runtime {
   readonly consumers: ConsumerDirectory;
   /** What the Key Vault event handler needs; storage clients are built on first use. */
   events(): SecretEventDeps;
+  /** What the health check needs; management clients are built on first use. */
+  health(): HealthJobDeps;
+  /** Where health reports are kept (read by /api/health). */
+  healthStore(): HealthReportStore;
 }
 
 /** How soon after start-up an instance begins to follow other instances' invalidations. */
@@ -72,7 +78,17 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
   setTimeout(() => coherenceOf().start((vault, secret) => resolver.invalidate(vault, secret)), COHERENCE_START_DELAY_MS).unref();
 
   let events: SecretEventDeps | undefined;
-  return {
+  let health: HealthJobDeps | undefined;
+  let healthStore: HealthReportStore | undefined;
+  const healthStoreOf = (): HealthReportStore => {
+    if (!healthStore) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { createTableHealthReportStore } = require('./health/healthReportStore') as typeof import('./health/healthReportStore');
+      healthStore = createTableHealthReportStore(config.storageConnectionString);
+    }
+    return healthStore;
+  };
+  const runtime: Runtime = {
     config,
     policy,
     authenticator: new CallerAuthenticator(policy, config.auth),
@@ -97,7 +113,30 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
       }
       return events;
     },
+    healthStore: healthStoreOf,
+    health: () => {
+      if (!health) {
+        const eventDeps = runtime.events();
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+        const { createArmManagementReader } = require('./health/managementChecks') as typeof import('./health/managementChecks');
+        const anyResourceId = [...config.vaults.values()].some((v) => v.resourceId);
+        health = {
+          config,
+          gateways: vaults,
+          management: anyResourceId ? createArmManagementReader(tokenCredential) : undefined,
+          store: healthStoreOf(),
+          consumers,
+          ledger: eventDeps.ledger,
+          resolver,
+          topic: eventDeps.topic,
+          telemetry,
+          holder: `${process.env.WEBSITE_INSTANCE_ID ?? 'local'}:${process.pid}`,
+        };
+      }
+      return health;
+    },
   };
+  return runtime;
 }
 
 /**

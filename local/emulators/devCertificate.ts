@@ -23,11 +23,12 @@ const STALE_LOCK_MS = 30_000;
 
 /**
  * Creates (or reuses) one self-signed certificate that the local emulators serve
- * for `*.vault.azure.net`, `localhost` and `127.0.0.1`.
+ * for `*.vault.azure.net`, `management.azure.com`, `localhost` and `127.0.0.1`.
  *
  * The certificate is written to `${dir}/dev-ca.pem` (key: `${dir}/dev-ca.key`).
  * An existing pair is reused while it is valid for at least another day, covers
- * the required names and matches its key; otherwise a new pair replaces it.
+ * the required names and matches its key; otherwise a new pair replaces it (so a
+ * certificate from before a name was added is regenerated on the next start).
  * A lock file serialises concurrent callers (e.g. parallel jest workers) so they
  * all end up with the pair that is on disk.
  */
@@ -67,6 +68,7 @@ async function generatePair(): Promise<{ certPem: string; keyPem: string }> {
         name: 'subjectAltName',
         altNames: [
           { type: 2, value: '*.vault.azure.net' },
+          { type: 2, value: 'management.azure.com' },
           { type: 2, value: 'localhost' },
           { type: 7, ip: '127.0.0.1' },
         ],
@@ -89,6 +91,7 @@ async function readUsablePair(certPath: string, keyPath: string): Promise<{ cert
     const remaining = new Date(cert.validTo).getTime() - Date.now();
     const coversNames =
       cert.checkHost('contoso.vault.azure.net') !== undefined &&
+      cert.checkHost('management.azure.com') !== undefined &&
       cert.checkHost('localhost') !== undefined &&
       cert.checkIP('127.0.0.1') !== undefined;
     if (remaining > MIN_REMAINING_MS && coversNames && cert.checkPrivateKey(createPrivateKey(keyPem))) {

@@ -330,6 +330,13 @@ export class KeyVaultEmulator {
     this.softDelete(this.vaultOrThrow(vault), name);
   }
 
+  /** Deletes a secret for good (soft delete then purge), as if it had never been there. */
+  purgeSecret(vault: string, name: string): void {
+    const v = this.vaultOrThrow(vault);
+    if (v.secrets.has(name.toLowerCase())) this.softDelete(v, name);
+    v.deleted.delete(name.toLowerCase());
+  }
+
   /** Injects a fault for one vault, or for all vaults when `vault` is omitted. Replaces a fault of the same kind and scope. */
   setFault(fault: KeyVaultFault, vault?: string): void {
     const scope = vault?.toLowerCase();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { ArmEmulator } from './armEmulator';
 import { createDevCertificate } from './devCertificate';
 import { KeyVaultEmulator } from './keyVaultEmulator';
 import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './managedIdentityEndpoint';
@@ -9,6 +10,13 @@ import { startVaultProxy, type VaultProxy } from './vaultProxy';
 /** The local stand-ins for Azure that the secret broker talks to, wired together. */
 export interface LocalAzure {
   keyVault: KeyVaultEmulator;
+  /**
+   * Azure Resource Manager (`https://management.azure.com` through the proxy) with every vault of
+   * `vaults` registered at `keyVault.resourceId(name)`. Its vault settings and role assignments are
+   * independent of the Key Vault emulator's faults: a test that wants, say, RBAC mode off and a
+   * `policy` fault sets both.
+   */
+  arm: ArmEmulator;
   identity: ManagedIdentityEndpoint;
   proxy: VaultProxy;
   /** Path of the dev certificate PEM (the value of NODE_EXTRA_CA_CERTS). */
@@ -31,9 +39,10 @@ export interface LocalAzure {
 const TOKEN_SECRET_FILE = 'token-secret';
 
 /**
- * Starts the dev certificate, the managed-identity endpoint, the Key Vault emulator and the
- * CONNECT proxy. State (certificate, token signing secret) lives in `stateDir` and is reused
- * across runs, so tokens a process cached from an earlier start stay valid.
+ * Starts the dev certificate, the managed-identity endpoint, the Key Vault emulator, the ARM
+ * emulator and the CONNECT proxy (vault hosts and `management.azure.com`). State (certificate,
+ * token signing secret) lives in `stateDir` and is reused across runs, so tokens a process
+ * cached from an earlier start stay valid.
  */
 export async function startLocalAzure(opts: { stateDir: string; vaults?: string[] }): Promise<LocalAzure> {
   const vaults = opts.vaults ?? ['demo'];
@@ -48,10 +57,14 @@ export async function startLocalAzure(opts: { stateDir: string; vaults?: string[
   try {
     const keyVault = await KeyVaultEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, vaults, tokenSecret });
     started.push(keyVault);
-    const proxy = await startVaultProxy({ targetPort: keyVault.port });
+    const arm = await ArmEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, tokenSecret });
+    started.push(arm);
+    for (const vault of vaults) arm.addVault(vault);
+    const proxy = await startVaultProxy({ targetPort: keyVault.port, managementPort: arm.port });
     started.push(proxy);
     return {
       keyVault,
+      arm,
       identity,
       proxy,
       certPath: cert.certPath,

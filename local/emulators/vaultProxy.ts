@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
-/** A running CONNECT proxy in front of the Key Vault emulator. */
+/** A running CONNECT proxy in front of the Key Vault emulator (and, optionally, the ARM emulator). */
 export interface VaultProxy {
   /** Value for HTTPS_PROXY, e.g. `http://127.0.0.1:PORT`. */
   url: string;
@@ -11,17 +11,20 @@ export interface VaultProxy {
 }
 
 const VAULT_HOST_RE = /^[a-z0-9-]+\.vault\.azure\.net$/i;
+const MANAGEMENT_HOST = 'management.azure.com';
 
 /**
  * Starts an HTTP CONNECT proxy on 127.0.0.1 that tunnels `<name>.vault.azure.net:443` to
- * `127.0.0.1:targetPort` and refuses every other target with 403.
+ * `127.0.0.1:targetPort`, `management.azure.com:443` to `127.0.0.1:managementPort` when that is
+ * given, and refuses every other target with 403.
  *
  * This lets an unmodified SecretClient use a real-looking vault URI (so its challenge
  * resource check, which compares the URI host with `vault.azure.net`, keeps running) while
  * the TLS session, SNI and Host header still say `<name>.vault.azure.net`. Point clients at
  * it with HTTPS_PROXY and keep local endpoints direct with NO_PROXY=127.0.0.1,localhost.
+ * The management SDKs likewise keep their default endpoint `https://management.azure.com`.
  */
-export async function startVaultProxy(opts: { targetPort: number; port?: number }): Promise<VaultProxy> {
+export async function startVaultProxy(opts: { targetPort: number; managementPort?: number; port?: number }): Promise<VaultProxy> {
   const sockets = new Set<Socket>();
   const track = (socket: Socket): void => {
     sockets.add(socket);
@@ -31,17 +34,25 @@ export async function startVaultProxy(opts: { targetPort: number; port?: number 
   const server = createServer((_req, res) => {
     // Only tunnelling is offered; plain-HTTP forwarding would let traffic escape to the internet.
     res.writeHead(405, { 'Content-Type': 'text/plain', Connection: 'close' });
-    res.end('Only CONNECT to *.vault.azure.net:443 is supported by this proxy.\n');
+    res.end('Only CONNECT to *.vault.azure.net:443 and management.azure.com:443 is supported by this proxy.\n');
   });
 
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     track(client);
     const { host, port } = splitAuthority(req.url ?? '');
-    if (port !== '443' || !VAULT_HOST_RE.test(host)) {
+    const targetPort =
+      port !== '443'
+        ? undefined
+        : VAULT_HOST_RE.test(host)
+          ? opts.targetPort
+          : host.toLowerCase() === MANAGEMENT_HOST
+            ? opts.managementPort
+            : undefined;
+    if (targetPort === undefined) {
       client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       return;
     }
-    const upstream = connect({ host: '127.0.0.1', port: opts.targetPort });
+    const upstream = connect({ host: '127.0.0.1', port: targetPort });
     track(upstream);
     // Small request/response exchanges: Nagle would add tens of milliseconds per hop.
     upstream.setNoDelay(true);

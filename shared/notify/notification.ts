@@ -55,3 +55,21 @@ export function secretNotification(
     },
   };
 }
+
+/** The notification of a vault's health changing to failed, or back. */
+export function healthNotification(
+  change: { eventId: string; type: 'HealthCheckFailed' | 'HealthCheckRecovered'; at: string },
+  vault: { alias: string; status: string; checks: readonly unknown[] },
+  consumer: string,
+): NotificationEvent {
+  return {
+    specversion: '1.0',
+    id: webhookIdFor(change.eventId, consumer),
+    source: `/vaults/${vault.alias}`,
+    type: change.type === 'HealthCheckFailed' ? 'secretbroker.health.failed' : 'secretbroker.health.recovered',
+    subject: vault.alias,
+    time: change.at,
+    datacontenttype: 'application/json',
+    data: { vault: vault.alias, status: vault.status, checks: vault.checks },
+  };
+}

@@ -52,7 +52,7 @@ export class SecretCache<V> {
   async get(
     key: string,
     load: () => Promise<V>,
-    options: { immutable?: boolean } = {},
+    options: { immutable?: boolean; serveStaleOn?: (err: unknown) => boolean } = {},
   ): Promise<{ value: V; outcome: CacheOutcome }> {
     const now = this.now();
     const entry = this.entries.get(key);
@@ -62,7 +62,7 @@ export class SecretCache<V> {
     }
     const running = this.inflight.get(key);
     if (running) {
-      return this.settle(key, running, 'coalesced');
+      return this.settle(key, running, 'coalesced', options.serveStaleOn);
     }
     const generation = this.generation;
     const promise = load().then(
@@ -76,7 +76,7 @@ export class SecretCache<V> {
       if (this.inflight.get(key) === promise) this.inflight.delete(key);
     };
     promise.then(clear, clear);
-    return this.settle(key, promise, 'miss');
+    return this.settle(key, promise, 'miss', options.serveStaleOn);
   }
 
   /** Drops every entry whose key `match` accepts (and lets no running load store its result). */
@@ -98,12 +98,13 @@ export class SecretCache<V> {
     key: string,
     promise: Promise<V>,
     outcome: 'miss' | 'coalesced',
+    serveStaleOn: (err: unknown) => boolean = this.options.serveStaleOn,
   ): Promise<{ value: V; outcome: CacheOutcome }> {
     try {
       return { value: await promise, outcome };
     } catch (err: unknown) {
       const entry = this.entries.get(key);
-      if (entry && this.now() < entry.staleUntil && this.options.serveStaleOn(err)) {
+      if (entry && this.now() < entry.staleUntil && serveStaleOn(err)) {
         return { value: entry.value, outcome: 'stale' };
       }
       throw err;

@@ -1,7 +1,7 @@
 import type { Caller } from '../callers/accessPolicy';
 import type { AccessPolicy } from '../callers/accessPolicy';
 import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError, ForbiddenError, InvalidRequestError, VaultThrottledError, VaultUnavailableError } from '../errors';
+import { BrokerError, ForbiddenError, InvalidRequestError, SecretDisabledError, SecretNotFoundError, VaultError, VaultThrottledError, VaultUnavailableError } from '../errors';
 import type { Telemetry } from '../telemetry';
 import type { CacheOutcome } from './secretCache';
 import { SecretCache } from './secretCache';
@@ -126,7 +126,11 @@ export class SecretResolver {
   async readOwn(vault: string, name: string): Promise<VaultSecret> {
     const gateway = this.deps.vaults.get(vault);
     if (!gateway) throw new InvalidRequestError(`Vault "${vault}" is not configured`);
-    const { value } = await this.secrets.get(cacheKey(vault, name, undefined), () => gateway.getSecret(name));
+    // The broker's own keys may bridge any vault failure but a definite "gone": a firewall or a
+    // lost role must not also silence the notifications that report them.
+    const { value } = await this.secrets.get(cacheKey(vault, name, undefined), () => gateway.getSecret(name), {
+      serveStaleOn: (err) => err instanceof VaultError && !(err instanceof SecretNotFoundError) && !(err instanceof SecretDisabledError),
+    });
     return value;
   }
 

@@ -51,7 +51,7 @@ export function translateVaultError(err: unknown, where: { vault: string; name?:
   const name = typeof e.name === 'string' ? e.name : '';
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
   const code = typeof e.code === 'string' ? e.code : undefined;
-  const inner = innerErrorCode(e);
+  const inner = innerErrorCode(e) ?? innerFromMessage(err);
   const what = where.name ? `secret "${where.name}" in vault "${where.vault}"` : `vault "${where.vault}"`;
 
   if (TOKEN_ERRORS.has(name)) {
@@ -90,6 +90,29 @@ export function translateVaultError(err: unknown, where: { vault: string; name?:
     return new VaultUnavailableError(`Vault "${where.vault}" could not be reached (${code})`, 'VaultUnreachable', { cause: err });
   }
   return new VaultUnavailableError(`Vault "${where.vault}" could not be reached`, 'VaultUnreachable', { cause: err });
+}
+
+/**
+ * Whether a 403 says nothing about why (the SDK's paging errors carry neither body nor details):
+ * the caller may then find the reason another way.
+ */
+export function isUnexplainedForbidden(err: unknown): boolean {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as RestErrorLike;
+  return e.statusCode === 403 && innerErrorCode(e) === undefined && innerFromMessage(err) === undefined;
+}
+
+/**
+ * Errors thrown while paging (listing) carry neither the body nor `details`, only Key Vault's own
+ * message: its wording for each 403 is stable, so it stands in for the inner code there. The
+ * message is only matched, never passed on.
+ */
+function innerFromMessage(err: unknown): string | undefined {
+  const message = err instanceof Error ? err.message : typeof (err as { message?: unknown } | null)?.message === 'string' ? String((err as { message: string }).message) : '';
+  if (/Client address is not authorized and caller is not a trusted service/i.test(message)) return 'ForbiddenByFirewall';
+  if (/does not have secrets? \w+ permission on key vault/i.test(message)) return 'ForbiddenByPolicy';
+  if (/not allowed on a disabled secret/i.test(message)) return 'SecretDisabled';
+  if (/Caller is not authorized to perform action on resource/i.test(message)) return 'ForbiddenByRbac';
+  return undefined;
 }
 
 /** Key Vault puts the precise reason of a 403 in `error.innererror.code`. */

@@ -1,12 +1,13 @@
 import type { KeyVaultSecret, SecretClient, SecretProperties } from '@azure/keyvault-secrets';
 import type { Telemetry } from '../telemetry';
-import { translateVaultError } from './translateVaultError';
+import { SecretNotFoundError, VaultAccessDeniedError } from '../errors';
+import { isUnexplainedForbidden, translateVaultError } from './translateVaultError';
 
 /** How long one vault call may take before it counts as a timeout. */
 export const VAULT_CALL_TIMEOUT_MS = 10_000;
 
 /** The part of `SecretClient` the broker uses. */
-export type SecretReader = Pick<SecretClient, 'getSecret' | 'listPropertiesOfSecrets'>;
+export type SecretReader = Pick<SecretClient, 'getSecret' | 'listPropertiesOfSecrets' | 'getDeletedSecret'>;
 
 /** A secret's properties, as the API shows them (CONTRACT.md "A resolved secret"). */
 export interface SecretMetadata {
@@ -45,13 +46,13 @@ export class VaultGateway {
    * The latest or a pinned version of a secret.
    * @throws VaultError subclasses (not found, disabled, firewall, access denied, throttled, unavailable).
    */
-  async getSecret(name: string, version?: string): Promise<VaultSecret> {
+  async getSecret(name: string, version?: string, timeoutMs: number = VAULT_CALL_TIMEOUT_MS): Promise<VaultSecret> {
     const started = performance.now();
     let resultCode: string | number = 200;
     try {
       const secret = await this.client.getSecret(name, {
         version,
-        abortSignal: AbortSignal.timeout(VAULT_CALL_TIMEOUT_MS),
+        abortSignal: AbortSignal.timeout(timeoutMs),
       });
       return this.toSecret(secret);
     } catch (err: unknown) {
@@ -102,6 +103,39 @@ export class VaultGateway {
         success: resultCode === 200,
         properties: { vault: this.alias },
       });
+    }
+  }
+
+  /**
+   * Whether the caller may list secrets: one page of one item, not the whole listing.
+   * @throws VaultError subclasses.
+   */
+  async canList(timeoutMs: number = VAULT_CALL_TIMEOUT_MS): Promise<void> {
+    try {
+      const pages = this.client.listPropertiesOfSecrets({ abortSignal: AbortSignal.timeout(timeoutMs) }).byPage({ maxPageSize: 1 });
+      await pages.next();
+    } catch (err: unknown) {
+      if (!isUnexplainedForbidden(err)) throw translateVaultError(err, { vault: this.alias });
+      // A refused listing does not say why. Ask for a secret that does not exist: the firewall and
+      // a missing role refuse that too, with their reason; a 404 means reads are allowed and only
+      // listing is not, which is an access policy without List.
+      try {
+        await this.client.getSecret(`broker-list-probe-${Date.now().toString(36)}`, { abortSignal: AbortSignal.timeout(timeoutMs) });
+      } catch (probe: unknown) {
+        const translated = translateVaultError(probe, { vault: this.alias });
+        if (!(translated instanceof SecretNotFoundError)) throw translated;
+      }
+      throw new VaultAccessDeniedError(`The function app's identity may read but not list secrets in vault "${this.alias}"`, 'ForbiddenByPolicy', { cause: err });
+    }
+  }
+
+  /** Whether a missing secret is in the vault's recycle bin (false too when that cannot be read). */
+  async isSoftDeleted(name: string, timeoutMs: number = VAULT_CALL_TIMEOUT_MS): Promise<boolean> {
+    try {
+      await this.client.getDeletedSecret(name, { abortSignal: AbortSignal.timeout(timeoutMs) });
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -42,6 +42,16 @@ describe('translateVaultError', () => {
     expect(translateVaultError(e, where).code).toBe('VaultForbiddenByFirewall');
   });
 
+  it.each([
+    ['Client address is not authorized and caller is not a trusted service.\r\nClient address: 10.0.0.1', 'VaultForbiddenByFirewall'],
+    ["The user, group or application 'appid=x' does not have secrets list permission on key vault 'v;location=westeurope'.", 'VaultAccessDenied'],
+    ['Caller is not authorized to perform action on resource.', 'VaultAccessDenied'],
+  ])('classifies a 403 thrown while paging (no body, no details) by Key Vault\'s message: %s', (message, code) => {
+    const e = Object.assign(new Error(message), { statusCode: 403, code: 'Forbidden' });
+    expect(translateVaultError(e, where).code).toBe(code);
+    expect(translateVaultError(e, where).message).not.toContain('10.0.0.1');
+  });
+
   it('maps network failures, timeouts and token failures to 503 with their cause', () => {
     expect(translateVaultError(new RestError('socket hang up', { code: 'ECONNRESET' }), where)).toMatchObject({ status: 503, vaultCause: 'VaultUnreachable' });
     expect(translateVaultError(Object.assign(new Error('aborted'), { name: 'AbortError' }), where)).toMatchObject({ status: 503, vaultCause: 'Timeout' });
