@@ -57,7 +57,9 @@ async function main(): Promise<void> {
     const env = {
       ...azure.env,
       KEY_VAULT_URI: azure.keyVault.vaultUri('bench-vault'),
-      ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'bench', identities: [{ apiKeySha256: createHash('sha256').update(KEY).digest('hex') }], allow: ['*'] }] }),
+      ACCESS_POLICY: JSON.stringify({
+        callers: [{ name: 'bench', identities: [{ apiKeySha256: createHash('sha256').update(KEY).digest('hex') }], allow: ['*'] }],
+      }),
       // As in Azure, the host logs warnings and errors only under load.
       AzureFunctionsJobHost__logging__logLevel__default: 'Warning',
     };
@@ -87,7 +89,14 @@ async function main(): Promise<void> {
       azure.keyVault.clearFaults();
       const gets = azure.keyVault.requestCount({ method: 'GET', path: '/secrets/cold-secret' });
       const ok = statuses.filter((s) => s === 200).length;
-      rows.push({ benchmark: `vault GETs for 1,000 concurrent cold requests (${ok} answered 200)`, measured: String(gets), baseline: '1', ratio: gets, goal: '== 1', met: gets === 1 && ok === 1000 });
+      rows.push({
+        benchmark: `vault GETs for 1,000 concurrent cold requests (${ok} answered 200)`,
+        measured: String(gets),
+        baseline: '1',
+        ratio: gets,
+        goal: '== 1',
+        met: gets === 1 && ok === 1000,
+      });
     } finally {
       host.stop();
       bare.stop();
@@ -102,7 +111,14 @@ async function main(): Promise<void> {
     }
     const app = median(appMs);
     const sdk = median(sdkMs);
-    rows.push({ benchmark: `cold import, median of ${COLD_IMPORT_RUNS} (app ready to serve vs the 3 SDKs alone), ms`, measured: app.toFixed(0), baseline: sdk.toFixed(0), ratio: app / sdk, goal: '<= 1.3', met: app / sdk <= 1.3 });
+    rows.push({
+      benchmark: `cold import, median of ${COLD_IMPORT_RUNS} (app ready to serve vs the 3 SDKs alone), ms`,
+      measured: app.toFixed(0),
+      baseline: sdk.toFixed(0),
+      ratio: app / sdk,
+      goal: '<= 1.3',
+      met: app / sdk <= 1.3,
+    });
     rows.push(...(await benchEvents(azure, env)));
     rows.push(...(await benchHealth(azure)));
   } finally {
@@ -112,7 +128,10 @@ async function main(): Promise<void> {
   printTable(rows);
   const outDir = path.join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows }, null, 2));
+  writeFileSync(
+    path.join(outDir, 'latest.json'),
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows }, null, 2),
+  );
   process.stdout.write(`\nwritten: bench/results/latest.json\n`);
 }
 
@@ -152,7 +171,9 @@ async function benchHealth(azure: LocalAzure): Promise<Row[]> {
     const end = samples.filter((s) => s.at <= start.at + 1000).pop()!;
     peakPerSecond = Math.max(peakPerSecond, ((end.count - start.count) * 1000) / Math.max(end.at - start.at, 1000));
   }
-  const ok = report.vaults.every((v) => v.status !== 'failed') && report.vaults[0]!.checks.filter((c) => c.check === 'getSecret').length === HEALTH_SECRETS;
+  const ok =
+    report.vaults.every((v) => v.status !== 'failed') &&
+    report.vaults[0]!.checks.filter((c) => c.check === 'getSecret').length === HEALTH_SECRETS;
   return [
     {
       benchmark: `health check, ${HEALTH_SECRETS} secrets at ${HEALTH_LATENCY_MS} ms, concurrency ${PROBE_CONCURRENCY}, vs ideal, ms${ok ? '' : ' (CHECKS FAILED)'}`,
@@ -191,13 +212,23 @@ async function benchEvents(azure: LocalAzure, baseEnv: Record<string, string>): 
     for (let i = 0; i < count; i++) {
       const receiver = await startWebhookReceiver({ signingSecret, delayMs });
       receivers.push(receiver);
-      consumers.push({ name: `${prefix}-${i}`, secrets: [`${prefix}-*`], events: ['SecretNewVersionCreated'], webhook: receiver.url, signingSecret: 'whsec-bench' });
+      consumers.push({
+        name: `${prefix}-${i}`,
+        secrets: [`${prefix}-*`],
+        events: ['SecretNewVersionCreated'],
+        webhook: receiver.url,
+        signingSecret: 'whsec-bench',
+      });
     }
   };
   await add('fan', FAN_OUT, SLOW_WEBHOOK_MS);
   await add('single', 1, SLOW_WEBHOOK_MS);
   await add('rate', RATE_CONSUMERS, 0);
-  const host = await spawnNode([path.join(ROOT, 'dist/local/hostProcess.js'), '--port', '0'], { ...baseEnv, CONSUMERS: JSON.stringify(consumers), AzureWebJobsStorage: azurite.connectionString }, /Host listening on (http:\/\/\S+)/);
+  const host = await spawnNode(
+    [path.join(ROOT, 'dist/local/hostProcess.js'), '--port', '0'],
+    { ...baseEnv, CONSUMERS: JSON.stringify(consumers), AzureWebJobsStorage: azurite.connectionString },
+    /Host listening on (http:\/\/\S+)/,
+  );
   const endpoint = `${host.url}/runtime/webhooks/eventgrid?functionName=secretEvents`;
   let sequence = 0;
   const post = async (secret: string): Promise<number> => {
@@ -209,13 +240,25 @@ async function benchEvents(azure: LocalAzure, baseEnv: Record<string, string>): 
         subject: secret,
         eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
         eventTime: new Date().toISOString(),
-        data: { Id: `${azure.keyVault.vaultUri('bench-vault')}secrets/${secret}/${'0'.repeat(32)}`, VaultName: 'bench-vault', ObjectType: 'Secret', ObjectName: secret, Version: '0'.repeat(32), NBF: null, EXP: null },
+        data: {
+          Id: `${azure.keyVault.vaultUri('bench-vault')}secrets/${secret}/${'0'.repeat(32)}`,
+          VaultName: 'bench-vault',
+          ObjectType: 'Secret',
+          ObjectName: secret,
+          Version: '0'.repeat(32),
+          NBF: null,
+          EXP: null,
+        },
         dataVersion: '1',
         metadataVersion: '1',
       },
     ]);
     const started = performance.now();
-    const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification' }, body });
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'aeg-event-type': 'Notification' },
+      body,
+    });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`event answered ${res.status}`);
     return performance.now() - started;
@@ -252,7 +295,14 @@ async function benchEvents(azure: LocalAzure, baseEnv: Record<string, string>): 
         goal: '<= 2',
         met: delivered && fanMs / singleMs <= 2,
       },
-      { benchmark: `events/s through the handler, ${RATE_CONSUMERS} consumers on loopback (${RATE_EVENTS} events, ${RATE_CONCURRENCY} at once)`, measured: rate.toFixed(0), baseline: '-', ratio: rate, goal: 'figure', met: true },
+      {
+        benchmark: `events/s through the handler, ${RATE_CONSUMERS} consumers on loopback (${RATE_EVENTS} events, ${RATE_CONCURRENCY} at once)`,
+        measured: rate.toFixed(0),
+        baseline: '-',
+        ratio: rate,
+        goal: 'figure',
+        met: true,
+      },
     ];
   } finally {
     host.stop();
@@ -274,14 +324,22 @@ const COLD_SDK = `require('@azure/functions'); require('@azure/keyvault-secrets'
 
 function timeNode(code: string, env: Record<string, string>): number {
   const started = performance.now();
-  const result = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const result = spawnSync(process.execPath, ['-e', code], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const elapsed = performance.now() - started;
   if (result.status !== 0) throw new Error(`cold import failed: ${result.stderr.toString()}`);
   return elapsed;
 }
 
 async function spawnNode(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ url: string; stop(): void }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

@@ -13,7 +13,8 @@ export const health = {
     handler: withCaller(async (_request, _context, runtime, caller) => {
       if (!caller.operator) throw new ForbiddenError(`Caller "${caller.name}" is not an operator`);
       const report = await runtime.healthStore().latestReport();
-      if (!report) return jsonResponse({ status: 'unknown', startedAt: null, durationMs: 0, vaults: [], detail: 'No health check has run yet' }, 503);
+      if (!report)
+        return jsonResponse({ status: 'unknown', startedAt: null, durationMs: 0, vaults: [], detail: 'No health check has run yet' }, 503);
       return jsonResponse(report, report.status === 'failed' ? 503 : 200);
     }),
   },

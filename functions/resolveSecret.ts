@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { withCaller } from '../shared/http/httpPipeline';
-import { secretBody, secretResponse } from '../shared/http/secretResponses';
+import { secretBody, secretRefOf, secretResponse } from '../shared/http/secretResponses';
 
 /** GET /api/secrets/{name}?version=&vault= : one secret with its value. */
 export const resolveSecret = {
@@ -10,15 +10,7 @@ export const resolveSecret = {
     route: 'secrets/{name}',
     authLevel: 'anonymous' as const,
     handler: withCaller(async (request, context, runtime, caller) => {
-      const resolution = await runtime.resolver.resolve(
-        caller,
-        {
-          name: request.params.name ?? '',
-          version: request.query.get('version') ?? undefined,
-          vault: request.query.get('vault') ?? undefined,
-        },
-        (line) => context.log(line),
-      );
+      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), (line) => context.log(line));
       return secretResponse(resolution, secretBody(resolution));
     }),
   },

@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import { withCaller } from '../shared/http/httpPipeline';
-import { metadataBody, secretResponse } from '../shared/http/secretResponses';
+import { metadataBody, secretRefOf, secretResponse } from '../shared/http/secretResponses';
 
 /** GET /api/secrets/{name}/metadata : everything but the value (the "validate" an admin presses). */
 export const secretMetadata = {
@@ -10,16 +10,7 @@ export const secretMetadata = {
     route: 'secrets/{name}/metadata',
     authLevel: 'anonymous' as const,
     handler: withCaller(async (request, context, runtime, caller) => {
-      const resolution = await runtime.resolver.resolve(
-        caller,
-        {
-          name: request.params.name ?? '',
-          version: request.query.get('version') ?? undefined,
-          vault: request.query.get('vault') ?? undefined,
-        },
-        (line) => context.log(line),
-        'metadata',
-      );
+      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), (line) => context.log(line), 'metadata');
       return secretResponse(resolution, metadataBody(resolution.secret));
     }),
   },

@@ -73,7 +73,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     handle(req, res).catch((err: unknown) => {
       writeAt('error', `[host] request failed: ${err instanceof Error ? err.message : 'error'}`);
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/problem+json' });
-      res.end(JSON.stringify({ type: 'about:blank', title: 'Internal error', status: 500, code: 'InternalError', detail: 'The local host failed' }));
+      res.end(
+        JSON.stringify({
+          type: 'about:blank',
+          title: 'Internal error',
+          status: 500,
+          code: 'InternalError',
+          detail: 'The local host failed',
+        }),
+      );
     });
   });
   server.keepAliveTimeout = 65_000;
@@ -103,8 +111,19 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
-      res.writeHead(405, { Allow: [...new Set(matches.flatMap((m) => m.route.methods))].join(', '), 'Content-Type': 'application/problem+json' });
-      res.end(JSON.stringify({ type: 'about:blank', title: 'Method not allowed', status: 405, code: 'MethodNotAllowed', detail: `${method} is not allowed here` }));
+      res.writeHead(405, {
+        Allow: [...new Set(matches.flatMap((m) => m.route.methods))].join(', '),
+        'Content-Type': 'application/problem+json',
+      });
+      res.end(
+        JSON.stringify({
+          type: 'about:blank',
+          title: 'Method not allowed',
+          status: 405,
+          code: 'MethodNotAllowed',
+          detail: `${method} is not allowed here`,
+        }),
+      );
       return;
     }
     const body = await readBody(req);
@@ -129,18 +148,27 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       options: { trigger: hit.route.trigger },
     });
     const started = performance.now();
-    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`);
+    if (logsInformation)
+      writeAny(
+        `[${new Date().toISOString()}] Executing 'Functions.${functionName}' (Reason='This function was programmatically called via the host APIs.', Id=${invocationId})`,
+      );
     let init: HttpResponseInit;
     try {
       init = (await hit.route.definition.options.handler(request, context)) ?? {};
     } catch (err: unknown) {
-      writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      writeAt(
+        'error',
+        `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`,
+      );
       throw err;
     }
     const { status, headers: outHeaders, payload } = await toWire(init);
     res.writeHead(status, outHeaders);
     res.end(payload);
-    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+    if (logsInformation)
+      writeAny(
+        `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`,
+      );
   }
 
   /** Runs a non-HTTP function once, logging like the Functions host. */
@@ -153,14 +181,21 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       options: { trigger: { type: `${definition.kind}Trigger`, name: `${definition.kind}Trigger` } },
     });
     const started = performance.now();
-    if (logsInformation) writeAny(`[${new Date().toISOString()}] Executing 'Functions.${definition.name}' (Reason='${reason}', Id=${invocationId})`);
+    if (logsInformation)
+      writeAny(`[${new Date().toISOString()}] Executing 'Functions.${definition.name}' (Reason='${reason}', Id=${invocationId})`);
     try {
       // The definitions' handlers take their trigger's input; the host hands each its own kind.
       const handler = definition.options.handler as (input: unknown, context: InvocationContext) => unknown;
       await handler(definition.kind === 'timer' ? (input ?? timerInput(false)) : input, context);
-      if (logsInformation) writeAny(`[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      if (logsInformation)
+        writeAny(
+          `[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Succeeded, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`,
+        );
     } catch (err: unknown) {
-      writeAt('error', `[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`);
+      writeAt(
+        'error',
+        `[${new Date().toISOString()}] Executed 'Functions.${definition.name}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`,
+      );
       throw err;
     }
   }
@@ -191,7 +226,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       };
       arm();
       if (definition.options.runOnStartup) void invoke(definition, timerInput(false), 'Timer fired on start-up').catch(() => undefined);
-      writeAt('information', `[host] timer ${definition.name}: schedule ${definition.options.schedule}, next run ${schedule.next(new Date()).toISOString()}`);
+      writeAt(
+        'information',
+        `[host] timer ${definition.name}: schedule ${definition.options.schedule}, next run ${schedule.next(new Date()).toISOString()}`,
+      );
     }
   }
 
@@ -268,9 +306,15 @@ const EMPTY = Buffer.alloc(0);
  * the library's `HttpResponse`, so its rules apply.
  */
 async function toWire(init: HttpResponseInit): Promise<{ status: number; headers: Record<string, string>; payload: string | Buffer }> {
-  const plainHeaders = init.headers === undefined || (typeof init.headers === 'object' && !(init.headers instanceof Headers) && !Array.isArray(init.headers));
+  const plainHeaders =
+    init.headers === undefined || (typeof init.headers === 'object' && !(init.headers instanceof Headers) && !Array.isArray(init.headers));
   const body = init.body;
-  if (plainHeaders && (body === undefined || typeof body === 'string' || body instanceof Uint8Array) && init.jsonBody === undefined && init.cookies === undefined) {
+  if (
+    plainHeaders &&
+    (body === undefined || typeof body === 'string' || body instanceof Uint8Array) &&
+    init.jsonBody === undefined &&
+    init.cookies === undefined
+  ) {
     // A string stays a string: Node then sends headers and body in one write instead of a writev.
     const payload = body === undefined ? '' : typeof body === 'string' ? body : Buffer.from(body);
     const headers: Record<string, string> = {};
@@ -290,16 +334,30 @@ async function toWire(init: HttpResponseInit): Promise<{ status: number; headers
 
 function tooLarge(res: http.ServerResponse): void {
   res.writeHead(413, { 'Content-Type': 'application/problem+json' });
-  res.end(JSON.stringify({ type: 'about:blank', title: 'Payload too large', status: 413, code: 'InvalidRequest', detail: `The body is larger than ${MAX_BODY_BYTES} bytes` }));
+  res.end(
+    JSON.stringify({
+      type: 'about:blank',
+      title: 'Payload too large',
+      status: 413,
+      code: 'InvalidRequest',
+      detail: `The body is larger than ${MAX_BODY_BYTES} bytes`,
+    }),
+  );
 }
 
 function notFound(res: http.ServerResponse): void {
   res.writeHead(404, { 'Content-Type': 'application/problem+json' });
-  res.end(JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, code: 'NotFound', detail: 'No function serves this route' }));
+  res.end(
+    JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, code: 'NotFound', detail: 'No function serves this route' }),
+  );
 }
 
 /** Formats `context.log` calls the way `func start` shows them. */
-function logTo(write: (level: string, line: string) => void, threshold: number, functionName: string): (level: LogLevel, ...args: unknown[]) => void {
+function logTo(
+  write: (level: string, line: string) => void,
+  threshold: number,
+  functionName: string,
+): (level: LogLevel, ...args: unknown[]) => void {
   return (level, ...args) => {
     if (levelIndex(level) < threshold) return;
     const text = args

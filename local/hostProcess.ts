@@ -52,7 +52,9 @@ function hostLogLevel(): string | undefined {
   const override = process.env.AzureFunctionsJobHost__logging__logLevel__default;
   if (override) return override;
   try {
-    const hostJson = JSON.parse(readFileSync(path.resolve(__dirname, '../../host.json'), 'utf8')) as { logging?: { logLevel?: { default?: string } } };
+    const hostJson = JSON.parse(readFileSync(path.resolve(__dirname, '../../host.json'), 'utf8')) as {
+      logging?: { logLevel?: { default?: string } };
+    };
     return hostJson.logging?.logLevel?.default;
   } catch {
     return undefined;

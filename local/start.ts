@@ -52,7 +52,11 @@ async function main(): Promise<void> {
   let azurite: { started: boolean; stop(): Promise<void> } | undefined;
   if (storage === 'UseDevelopmentStorage=true') {
     azurite = await ensureDevelopmentStorage();
-    notes.push(azurite.started ? 'Azurite (storage emulator): started on 127.0.0.1:10000-10002' : 'Azurite (storage emulator): already running, used as it is');
+    notes.push(
+      azurite.started
+        ? 'Azurite (storage emulator): started on 127.0.0.1:10000-10002'
+        : 'Azurite (storage emulator): already running, used as it is',
+    );
   }
 
   const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(PORT)], {
@@ -66,7 +70,10 @@ async function main(): Promise<void> {
     if (!announced && chunk.includes('Host listening on')) {
       announced = true;
       // The emulator sends Key Vault's events to the host's Event Grid endpoint, as a subscription would.
-      azure?.keyVault.setEventSubscription({ endpoint: `http://127.0.0.1:${PORT}/runtime/webhooks/eventgrid?functionName=secretEvents`, schema: 'EventGridSchema' });
+      azure?.keyVault.setEventSubscription({
+        endpoint: `http://127.0.0.1:${PORT}/runtime/webhooks/eventgrid?functionName=secretEvents`,
+        schema: 'EventGridSchema',
+      });
       printBanner(notes, demoCaller);
     }
   });

@@ -22,7 +22,9 @@ export async function serveEventGridWebhook(
   invoke: Invoke,
 ): Promise<void> {
   const name = url.searchParams.get('functionName') ?? '';
-  const definition = definitions.find((d): d is Extract<NonHttp, { kind: 'eventGrid' }> => d.kind === 'eventGrid' && d.name.toLowerCase() === name.toLowerCase());
+  const definition = definitions.find(
+    (d): d is Extract<NonHttp, { kind: 'eventGrid' }> => d.kind === 'eventGrid' && d.name.toLowerCase() === name.toLowerCase(),
+  );
   if (!definition) return problem(res, 404, 'NotFound', `No Event Grid function named "${name}"`);
 
   const method = (req.method ?? 'GET').toUpperCase();
@@ -47,7 +49,10 @@ export async function serveEventGridWebhook(
   const events = Array.isArray(payload) ? payload : [payload];
   if (events.length === 0) return problem(res, 400, 'InvalidRequest', 'No events in the body');
   for (const [i, event] of events.entries()) {
-    const missing = cloudEvents || isCloudEvent(event) ? missingFields(event, ['specversion', 'id', 'source', 'type']) : missingFields(event, ['id', 'eventType', 'subject', 'eventTime', 'data']);
+    const missing =
+      cloudEvents || isCloudEvent(event)
+        ? missingFields(event, ['specversion', 'id', 'source', 'type'])
+        : missingFields(event, ['id', 'eventType', 'subject', 'eventTime', 'data']);
     if (missing) return problem(res, 400, 'InvalidRequest', `Event ${i} is not an Event Grid or CloudEvents 1.0 event: ${missing}`);
   }
 
@@ -59,7 +64,9 @@ export async function serveEventGridWebhook(
     return;
   }
 
-  const results = await Promise.allSettled(events.map((event) => invoke(definition, event, `EventGrid trigger fired at ${new Date().toISOString()}`)));
+  const results = await Promise.allSettled(
+    events.map((event) => invoke(definition, event, `EventGrid trigger fired at ${new Date().toISOString()}`)),
+  );
   const failed = results.filter((r) => r.status === 'rejected').length;
   if (failed > 0) return problem(res, 500, 'InvocationFailed', `${failed} of ${events.length} event(s) failed; Event Grid will retry`);
   res.writeHead(200);
@@ -70,7 +77,13 @@ export async function serveEventGridWebhook(
  * `POST /admin/functions/{name}` with `{"input": "..."}`: runs a non-HTTP function on demand, as
  * `func start` does. Answers 202 when the function ran, 500 when it failed.
  */
-export async function serveAdminInvoke(res: http.ServerResponse, name: string, body: Buffer, definitions: readonly FunctionDefinition[], invoke: Invoke): Promise<void> {
+export async function serveAdminInvoke(
+  res: http.ServerResponse,
+  name: string,
+  body: Buffer,
+  definitions: readonly FunctionDefinition[],
+  invoke: Invoke,
+): Promise<void> {
   const definition = definitions.find((d): d is NonHttp => d.kind !== 'http' && d.name.toLowerCase() === name.toLowerCase());
   if (!definition) return problem(res, 404, 'NotFound', `No non-HTTP function named "${name}"`);
   let input: unknown = null;

@@ -19,8 +19,7 @@ export const DEFAULT_VAULT_ALIAS = 'default';
 
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const VAULT_RESOURCE_ID =
-  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
+const VAULT_RESOURCE_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
 
 /** One vault the broker reads from. */
 export interface VaultSettings {
@@ -42,13 +41,19 @@ const identitySchema = v.union(
   [
     v.strictObject({ appId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a GUID')) }),
     v.strictObject({
-      apiKeySha256: v.pipe(v.string('must be a string'), v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)')),
+      apiKeySha256: v.pipe(
+        v.string('must be a string'),
+        v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)'),
+      ),
     }),
   ],
   'must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}',
 );
 
-const patternList = v.array(v.pipe(v.string('must be a list of strings'), v.minLength(1, 'must not be empty')), 'must be a list of strings');
+const patternList = v.array(
+  v.pipe(v.string('must be a list of strings'), v.minLength(1, 'must not be empty')),
+  'must be a list of strings',
+);
 
 const callerSchema = v.strictObject({
   name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
@@ -181,7 +186,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
   try {
     parseSchedule(schedule);
   } catch (err: unknown) {
-    throw new ConfigError(`HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields (second minute hour day month weekday) or hh:mm:ss; ${err instanceof Error ? err.message : 'invalid'}`);
+    throw new ConfigError(
+      `HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields (second minute hour day month weekday) or hh:mm:ss; ${err instanceof Error ? err.message : 'invalid'}`,
+    );
   }
   const notify = nonEmpty(env.NOTIFY_EVENTGRID_ENDPOINT);
   if (notify) checkUrl('NOTIFY_EVENTGRID_ENDPOINT', notify, ['https:', 'http:']);
@@ -236,18 +243,26 @@ function parseVaults(env: Env): Map<string, string> {
   if (defaultUri) vaults.set(DEFAULT_VAULT_ALIAS, vaultUri('KEY_VAULT_URI', defaultUri));
   const aliases = nonEmpty(env.KEY_VAULT_ALIASES);
   if (aliases) {
-    for (const part of aliases.split(';').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of aliases
+      .split(';')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const eq = part.indexOf('=');
       const alias = eq > 0 ? part.slice(0, eq).trim() : '';
       if (!ALIAS.test(alias)) {
-        throw new ConfigError(`KEY_VAULT_ALIASES: "${part}" must be alias=https://<vault>.vault.azure.net/ with an alias of letters, digits, - or _`);
+        throw new ConfigError(
+          `KEY_VAULT_ALIASES: "${part}" must be alias=https://<vault>.vault.azure.net/ with an alias of letters, digits, - or _`,
+        );
       }
-      if (vaults.has(alias)) throw new ConfigError(`KEY_VAULT_ALIASES: alias "${alias}" is used twice (or is "default", which is KEY_VAULT_URI)`);
+      if (vaults.has(alias))
+        throw new ConfigError(`KEY_VAULT_ALIASES: alias "${alias}" is used twice (or is "default", which is KEY_VAULT_URI)`);
       vaults.set(alias, vaultUri('KEY_VAULT_ALIASES', part.slice(eq + 1).trim()));
     }
   }
   if (vaults.size === 0) {
-    throw new ConfigError('KEY_VAULT_URI: must be set to the vault URI, e.g. https://contoso-vault2.vault.azure.net/ (npm start runs an emulator when it is not set)');
+    throw new ConfigError(
+      'KEY_VAULT_URI: must be set to the vault URI, e.g. https://contoso-vault2.vault.azure.net/ (npm start runs an emulator when it is not set)',
+    );
   }
   return vaults;
 }
@@ -256,12 +271,17 @@ function parseResourceIds(value: string | undefined, vaults: Map<string, string>
   const result = new Map<string, string>();
   const raw = nonEmpty(value);
   if (!raw) return result;
-  for (const part of raw.split(/[;,]/).map((p) => p.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(/[;,]/)
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     const id = eq > 0 ? part.slice(eq + 1).trim() : part;
     const match = VAULT_RESOURCE_ID.exec(id);
     if (!match) {
-      throw new ConfigError(`KEY_VAULT_RESOURCE_IDS: "${id}" is not a vault resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>)`);
+      throw new ConfigError(
+        `KEY_VAULT_RESOURCE_IDS: "${id}" is not a vault resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>)`,
+      );
     }
     // Either alias=id, or a bare id matched to the vault of the same name.
     let alias = eq > 0 ? part.slice(0, eq).trim() : undefined;
@@ -285,7 +305,12 @@ function intSetting(env: Env, name: string, fallback: number, min: number): numb
   return Number(raw);
 }
 
-function parseJson<S extends v.GenericSchema>(setting: string, raw: string | undefined, schema: S, fallback: v.InferOutput<S>): v.InferOutput<S> {
+function parseJson<S extends v.GenericSchema>(
+  setting: string,
+  raw: string | undefined,
+  schema: S,
+  fallback: v.InferOutput<S>,
+): v.InferOutput<S> {
   const text = nonEmpty(raw);
   if (text === undefined) return fallback;
   let json: unknown;
@@ -304,9 +329,7 @@ function parseJson<S extends v.GenericSchema>(setting: string, raw: string | und
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
 }
 
 function deepFreeze<T>(value: T): T {

@@ -46,10 +46,7 @@ export class BrokerError extends Error {
 
 /** 400: the request is malformed (bad name, bad version, bad body). */
 export class InvalidRequestError extends BrokerError {
-  constructor(
-    message: string,
-    code: 'InvalidSecretName' | 'InvalidVersion' | 'InvalidRequest' = 'InvalidRequest',
-  ) {
+  constructor(message: string, code: 'InvalidSecretName' | 'InvalidVersion' | 'InvalidRequest' = 'InvalidRequest') {
     super(400, code, message);
   }
 }
@@ -134,11 +131,7 @@ export class VaultFirewallError extends VaultError {
 
 /** 503: the function app's identity lacks permission (RBAC role or access policy). */
 export class VaultAccessDeniedError extends VaultError {
-  constructor(
-    message: string,
-    cause: 'ForbiddenByRbac' | 'ForbiddenByPolicy',
-    options?: { cause?: unknown },
-  ) {
+  constructor(message: string, cause: 'ForbiddenByRbac' | 'ForbiddenByPolicy', options?: { cause?: unknown }) {
     super(503, 'VaultAccessDenied', cause, message, options);
   }
 }

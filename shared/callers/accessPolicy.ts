@@ -50,12 +50,8 @@ export class AccessPolicy {
     this.callers = settings.callers.map((c) => ({
       name: c.name,
       operator: c.operator,
-      appIds: new Set(
-        c.identities.flatMap((i) => ('appId' in i ? [i.appId.toLowerCase()] : [])),
-      ),
-      keyHashes: c.identities.flatMap((i) =>
-        'apiKeySha256' in i ? [Buffer.from(i.apiKeySha256, 'hex')] : [],
-      ),
+      appIds: new Set(c.identities.flatMap((i) => ('appId' in i ? [i.appId.toLowerCase()] : []))),
+      keyHashes: c.identities.flatMap((i) => ('apiKeySha256' in i ? [Buffer.from(i.apiKeySha256, 'hex')] : [])),
       allow: c.allow.map(compileGlob),
       deny: c.deny.map(compileGlob),
     }));

@@ -32,9 +32,7 @@ export class CallerAuthenticator {
 
   /** The `WWW-Authenticate` challenge for 401 answers. */
   get challenge(): string {
-    return this.token
-      ? 'Bearer realm="secret-broker", ApiKey header="x-api-key"'
-      : 'ApiKey header="x-api-key"';
+    return this.token ? 'Bearer realm="secret-broker", ApiKey header="x-api-key"' : 'ApiKey header="x-api-key"';
   }
 
   /**

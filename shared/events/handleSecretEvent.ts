@@ -1,22 +1,18 @@
 import type { VaultSettings } from '../config';
-import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError, InvalidRequestError } from '../errors';
+import { InvalidRequestError } from '../errors';
 import type { ConsumerDirectory } from '../notify/consumerDirectory';
-import type { DeliveryOutcome, PendingNotification } from '../notify/deliverNotifications';
+import type { DeliveryOutcome } from '../notify/deliverNotifications';
 import { deliverNotifications } from '../notify/deliverNotifications';
 import type { DeliveryLedger } from '../notify/deliveryLedger';
 import type { EventGridTopicPublisher } from '../notify/eventGridTopic';
-import { secretNotification, webhookIdFor } from '../notify/notification';
-import type { WebhookResult } from '../notify/sendWebhook';
-import { sendWebhook } from '../notify/sendWebhook';
+import { secretNotification } from '../notify/notification';
+import { pendingNotifications } from '../notify/pendingNotifications';
+import type { sendWebhook } from '../notify/sendWebhook';
 import type { SecretResolver } from '../secrets/secretResolver';
 import type { Telemetry } from '../telemetry';
 import type { CacheCoherence } from './cacheCoherence';
 import type { KeyVaultEvent, SecretEventKind } from './keyVaultEvent';
 import { parseKeyVaultEvent } from './keyVaultEvent';
-
-/** The pseudo-consumer under which the Event Grid topic's deliveries are kept in the ledger. */
-export const EVENT_GRID_TOPIC_CONSUMER = '$eventgrid';
 
 export interface SecretEventDeps {
   readonly vaults: ReadonlyMap<string, VaultSettings>;
@@ -58,12 +54,15 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     if (!(err instanceof InvalidRequestError)) throw err;
     return settle(deps, log, undefined, { outcome: 'malformed', reason: err.message });
   }
-  if (!event.kind) return settle(deps, log, event, { outcome: 'ignored', reason: `event type ${event.type} is not one the broker acts on` });
+  if (!event.kind)
+    return settle(deps, log, event, { outcome: 'ignored', reason: `event type ${event.type} is not one the broker acts on` });
   const vault = vaultOf(event, deps.vaults);
   if (!vault) return settle(deps, log, event, { outcome: 'refused', reason: `vault "${event.vaultName ?? '?'}" is not configured here` });
-  if (event.objectType !== undefined && event.objectType !== 'Secret') return settle(deps, log, event, { outcome: 'ignored', reason: `object type ${event.objectType}` });
+  if (event.objectType !== undefined && event.objectType !== 'Secret')
+    return settle(deps, log, event, { outcome: 'ignored', reason: `object type ${event.objectType}` });
   const secret = event.objectName;
-  if (!secret || !/^[0-9a-zA-Z-]{1,127}$/.test(secret)) return settle(deps, log, event, { outcome: 'malformed', reason: 'the event names no secret' });
+  if (!secret || !/^[0-9a-zA-Z-]{1,127}$/.test(secret))
+    return settle(deps, log, event, { outcome: 'malformed', reason: 'the event names no secret' });
   const kind: SecretEventKind = event.kind;
 
   if (kind === 'SecretNewVersionCreated') {
@@ -72,44 +71,19 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     log(`event ${event.id}: dropped ${dropped} cached version(s) of ${vault.alias}/${secret} and told the other instances`);
   }
 
-  const send = deps.send ?? sendWebhook;
-  const pending: PendingNotification[] = deps.consumers.forSecret(vault.alias, secret, kind).map((consumer) => {
-    const notification = secretNotification({ ...event, kind }, vault, secret, consumer.name);
-    const body = JSON.stringify(notification);
-    return {
-      consumer: consumer.name,
-      sourceEventId: event.id,
-      type: notification.type,
-      subject: notification.subject,
-      eventTime: event.time,
-      webhookId: notification.id,
-      send: async (): Promise<WebhookResult> => {
-        let signingKey: string;
-        try {
-          signingKey = (await deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, consumer.signingSecret)).value;
-        } catch (err: unknown) {
-          const code = err instanceof BrokerError ? err.code : 'error';
-          return { status: null, ok: false, error: `signing key "${consumer.signingSecret}" unavailable (${code})`, durationMs: 0 };
-        }
-        return send({ url: consumer.webhook, webhookId: notification.id, body, signingKey });
-      },
-    };
-  });
-  if (deps.topic) {
-    const topic = deps.topic;
-    const notification = secretNotification({ ...event, kind }, vault, secret, EVENT_GRID_TOPIC_CONSUMER);
-    pending.push({
-      consumer: EVENT_GRID_TOPIC_CONSUMER,
-      sourceEventId: event.id,
-      type: notification.type,
-      subject: notification.subject,
-      eventTime: event.time,
-      webhookId: webhookIdFor(event.id, EVENT_GRID_TOPIC_CONSUMER),
-      send: () => topic.publish(notification),
-    });
-  }
+  const pending = pendingNotifications(
+    { eventId: event.id, eventTime: event.time },
+    deps.consumers.forSecret(vault.alias, secret, kind),
+    (consumer) => secretNotification({ ...event, kind }, vault, secret, consumer),
+    deps,
+  );
 
-  const deliveries = await deliverNotifications(pending, { ledger: deps.ledger, telemetry: deps.telemetry, log, ...(deps.now ? { now: deps.now } : {}) });
+  const deliveries = await deliverNotifications(pending, {
+    ledger: deps.ledger,
+    telemetry: deps.telemetry,
+    log,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   const outcome = settle(deps, log, event, { outcome: 'handled', vault: vault.alias, secret, deliveries });
   const failed = deliveries.filter((d) => d.state === 'failed').map((d) => d.consumer);
   if (failed.length > 0) throw new NotificationsPendingError(failed);
@@ -129,7 +103,12 @@ function vaultOf(event: KeyVaultEvent, vaults: ReadonlyMap<string, VaultSettings
   return undefined;
 }
 
-function settle(deps: SecretEventDeps, log: (line: string) => void, event: KeyVaultEvent | undefined, outcome: SecretEventOutcome): SecretEventOutcome {
+function settle(
+  deps: SecretEventDeps,
+  log: (line: string) => void,
+  event: KeyVaultEvent | undefined,
+  outcome: SecretEventOutcome,
+): SecretEventOutcome {
   const summary =
     outcome.outcome === 'handled'
       ? `handled ${outcome.vault}/${outcome.secret}: ${outcome.deliveries.map((d) => `${d.consumer}=${d.state}`).join(' ') || 'no consumers'}`

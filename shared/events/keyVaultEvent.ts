@@ -52,7 +52,9 @@ export async function parseKeyVaultEvent(raw: unknown): Promise<KeyVaultEvent> {
     return fromEventGridEvent(event);
   } catch (err: unknown) {
     if (err instanceof InvalidRequestError) throw err;
-    throw new InvalidRequestError(`Not an Event Grid or CloudEvents 1.0 event (${err instanceof Error ? err.message.slice(0, 120) : 'unreadable'})`);
+    throw new InvalidRequestError(
+      `Not an Event Grid or CloudEvents 1.0 event (${err instanceof Error ? err.message.slice(0, 120) : 'unreadable'})`,
+    );
   }
 }
 
@@ -64,7 +66,14 @@ function fromCloudEvent(e: CloudEvent<unknown>): KeyVaultEvent {
   return build(e.id, e.type, 'CloudEvents', e.time ?? new Date(), e.source, e.data);
 }
 
-function build(id: string, type: string, schema: KeyVaultEvent['schema'], time: Date | string, source: string | undefined, data: unknown): KeyVaultEvent {
+function build(
+  id: string,
+  type: string,
+  schema: KeyVaultEvent['schema'],
+  time: Date | string,
+  source: string | undefined,
+  data: unknown,
+): KeyVaultEvent {
   const kindName = type.startsWith(PREFIX) ? type.slice(PREFIX.length) : '';
   const kind = (SECRET_EVENT_KINDS as readonly string[]).includes(kindName) ? (kindName as SecretEventKind) : undefined;
   const d = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;

@@ -24,7 +24,12 @@ export interface DataPlaneOptions {
  * the consumers name literally; and when does each of those expire. Every failure has a cause
  * and a remedy.
  */
-export async function dataPlaneChecks(vault: VaultSettings, gateway: VaultGateway, secrets: readonly string[], options: DataPlaneOptions): Promise<HealthCheckResult[]> {
+export async function dataPlaneChecks(
+  vault: VaultSettings,
+  gateway: VaultGateway,
+  secrets: readonly string[],
+  options: DataPlaneOptions,
+): Promise<HealthCheckResult[]> {
   const results: HealthCheckResult[] = [];
   results.push(await probe(vault, 'listSecrets', null, options, async () => gateway.canList(PROBE_TIMEOUT_MS)));
 
@@ -50,7 +55,13 @@ export async function dataPlaneChecks(vault: VaultSettings, gateway: VaultGatewa
 
 class SoftDeleted extends Error {}
 
-async function probe(vault: VaultSettings, check: 'listSecrets' | 'getSecret', target: string | null, options: DataPlaneOptions, run: () => Promise<void>): Promise<HealthCheckResult> {
+async function probe(
+  vault: VaultSettings,
+  check: 'listSecrets' | 'getSecret',
+  target: string | null,
+  options: DataPlaneOptions,
+  run: () => Promise<void>,
+): Promise<HealthCheckResult> {
   if (performance.now() > options.deadline) return failed(vault, check, target, 'Timeout', 0);
   await options.rate.take();
   const started = performance.now();
@@ -81,11 +92,23 @@ function expiry(vault: VaultSettings, name: string, expiresOn: string | null, op
   return { check: 'expiry', target: name, status: 'ok', cause: null, remedy: null, durationMs: 0 };
 }
 
-function failed(vault: VaultSettings, check: 'listSecrets' | 'getSecret', target: string | null, cause: HealthCause, durationMs: number): HealthCheckResult {
+function failed(
+  vault: VaultSettings,
+  check: 'listSecrets' | 'getSecret',
+  target: string | null,
+  cause: HealthCause,
+  durationMs: number,
+): HealthCheckResult {
   return { ...result(vault, check, target, 'failed', cause), durationMs };
 }
 
-function result(vault: VaultSettings, check: HealthCheckResult['check'], target: string | null, status: HealthStatus, cause: HealthCause): HealthCheckResult {
+function result(
+  vault: VaultSettings,
+  check: HealthCheckResult['check'],
+  target: string | null,
+  status: HealthStatus,
+  cause: HealthCause,
+): HealthCheckResult {
   return { check, target, status, cause, remedy: remedyFor(cause, vault.alias, target), durationMs: 0 };
 }
 

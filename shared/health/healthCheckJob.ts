@@ -1,15 +1,12 @@
 import type { AppConfig } from '../config';
 import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError } from '../errors';
-import { EVENT_GRID_TOPIC_CONSUMER } from '../events/handleSecretEvent';
 import type { ConsumerDirectory } from '../notify/consumerDirectory';
-import type { PendingNotification } from '../notify/deliverNotifications';
 import { deliverNotifications } from '../notify/deliverNotifications';
 import type { DeliveryLedger } from '../notify/deliveryLedger';
 import type { EventGridTopicPublisher } from '../notify/eventGridTopic';
 import { healthNotification } from '../notify/notification';
-import type { WebhookResult } from '../notify/sendWebhook';
-import { sendWebhook } from '../notify/sendWebhook';
+import { pendingNotifications } from '../notify/pendingNotifications';
+import type { sendWebhook } from '../notify/sendWebhook';
 import type { SecretResolver } from '../secrets/secretResolver';
 import type { VaultGateway } from '../secrets/vaultGateway';
 import type { Telemetry } from '../telemetry';
@@ -42,7 +39,11 @@ export interface HealthJobDeps {
  * dead-lettered.
  * @returns the report, or undefined when the run was skipped.
  */
-export async function runHealthCheckJob(deps: HealthJobDeps, log: (line: string) => void, timer: { isPastDue: boolean }): Promise<HealthReport | undefined> {
+export async function runHealthCheckJob(
+  deps: HealthJobDeps,
+  log: (line: string) => void,
+  timer: { isPastDue: boolean },
+): Promise<HealthReport | undefined> {
   if (timer.isPastDue) log('health check: the timer is past due; running now');
   const release = await deps.store.tryAcquireRunLease(deps.holder, HEALTH_RUN_BUDGET_MS + 60_000);
   if (!release) {
@@ -51,7 +52,12 @@ export async function runHealthCheckJob(deps: HealthJobDeps, log: (line: string)
   }
   try {
     await warmSigningKeys(deps);
-    const report = await runHealthCheck({ config: deps.config, gateways: deps.gateways, management: deps.management, ...(deps.now ? { now: deps.now } : {}) });
+    const report = await runHealthCheck({
+      config: deps.config,
+      gateways: deps.gateways,
+      management: deps.management,
+      ...(deps.now ? { now: deps.now } : {}),
+    });
     await deps.store.saveReport(report);
     record(report, deps.telemetry);
     log(`health check: ${report.status} in ${report.durationMs} ms (${report.vaults.map((v) => `${v.vault}=${v.status}`).join(', ')})`);
@@ -67,7 +73,9 @@ export async function runHealthCheckJob(deps: HealthJobDeps, log: (line: string)
  * failure of that vault (firewall, lost role) can still be reported, signed with the cached key.
  */
 async function warmSigningKeys(deps: HealthJobDeps): Promise<void> {
-  const names = new Set([...deps.consumers.forHealth('HealthCheckFailed'), ...deps.consumers.forHealth('HealthCheckRecovered')].map((c) => c.signingSecret));
+  const names = new Set(
+    [...deps.consumers.forHealth('HealthCheckFailed'), ...deps.consumers.forHealth('HealthCheckRecovered')].map((c) => c.signingSecret),
+  );
   await Promise.allSettled([...names].map((name) => deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, name)));
 }
 
@@ -80,11 +88,23 @@ function record(report: HealthReport, telemetry: Telemetry): void {
       runLocation,
       success: vault.status !== 'failed',
       durationMs: report.durationMs,
-      message: failing.length > 0 ? failing.map((c) => `${c.check}${c.target ? ` ${c.target}` : ''}: ${c.cause ?? ''}`).join('; ').slice(0, 1000) : vault.status,
+      message:
+        failing.length > 0
+          ? failing
+              .map((c) => `${c.check}${c.target ? ` ${c.target}` : ''}: ${c.cause ?? ''}`)
+              .join('; ')
+              .slice(0, 1000)
+          : vault.status,
       properties: { vault: vault.vault, status: vault.status },
     });
     for (const check of failing) {
-      telemetry.trackEvent('HealthCheckFailed', { vault: vault.vault, check: check.check, target: check.target, cause: check.cause, remedy: check.remedy });
+      telemetry.trackEvent('HealthCheckFailed', {
+        vault: vault.vault,
+        check: check.check,
+        target: check.target,
+        cause: check.cause,
+        remedy: check.remedy,
+      });
     }
   }
 }
@@ -99,10 +119,26 @@ async function notifyChanges(report: HealthReport, deps: HealthJobDeps, log: (li
     let state: VaultHealthState;
     if (failedNow !== failedBefore) {
       const type = failedNow ? 'HealthCheckFailed' : 'HealthCheckRecovered';
-      state = { vault: vault.vault, status: vault.status, since: report.startedAt, lastChangeEventId: `health/${vault.vault}/${report.startedAt}`, lastChangeType: type, lastChangeAt: report.startedAt };
+      state = {
+        vault: vault.vault,
+        status: vault.status,
+        since: report.startedAt,
+        lastChangeEventId: `health/${vault.vault}/${report.startedAt}`,
+        lastChangeType: type,
+        lastChangeAt: report.startedAt,
+      };
       log(`health check: vault ${vault.vault} ${failedNow ? 'failed' : 'recovered'}`);
     } else {
-      state = previous ? { ...previous, status: vault.status } : { vault: vault.vault, status: vault.status, since: report.startedAt, lastChangeEventId: null, lastChangeType: null, lastChangeAt: null };
+      state = previous
+        ? { ...previous, status: vault.status }
+        : {
+            vault: vault.vault,
+            status: vault.status,
+            since: report.startedAt,
+            lastChangeEventId: null,
+            lastChangeType: null,
+            lastChangeAt: null,
+          };
     }
     await deps.store.saveState(state);
     // The latest change is (re)sent until every subscriber has it: the ledger skips those served.
@@ -112,37 +148,22 @@ async function notifyChanges(report: HealthReport, deps: HealthJobDeps, log: (li
   }
 }
 
-async function deliver(change: { eventId: string; type: 'HealthCheckFailed' | 'HealthCheckRecovered'; at: string }, vault: VaultHealth, deps: HealthJobDeps, log: (line: string) => void): Promise<void> {
-  const send = deps.send ?? sendWebhook;
+async function deliver(
+  change: { eventId: string; type: 'HealthCheckFailed' | 'HealthCheckRecovered'; at: string },
+  vault: VaultHealth,
+  deps: HealthJobDeps,
+  log: (line: string) => void,
+): Promise<void> {
   const failing = vault.checks.filter((c) => c.status === 'failed');
-  const pending: PendingNotification[] = deps.consumers.forHealth(change.type).map((consumer) => {
-    const notification = healthNotification(change, { alias: vault.vault, status: vault.status, checks: failing }, consumer.name);
-    const body = JSON.stringify(notification);
-    return {
-      consumer: consumer.name,
-      sourceEventId: change.eventId,
-      type: notification.type,
-      subject: notification.subject,
-      eventTime: change.at,
-      webhookId: notification.id,
-      send: async (): Promise<WebhookResult> => {
-        let signingKey: string;
-        try {
-          signingKey = (await deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, consumer.signingSecret)).value;
-        } catch (err: unknown) {
-          return { status: null, ok: false, error: `signing key "${consumer.signingSecret}" unavailable (${err instanceof BrokerError ? err.code : 'error'})`, durationMs: 0 };
-        }
-        return send({ url: consumer.webhook, webhookId: notification.id, body, signingKey });
-      },
-    };
-  });
-  if (deps.topic) {
-    const topic = deps.topic;
-    const notification = healthNotification(change, { alias: vault.vault, status: vault.status, checks: failing }, EVENT_GRID_TOPIC_CONSUMER);
-    pending.push({ consumer: EVENT_GRID_TOPIC_CONSUMER, sourceEventId: change.eventId, type: notification.type, subject: notification.subject, eventTime: change.at, webhookId: notification.id, send: () => topic.publish(notification) });
-  }
+  const pending = pendingNotifications(
+    { eventId: change.eventId, eventTime: change.at },
+    deps.consumers.forHealth(change.type),
+    (consumer) => healthNotification(change, { alias: vault.vault, status: vault.status, checks: failing }, consumer),
+    deps,
+  );
   if (pending.length === 0) return;
   const outcomes = await deliverNotifications(pending, { ledger: deps.ledger, telemetry: deps.telemetry, log });
   const waiting = outcomes.filter((o) => o.state === 'failed').map((o) => o.consumer);
-  if (waiting.length > 0) log(`health check: ${change.type} for ${vault.vault} not yet delivered to ${waiting.join(', ')}; retried on the next run`);
+  if (waiting.length > 0)
+    log(`health check: ${change.type} for ${vault.vault} not yet delivered to ${waiting.join(', ')}; retried on the next run`);
 }

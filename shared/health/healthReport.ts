@@ -1,7 +1,16 @@
 /** A check's or a vault's state (CONTRACT.md "Health check"). */
 export type HealthStatus = 'ok' | 'warning' | 'failed' | 'skipped';
 
-export const HEALTH_CHECKS = ['listSecrets', 'getSecret', 'expiry', 'firewall', 'publicNetworkAccess', 'softDelete', 'purgeProtection', 'reader'] as const;
+export const HEALTH_CHECKS = [
+  'listSecrets',
+  'getSecret',
+  'expiry',
+  'firewall',
+  'publicNetworkAccess',
+  'softDelete',
+  'purgeProtection',
+  'reader',
+] as const;
 export type HealthCheckName = (typeof HEALTH_CHECKS)[number];
 
 export type HealthCause =

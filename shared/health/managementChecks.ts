@@ -73,7 +73,10 @@ export function createArmManagementReader(credential: TokenCredential): Manageme
         authClients.set(subscription, client);
       }
       const ids: string[] = [];
-      for await (const assignment of client.roleAssignments.listForScope(resourceId, { filter: `principalId eq '${principalId}'`, abortSignal: signal })) {
+      for await (const assignment of client.roleAssignments.listForScope(resourceId, {
+        filter: `principalId eq '${principalId}'`,
+        abortSignal: signal,
+      })) {
         const id = assignment.roleDefinitionId?.split('/').pop();
         if (id) ids.push(id.toLowerCase());
       }
@@ -87,7 +90,11 @@ export function createArmManagementReader(credential: TokenCredential): Manageme
  * VAULT_EXPECTATIONS declares, soft delete and purge protection, and whether each declared reader
  * still holds read permission. Without a resource id every one of them is `skipped`, never `ok`.
  */
-export async function managementChecks(vault: VaultSettings, reader: ManagementReader | undefined, timeoutMs: number): Promise<HealthCheckResult[]> {
+export async function managementChecks(
+  vault: VaultSettings,
+  reader: ManagementReader | undefined,
+  timeoutMs: number,
+): Promise<HealthCheckResult[]> {
   const readers = vault.expectations.readers;
   const names: { check: HealthCheckName; target: string | null }[] = [
     { check: 'firewall', target: null },
@@ -97,7 +104,14 @@ export async function managementChecks(vault: VaultSettings, reader: ManagementR
     ...readers.map((r) => ({ check: 'reader' as const, target: `${r.name} (${r.principalId})` })),
   ];
   if (!vault.resourceId || !reader) {
-    return names.map(({ check, target }) => ({ check, target, status: 'skipped', cause: null, remedy: 'Set KEY_VAULT_RESOURCE_IDS to check this.', durationMs: 0 }));
+    return names.map(({ check, target }) => ({
+      check,
+      target,
+      status: 'skipped',
+      cause: null,
+      remedy: 'Set KEY_VAULT_RESOURCE_IDS to check this.',
+      durationMs: 0,
+    }));
   }
   const started = performance.now();
   let resource: VaultResource;
@@ -117,19 +131,36 @@ export async function managementChecks(vault: VaultSettings, reader: ManagementR
     out.push({ check: 'firewall', target: firewallTarget, status: 'ok', cause: null, remedy: null, durationMs: ms });
   } else {
     // Firewall on where integrations need it off breaks them; off where a baseline wants it on does not.
-    out.push({ ...result(vault, 'firewall', firewallTarget, expected === 'off' ? 'failed' : 'warning', 'FirewallNotAsExpected'), durationMs: ms });
+    out.push({
+      ...result(vault, 'firewall', firewallTarget, expected === 'off' ? 'failed' : 'warning', 'FirewallNotAsExpected'),
+      durationMs: ms,
+    });
   }
 
   const publicDisabled = resource.publicNetworkAccess?.toLowerCase() === 'disabled';
   out.push(
     publicDisabled && expected === 'off'
       ? { ...result(vault, 'publicNetworkAccess', 'Disabled', 'failed', 'PublicAccessNotAsExpected'), durationMs: ms }
-      : { check: 'publicNetworkAccess', target: publicDisabled ? 'Disabled' : 'Enabled', status: 'ok', cause: null, remedy: null, durationMs: ms },
+      : {
+          check: 'publicNetworkAccess',
+          target: publicDisabled ? 'Disabled' : 'Enabled',
+          status: 'ok',
+          cause: null,
+          remedy: null,
+          durationMs: ms,
+        },
   );
   out.push(
     resource.enableSoftDelete === false
       ? { ...result(vault, 'softDelete', null, 'warning', 'SoftDeleteOff'), durationMs: ms }
-      : { check: 'softDelete', target: `${resource.softDeleteRetentionInDays ?? 90} days retention`, status: 'ok', cause: null, remedy: null, durationMs: ms },
+      : {
+          check: 'softDelete',
+          target: `${resource.softDeleteRetentionInDays ?? 90} days retention`,
+          status: 'ok',
+          cause: null,
+          remedy: null,
+          durationMs: ms,
+        },
   );
   out.push(
     resource.enablePurgeProtection === true
@@ -151,16 +182,29 @@ export async function managementChecks(vault: VaultSettings, reader: ManagementR
         holds = secrets.has('all') || (secrets.has('get') && secrets.has('list'));
       }
     } catch {
-      out.push({ ...result(vault, 'reader', target, 'warning', 'ManagementUnavailable'), durationMs: Math.round(performance.now() - readerStarted) });
+      out.push({
+        ...result(vault, 'reader', target, 'warning', 'ManagementUnavailable'),
+        durationMs: Math.round(performance.now() - readerStarted),
+      });
       continue;
     }
     const durationMs = Math.round(performance.now() - readerStarted);
-    out.push(holds ? { check: 'reader', target, status: 'ok', cause: null, remedy: null, durationMs } : { ...result(vault, 'reader', target, 'failed', 'ReaderPermissionMissing'), durationMs });
+    out.push(
+      holds
+        ? { check: 'reader', target, status: 'ok', cause: null, remedy: null, durationMs }
+        : { ...result(vault, 'reader', target, 'failed', 'ReaderPermissionMissing'), durationMs },
+    );
   }
   return out;
 }
 
-function result(vault: VaultSettings, check: HealthCheckName, target: string | null, status: HealthStatus, cause: HealthCause): HealthCheckResult {
+function result(
+  vault: VaultSettings,
+  check: HealthCheckName,
+  target: string | null,
+  status: HealthStatus,
+  cause: HealthCause,
+): HealthCheckResult {
   return { check, target, status, cause, remedy: remedyFor(cause, vault.alias, target), durationMs: 0 };
 }
 

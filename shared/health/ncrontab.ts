@@ -130,7 +130,8 @@ function parseCron(expression: string): Schedule {
     const possible = months.sorted.some((month) => days.sorted.some((day) => day <= (MAX_DAYS_IN_MONTH[month - 1] ?? 31)));
     if (!possible) throw new Error(`day field "${dayToken}" never occurs in month field "${monthToken}"`);
   }
-  const dayMatches = (year: number, month: number, day: number): boolean => days.has[day] === true && weekdays.has[weekdayOf(year, month, day)] === true;
+  const dayMatches = (year: number, month: number, day: number): boolean =>
+    days.has[day] === true && weekdays.has[weekdayOf(year, month, day)] === true;
 
   return {
     expression,

@@ -82,7 +82,12 @@ async function checkVault(
   const checks: HealthCheckResult[] = [];
   const [data, management] = await Promise.all([
     gateway
-      ? dataPlaneChecks(vault, gateway, secrets, { rate: new RateLimiter(PROBES_PER_SECOND), deadline, warningDays: deps.config.expiryWarningDays, now })
+      ? dataPlaneChecks(vault, gateway, secrets, {
+          rate: new RateLimiter(PROBES_PER_SECOND),
+          deadline,
+          warningDays: deps.config.expiryWarningDays,
+          now,
+        })
       : Promise.resolve([]),
     managementChecks(vault, deps.management, PROBE_TIMEOUT_MS),
   ]);

@@ -6,7 +6,12 @@ import { getRuntime } from '../runtime';
 import { problemResponse, toProblem } from './problem';
 
 /** A handler that runs after the caller is authenticated. */
-export type CallerHandler = (request: HttpRequest, context: InvocationContext, runtime: Runtime, caller: Caller) => Promise<HttpResponseInit>;
+export type CallerHandler = (
+  request: HttpRequest,
+  context: InvocationContext,
+  runtime: Runtime,
+  caller: Caller,
+) => Promise<HttpResponseInit>;
 /** A handler that needs no caller. */
 export type AnonymousHandler = (request: HttpRequest, context: InvocationContext, runtime: Runtime) => Promise<HttpResponseInit>;
 

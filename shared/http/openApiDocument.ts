@@ -17,11 +17,20 @@ const metadataProperties = {
 
 const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-zA-Z-]{1,127}$' } };
 const versionParam = { name: 'version', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } };
-const vaultParam = { name: 'vault', in: 'query', required: false, schema: { type: 'string' }, description: 'vault alias (KEY_VAULT_ALIASES); the default vault when absent' };
+const vaultParam = {
+  name: 'vault',
+  in: 'query',
+  required: false,
+  schema: { type: 'string' },
+  description: 'vault alias (KEY_VAULT_ALIASES); the default vault when absent',
+};
 const secretHeaders = {
   ETag: { schema: { type: 'string' }, description: 'the version, quoted' },
   'Cache-Control': { schema: { type: 'string', const: 'no-store' } },
-  'X-Secret-Validity': { schema: { type: 'string', enum: ['expired', 'not-yet-valid'] }, description: 'present when Key Vault served a secret outside its validity window' },
+  'X-Secret-Validity': {
+    schema: { type: 'string', enum: ['expired', 'not-yet-valid'] },
+    description: 'present when Key Vault served a secret outside its validity window',
+  },
 };
 const errors = { '400': problem, '401': problem, '403': problem, '404': problem, '409': problem, '429': problem, '503': problem };
 
@@ -31,7 +40,8 @@ export const openApiDocument = {
   info: {
     title: 'Key Vault secret broker',
     version: '1.0.0',
-    description: 'Resolves Azure Key Vault secrets for authenticated, authorised callers. Authenticate with an Entra ID bearer token or an x-api-key.',
+    description:
+      'Resolves Azure Key Vault secrets for authenticated, authorised callers. Authenticate with an Entra ID bearer token or an x-api-key.',
   },
   servers: [{ url: '/api' }],
   security: [{ bearer: [] }, { apiKey: [] }],
@@ -41,7 +51,14 @@ export const openApiDocument = {
         operationId: 'resolveSecret',
         summary: 'Resolve one secret (latest, or a pinned version)',
         parameters: [nameParam, versionParam, vaultParam],
-        responses: { '200': { description: 'the secret', headers: secretHeaders, content: { 'application/json': { schema: { $ref: '#/components/schemas/ResolvedSecret' } } } }, ...errors },
+        responses: {
+          '200': {
+            description: 'the secret',
+            headers: secretHeaders,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/ResolvedSecret' } } },
+          },
+          ...errors,
+        },
       },
     },
     '/secrets/{name}/metadata': {
@@ -49,7 +66,14 @@ export const openApiDocument = {
         operationId: 'secretMetadata',
         summary: 'Everything about a secret but its value',
         parameters: [nameParam, versionParam, vaultParam],
-        responses: { '200': { description: 'the metadata', headers: secretHeaders, content: { 'application/json': { schema: { $ref: '#/components/schemas/SecretMetadata' } } } }, ...errors },
+        responses: {
+          '200': {
+            description: 'the metadata',
+            headers: secretHeaders,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/SecretMetadata' } } },
+          },
+          ...errors,
+        },
       },
     },
     '/secrets/resolve': {
@@ -58,7 +82,10 @@ export const openApiDocument = {
         summary: `Resolve up to ${MAX_BATCH_SECRETS} secrets; each item succeeds or fails on its own`,
         requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchRequest' } } } },
         responses: {
-          '200': { description: 'one item per requested secret, in request order', content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResponse' } } } },
+          '200': {
+            description: 'one item per requested secret, in request order',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResponse' } } },
+          },
           '400': problem,
           '401': problem,
           '413': problem,
@@ -69,11 +96,33 @@ export const openApiDocument = {
       get: {
         operationId: 'listSecrets',
         summary: 'Names and metadata of the secrets the caller may read (never values)',
-        responses: { '200': { description: 'the list', content: { 'application/json': { schema: { type: 'object', properties: { secrets: { type: 'array', items: { $ref: '#/components/schemas/SecretMetadata' } } }, required: ['secrets'] } } } }, '401': problem, '403': problem, '429': problem, '503': problem },
+        responses: {
+          '200': {
+            description: 'the list',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { secrets: { type: 'array', items: { $ref: '#/components/schemas/SecretMetadata' } } },
+                  required: ['secrets'],
+                },
+              },
+            },
+          },
+          '401': problem,
+          '403': problem,
+          '429': problem,
+          '503': problem,
+        },
       },
     },
     '/openapi.json': {
-      get: { operationId: 'openApi', summary: 'This document (anonymous; also the readiness probe)', security: [], responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+      get: {
+        operationId: 'openApi',
+        summary: 'This document (anonymous; also the readiness probe)',
+        security: [],
+        responses: { '200': { description: 'OpenAPI 3.1 document' } },
+      },
     },
   },
   components: {
@@ -99,7 +148,12 @@ export const openApiDocument = {
             items: {
               oneOf: [
                 { type: 'string' },
-                { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' }, version: { type: 'string' }, vault: { type: 'string' } } },
+                {
+                  type: 'object',
+                  required: ['name'],
+                  additionalProperties: false,
+                  properties: { name: { type: 'string' }, version: { type: 'string' }, vault: { type: 'string' } },
+                },
               ],
             },
           },
@@ -120,7 +174,11 @@ export const openApiDocument = {
                   properties: {
                     name: { type: 'string' },
                     vault: { type: 'string' },
-                    error: { type: 'object', required: ['status', 'code', 'detail'], properties: { status: { type: 'integer' }, code: { type: 'string' }, detail: { type: 'string' } } },
+                    error: {
+                      type: 'object',
+                      required: ['status', 'code', 'detail'],
+                      properties: { status: { type: 'integer' }, code: { type: 'string' }, detail: { type: 'string' } },
+                    },
                   },
                 },
               ],
@@ -137,7 +195,21 @@ export const openApiDocument = {
           status: { type: 'integer' },
           code: {
             type: 'string',
-            enum: ['InvalidSecretName', 'InvalidVersion', 'InvalidRequest', 'Unauthenticated', 'Forbidden', 'SecretNotFound', 'SecretDisabled', 'TooManySecrets', 'VaultThrottled', 'VaultUnavailable', 'VaultForbiddenByFirewall', 'VaultAccessDenied', 'InternalError'],
+            enum: [
+              'InvalidSecretName',
+              'InvalidVersion',
+              'InvalidRequest',
+              'Unauthenticated',
+              'Forbidden',
+              'SecretNotFound',
+              'SecretDisabled',
+              'TooManySecrets',
+              'VaultThrottled',
+              'VaultUnavailable',
+              'VaultForbiddenByFirewall',
+              'VaultAccessDenied',
+              'InternalError',
+            ],
           },
           detail: { type: 'string' },
           instance: { type: 'string' },
@@ -146,7 +218,10 @@ export const openApiDocument = {
       },
     },
     responses: {
-      Problem: { description: 'RFC 9457 problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+      Problem: {
+        description: 'RFC 9457 problem',
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      },
     },
   },
 } as const;

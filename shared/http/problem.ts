@@ -42,14 +42,29 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
       headers['Retry-After'] = err.status === 429 ? '10' : '30';
     }
     return {
-      problem: { type: PROBLEM_TYPE_BASE + err.code, title: TITLES[err.status] ?? 'Error', status: err.status, code: err.code, detail: err.message, ...(instance ? { instance } : {}) },
+      problem: {
+        type: PROBLEM_TYPE_BASE + err.code,
+        title: TITLES[err.status] ?? 'Error',
+        status: err.status,
+        code: err.code,
+        detail: err.message,
+        ...(instance ? { instance } : {}),
+      },
       headers,
       internal: false,
     };
   }
   const errorId = randomUUID();
   return {
-    problem: { type: PROBLEM_TYPE_BASE + 'InternalError', title: TITLES[500] ?? 'Internal error', status: 500, code: 'InternalError', detail: `Something went wrong; quote error id ${errorId}`, errorId, ...(instance ? { instance } : {}) },
+    problem: {
+      type: PROBLEM_TYPE_BASE + 'InternalError',
+      title: TITLES[500] ?? 'Internal error',
+      status: 500,
+      code: 'InternalError',
+      detail: `Something went wrong; quote error id ${errorId}`,
+      errorId,
+      ...(instance ? { instance } : {}),
+    },
     headers: {},
     internal: true,
   };

@@ -1,6 +1,6 @@
-import type { HttpResponseInit } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { BrokerError } from '../errors';
-import type { Resolution } from '../secrets/secretResolver';
+import type { Resolution, SecretRef } from '../secrets/secretResolver';
 import type { SecretMetadata } from '../secrets/vaultGateway';
 import { toProblem } from './problem';
 
@@ -63,4 +63,13 @@ export function batchError(name: unknown, vault: string, err: unknown): Record<s
   if (!(err instanceof BrokerError)) throw err;
   const { problem } = toProblem(err);
   return { name, vault, error: { status: problem.status, code: problem.code, detail: problem.detail } };
+}
+
+/** The secret a single-secret route names: `{name}` in the path, `?version=` and `?vault=`. */
+export function secretRefOf(request: HttpRequest): SecretRef {
+  return {
+    name: request.params.name ?? '',
+    version: request.query.get('version') ?? undefined,
+    vault: request.query.get('vault') ?? undefined,
+  };
 }

@@ -18,7 +18,9 @@ export class ConsumerDirectory {
    */
   forSecret(vault: string, name: string, event: ConsumerEvent): ConsumerSettings[] {
     const subject = policySubject(vault, name);
-    return this.consumers.filter((c) => c.settings.events.includes(event) && c.secrets.some((re) => re.test(subject))).map((c) => c.settings);
+    return this.consumers
+      .filter((c) => c.settings.events.includes(event) && c.secrets.some((re) => re.test(subject)))
+      .map((c) => c.settings);
   }
 
   /** The consumers subscribed to a health event (any vault). */

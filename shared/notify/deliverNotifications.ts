@@ -77,13 +77,21 @@ export async function deliverNotifications(
 
   return sent.map(({ item, before, result, at }): DeliveryOutcome => {
     if (!result) {
-      return { consumer: item.consumer, state: before?.state === 'delivered' ? 'alreadyDelivered' : 'alreadyDeadLettered', status: before?.lastStatus ?? null, attempt: before?.attempts ?? 0 };
+      return {
+        consumer: item.consumer,
+        state: before?.state === 'delivered' ? 'alreadyDelivered' : 'alreadyDeadLettered',
+        status: before?.lastStatus ?? null,
+        attempt: before?.attempts ?? 0,
+      };
     }
     const record = recordOf.get(item);
     const state: DeliveryState = record?.state === 'delivered' ? 'delivered' : record?.state === 'deadLettered' ? 'deadLettered' : 'failed';
     const attempt = record?.attempts ?? 0;
     if (state === 'delivered') {
-      deps.telemetry.trackMetric('NotificationDeliveryLagMs', at.getTime() - Date.parse(item.eventTime), { consumer: item.consumer, type: item.type });
+      deps.telemetry.trackMetric('NotificationDeliveryLagMs', at.getTime() - Date.parse(item.eventTime), {
+        consumer: item.consumer,
+        type: item.type,
+      });
     }
     deps.log(
       `notify consumer=${item.consumer} webhookId=${item.webhookId} type=${item.type} subject=${item.subject} ` +

@@ -225,7 +225,9 @@ function createLedger(store: LedgerStore): DeliveryLedger {
         const rows = planned.flatMap((p) => (p.next ? [{ record: p.next, etag: p.current?.etag }] : []));
         if (await store.writeBatch(rows)) {
           const records = planned.map((p) => p.next ?? p.current?.record ?? blankRecord(p.entry.attempt.eventId, p.entry.attempt.consumer));
-          await Promise.all(planned.map((p, i) => writeDeadLetterOf(records[i] ?? blankRecord(eventId, p.entry.attempt.consumer), p.entry.attempt.at)));
+          await Promise.all(
+            planned.map((p, i) => writeDeadLetterOf(records[i] ?? blankRecord(eventId, p.entry.attempt.consumer), p.entry.attempt.at)),
+          );
           return records.map(toDeliveryRecord);
         }
       }
@@ -241,17 +243,17 @@ function createLedger(store: LedgerStore): DeliveryLedger {
   async function writeDeadLetterOf(record: StoredRecord, at: Date): Promise<void> {
     if (record.state !== 'deadLettered') return;
     await store.writeDeadLetter({
-        eventId: record.eventId,
-        consumer: record.consumer,
-        webhookId: record.webhookId,
-        eventType: record.eventType,
-        subject: record.subject,
-        attempts: record.attempts,
-        lastStatus: record.lastStatus,
-        lastError: record.lastError,
-        reason: record.deadLetterReason ?? '',
-        at: record.deadLetteredAt ?? at.toISOString(),
-      });
+      eventId: record.eventId,
+      consumer: record.consumer,
+      webhookId: record.webhookId,
+      eventType: record.eventType,
+      subject: record.subject,
+      attempts: record.attempts,
+      lastStatus: record.lastStatus,
+      lastError: record.lastError,
+      reason: record.deadLetterReason ?? '',
+      at: record.deadLetteredAt ?? at.toISOString(),
+    });
   }
 }
 
@@ -292,7 +294,8 @@ function withResult(current: StoredRecord | undefined, attempt: DeliveryAttempt,
   const attempted = withAttempt(current, attempt);
   if (attempted === undefined) return undefined;
   if (result.delivered) return withDelivered(attempted, attempt.eventId, attempt.consumer, attempt.at, attempt.status ?? 200);
-  if (attempted.attempts >= result.maxAttempts) return withDeadLettered(attempted, attempt.eventId, attempt.consumer, attempt.at, result.reason) ?? attempted;
+  if (attempted.attempts >= result.maxAttempts)
+    return withDeadLettered(attempted, attempt.eventId, attempt.consumer, attempt.at, result.reason) ?? attempted;
   return attempted;
 }
 
@@ -420,7 +423,9 @@ class TableLedgerStore implements LedgerStore {
   async readEvent(eventId: string): Promise<{ record: StoredRecord; etag: string }[]> {
     const client = await this.deliveries();
     const rows: { record: StoredRecord; etag: string }[] = [];
-    for await (const entity of client.listEntities<DeliveryColumns>({ queryOptions: { filter: odata`PartitionKey eq ${keyOf(eventId)}` } })) {
+    for await (const entity of client.listEntities<DeliveryColumns>({
+      queryOptions: { filter: odata`PartitionKey eq ${keyOf(eventId)}` },
+    })) {
       rows.push({ record: fromDeliveryColumns(entity, eventId, ''), etag: entity.etag });
     }
     return rows;
@@ -574,7 +579,9 @@ class MemoryLedgerStore implements LedgerStore {
   }
 
   readEvent(eventId: string): Promise<{ record: StoredRecord; etag: string }[]> {
-    const rows = [...this.records.values()].filter((e) => e.record.eventId === eventId).map((e) => ({ record: { ...e.record }, etag: String(e.version) }));
+    const rows = [...this.records.values()]
+      .filter((e) => e.record.eventId === eventId)
+      .map((e) => ({ record: { ...e.record }, etag: String(e.version) }));
     return Promise.resolve(rows);
   }
 
@@ -599,7 +606,8 @@ class MemoryLedgerStore implements LedgerStore {
       const entry = this.records.get(memoryKey(row.record.eventId, row.record.consumer));
       if (row.etag === undefined ? entry !== undefined : !entry || String(entry.version) !== row.etag) return Promise.resolve(false);
     }
-    for (const row of rows) this.records.set(memoryKey(row.record.eventId, row.record.consumer), { record: { ...row.record }, version: this.nextVersion++ });
+    for (const row of rows)
+      this.records.set(memoryKey(row.record.eventId, row.record.consumer), { record: { ...row.record }, version: this.nextVersion++ });
     return Promise.resolve(true);
   }
 

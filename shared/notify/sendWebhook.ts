@@ -55,7 +55,12 @@ export async function sendWebhook(request: {
     // Read by property: a DOMException (TimeoutError) need not be an instance of this realm's Error.
     const name = (err as { name?: unknown } | null)?.name;
     const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
-    const error = name === 'TimeoutError' ? `no answer within ${request.timeoutMs ?? WEBHOOK_TIMEOUT_MS} ms` : typeof code === 'string' ? code : 'request failed';
+    const error =
+      name === 'TimeoutError'
+        ? `no answer within ${request.timeoutMs ?? WEBHOOK_TIMEOUT_MS} ms`
+        : typeof code === 'string'
+          ? code
+          : 'request failed';
     return { status: null, ok: false, error, durationMs: performance.now() - started };
   }
 }

@@ -29,8 +29,10 @@ export function parseBatchRequest(body: unknown): SecretRef[] {
       const extra = Object.keys(rest);
       if (extra.length > 0) throw new InvalidRequestError(`secrets[${i}] has unknown field "${extra[0]}"`);
       if (typeof name !== 'string') throw new InvalidRequestError(`secrets[${i}].name must be a string`);
-      if (version !== undefined && version !== null && typeof version !== 'string') throw new InvalidRequestError(`secrets[${i}].version must be a string`);
-      if (vault !== undefined && vault !== null && typeof vault !== 'string') throw new InvalidRequestError(`secrets[${i}].vault must be a string`);
+      if (version !== undefined && version !== null && typeof version !== 'string')
+        throw new InvalidRequestError(`secrets[${i}].version must be a string`);
+      if (vault !== undefined && vault !== null && typeof vault !== 'string')
+        throw new InvalidRequestError(`secrets[${i}].vault must be a string`);
       return { name, version: version ?? undefined, vault: vault ?? undefined };
     }
     throw new InvalidRequestError(`secrets[${i}] must be a name or an object {"name","version","vault"}`);

@@ -65,12 +65,10 @@ export class SecretCache<V> {
       return this.settle(key, running, 'coalesced', options.serveStaleOn);
     }
     const generation = this.generation;
-    const promise = load().then(
-      (value) => {
-        if (generation === this.generation) this.store(key, value, options.immutable === true);
-        return value;
-      },
-    );
+    const promise = load().then((value) => {
+      if (generation === this.generation) this.store(key, value, options.immutable === true);
+      return value;
+    });
     this.inflight.set(key, promise);
     const clear = (): void => {
       if (this.inflight.get(key) === promise) this.inflight.delete(key);

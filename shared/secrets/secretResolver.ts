@@ -1,7 +1,16 @@
 import type { Caller } from '../callers/accessPolicy';
 import type { AccessPolicy } from '../callers/accessPolicy';
 import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError, ForbiddenError, InvalidRequestError, SecretDisabledError, SecretNotFoundError, VaultError, VaultThrottledError, VaultUnavailableError } from '../errors';
+import {
+  BrokerError,
+  ForbiddenError,
+  InvalidRequestError,
+  SecretDisabledError,
+  SecretNotFoundError,
+  VaultError,
+  VaultThrottledError,
+  VaultUnavailableError,
+} from '../errors';
 import type { Telemetry } from '../telemetry';
 import type { CacheOutcome } from './secretCache';
 import { SecretCache } from './secretCache';
@@ -73,15 +82,16 @@ export class SecretResolver {
   async resolve(caller: Caller, ref: SecretRef, audit: AuditLog, operation: 'resolve' | 'metadata' = 'resolve'): Promise<Resolution> {
     const started = performance.now();
     const vault = ref.vault ?? DEFAULT_VAULT_ALIAS;
-    let outcome: { status: number; code: string; cache?: CacheOutcome; version?: string | null; validity?: Validity } = { status: 500, code: 'InternalError' };
+    let outcome: { status: number; code: string; cache?: CacheOutcome; version?: string | null; validity?: Validity } = {
+      status: 500,
+      code: 'InternalError',
+    };
     try {
       const gateway = this.check(caller, ref);
       const key = cacheKey(gateway.alias, ref.name, ref.version);
-      const { value, outcome: cache } = await this.secrets.get(
-        key,
-        () => gateway.getSecret(ref.name, ref.version),
-        { immutable: ref.version !== undefined },
-      );
+      const { value, outcome: cache } = await this.secrets.get(key, () => gateway.getSecret(ref.name, ref.version), {
+        immutable: ref.version !== undefined,
+      });
       const validity = this.validity(value);
       outcome = { status: 200, code: 'OK', cache, version: value.version, validity };
       return { secret: value, cache, validity };
@@ -155,7 +165,9 @@ export class SecretResolver {
     }
     // The policy is asked before the vault list, so a refusal says nothing about what exists.
     if (!this.deps.policy.isAllowed(caller, alias, ref.name)) {
-      throw new ForbiddenError(`Caller "${caller.name}" may not read "${alias === DEFAULT_VAULT_ALIAS ? ref.name : `${alias}/${ref.name}`}"`);
+      throw new ForbiddenError(
+        `Caller "${caller.name}" may not read "${alias === DEFAULT_VAULT_ALIAS ? ref.name : `${alias}/${ref.name}`}"`,
+      );
     }
     const gateway = this.deps.vaults.get(alias);
     if (!gateway) throw new InvalidRequestError(`Vault "${alias}" is not configured`);

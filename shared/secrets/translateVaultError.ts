@@ -55,7 +55,11 @@ export function translateVaultError(err: unknown, where: { vault: string; name?:
   const what = where.name ? `secret "${where.name}" in vault "${where.vault}"` : `vault "${where.vault}"`;
 
   if (TOKEN_ERRORS.has(name)) {
-    return new VaultUnavailableError(`No access token for vault "${where.vault}" could be had from the function app's identity`, 'TokenUnavailable', { cause: err });
+    return new VaultUnavailableError(
+      `No access token for vault "${where.vault}" could be had from the function app's identity`,
+      'TokenUnavailable',
+      { cause: err },
+    );
   }
   if (name === 'AbortError' || code === 'ABORT_ERR' || name === 'TimeoutError') {
     return new VaultUnavailableError(`Vault "${where.vault}" did not answer in time`, 'Timeout', { cause: err });
@@ -68,21 +72,36 @@ export function translateVaultError(err: unknown, where: { vault: string; name?:
         return new SecretDisabledError(`The ${what} is disabled`, { cause: err });
       }
       if (inner === 'ForbiddenByFirewall') {
-        return new VaultFirewallError(`Vault "${where.vault}" refuses the function app: its firewall does not allow this client address`, { cause: err });
+        return new VaultFirewallError(`Vault "${where.vault}" refuses the function app: its firewall does not allow this client address`, {
+          cause: err,
+        });
       }
       if (inner === 'ForbiddenByPolicy' || inner === 'AccessDenied') {
-        return new VaultAccessDeniedError(`The function app's identity lacks Get/List in the access policy of vault "${where.vault}"`, 'ForbiddenByPolicy', { cause: err });
+        return new VaultAccessDeniedError(
+          `The function app's identity lacks Get/List in the access policy of vault "${where.vault}"`,
+          'ForbiddenByPolicy',
+          { cause: err },
+        );
       }
-      return new VaultAccessDeniedError(`The function app's identity has no role that allows reading secrets in vault "${where.vault}"`, 'ForbiddenByRbac', { cause: err });
+      return new VaultAccessDeniedError(
+        `The function app's identity has no role that allows reading secrets in vault "${where.vault}"`,
+        'ForbiddenByRbac',
+        { cause: err },
+      );
     case 401:
-      return new VaultUnavailableError(`Vault "${where.vault}" did not accept the function app's token`, 'TokenUnavailable', { cause: err });
+      return new VaultUnavailableError(`Vault "${where.vault}" did not accept the function app's token`, 'TokenUnavailable', {
+        cause: err,
+      });
     case 429:
       return new VaultThrottledError(`Vault "${where.vault}" is throttling requests`, { cause: err, retryAfterSeconds: retryAfter(e) });
     case undefined:
       break;
     default:
       if (status >= 500) {
-        return new VaultUnavailableError(`Vault "${where.vault}" failed (HTTP ${status})`, 'VaultUnreachable', { cause: err, retryAfterSeconds: retryAfter(e) });
+        return new VaultUnavailableError(`Vault "${where.vault}" failed (HTTP ${status})`, 'VaultUnreachable', {
+          cause: err,
+          retryAfterSeconds: retryAfter(e),
+        });
       }
       return new VaultUnavailableError(`Vault "${where.vault}" refused the request (HTTP ${status})`, 'VaultUnreachable', { cause: err });
   }
@@ -107,7 +126,12 @@ export function isUnexplainedForbidden(err: unknown): boolean {
  * message is only matched, never passed on.
  */
 function innerFromMessage(err: unknown): string | undefined {
-  const message = err instanceof Error ? err.message : typeof (err as { message?: unknown } | null)?.message === 'string' ? String((err as { message: string }).message) : '';
+  const message =
+    err instanceof Error
+      ? err.message
+      : typeof (err as { message?: unknown } | null)?.message === 'string'
+        ? String((err as { message: string }).message)
+        : '';
   if (/Client address is not authorized and caller is not a trusted service/i.test(message)) return 'ForbiddenByFirewall';
   if (/does not have secrets? \w+ permission on key vault/i.test(message)) return 'ForbiddenByPolicy';
   if (/not allowed on a disabled secret/i.test(message)) return 'SecretDisabled';

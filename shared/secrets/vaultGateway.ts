@@ -125,7 +125,11 @@ export class VaultGateway {
         const translated = translateVaultError(probe, { vault: this.alias });
         if (!(translated instanceof SecretNotFoundError)) throw translated;
       }
-      throw new VaultAccessDeniedError(`The function app's identity may read but not list secrets in vault "${this.alias}"`, 'ForbiddenByPolicy', { cause: err });
+      throw new VaultAccessDeniedError(
+        `The function app's identity may read but not list secrets in vault "${this.alias}"`,
+        'ForbiddenByPolicy',
+        { cause: err },
+      );
     }
   }
 

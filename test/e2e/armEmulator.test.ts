@@ -10,7 +10,6 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import * as tls from 'node:tls';
 import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { DefaultAzureCredential } from '@azure/identity';
@@ -26,6 +25,7 @@ import {
 } from '../../local/emulators/armEmulator';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from '../../local/emulators/keyVaultEmulator';
+import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { EMULATOR_PRINCIPAL_ID, EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
 
@@ -36,34 +36,10 @@ const RESOURCE_GROUP_SCOPE = `${SUBSCRIPTION_SCOPE}/resourceGroups/${EMULATOR_RE
 const ALICE = '6d0c5a4e-1f2b-4c3d-8e9f-0a1b2c3d4e5f';
 
 /** Variables that would steer DefaultAzureCredential or the proxy policy elsewhere. */
-const ENV_KEYS = [
-  'IDENTITY_ENDPOINT',
-  'IDENTITY_HEADER',
-  'IDENTITY_SERVER_THUMBPRINT',
-  'IMDS_ENDPOINT',
-  'MSI_ENDPOINT',
-  'MSI_SECRET',
-  'HTTPS_PROXY',
-  'https_proxy',
-  'HTTP_PROXY',
-  'http_proxy',
-  'ALL_PROXY',
-  'all_proxy',
-  'NO_PROXY',
-  'no_proxy',
-  'AZURE_CLIENT_ID',
-  'AZURE_TENANT_ID',
-  'AZURE_CLIENT_SECRET',
-  'AZURE_CLIENT_CERTIFICATE_PATH',
-  'AZURE_USERNAME',
-  'AZURE_FEDERATED_TOKEN_FILE',
-  'AZURE_TOKEN_CREDENTIALS',
-];
 
 let azure: LocalAzure;
 let stateDir: string;
-let savedEnv: Record<string, string | undefined>;
-let savedCAs: string[];
+let restoreProcess: (() => void) | undefined;
 let credential: DefaultAzureCredential;
 let kvm: KeyVaultManagementClient;
 let authz: AuthorizationManagementClient;
@@ -113,14 +89,7 @@ function roleDefinitionId(guid: string): string {
 beforeAll(async () => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'arm-emulator-'));
   azure = await startLocalAzure({ stateDir, vaults: [VAULT, OTHER] });
-  // NODE_EXTRA_CA_CERTS is read only at process start; this is its in-process equivalent.
-  savedCAs = tls.getCACertificates('default');
-  tls.setDefaultCACertificates([...savedCAs, azure.certPem]);
-  savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
-  for (const k of ENV_KEYS) delete process.env[k];
-  for (const k of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'HTTPS_PROXY', 'NO_PROXY'] as const) {
-    process.env[k] = azure.env[k];
-  }
+  restoreProcess = useLocalAzureInProcess(azure);
   credential = new DefaultAzureCredential();
   kvm = new KeyVaultManagementClient(credential, EMULATOR_SUBSCRIPTION_ID);
   authz = new AuthorizationManagementClient(credential, EMULATOR_SUBSCRIPTION_ID);
@@ -128,11 +97,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await azure?.stop();
-  if (savedCAs) tls.setDefaultCACertificates(savedCAs);
-  for (const [k, v] of Object.entries(savedEnv ?? {})) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreProcess?.();
   rmSync(stateDir, { recursive: true, force: true });
 });
 

@@ -35,7 +35,11 @@ let ops: WebhookReceiver;
 let host: BrokerHost;
 
 async function runCheck(): Promise<HealthReport> {
-  const res = await fetch(`${host.url}/admin/functions/healthCheck`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":null}' });
+  const res = await fetch(`${host.url}/admin/functions/healthCheck`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"input":null}',
+  });
   expect(res.status).toBe(202);
   return (await health(OPS_KEY)).json as HealthReport;
 }
@@ -63,7 +67,10 @@ function healthNotifications(): { type: string; subject: string; data: { status:
 
 beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-health-'));
-  [azure, azurite] = await Promise.all([startLocalAzure({ stateDir, vaults: [MAIN, OTHER] }), startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } })]);
+  [azure, azurite] = await Promise.all([
+    startLocalAzure({ stateDir, vaults: [MAIN, OTHER] }),
+    startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
+  ]);
   ingestion = await startIngestionEndpoint({ certificate: await createDevCertificate(stateDir) });
   const signingSecret = newSigningSecret();
   ops = await startWebhookReceiver({ signingSecret });
@@ -80,14 +87,23 @@ beforeAll(async () => {
     KEY_VAULT_ALIASES: `other=${kv.vaultUri(OTHER)}`,
     // Only the main vault's resource id: the other vault's management checks are skipped.
     KEY_VAULT_RESOURCE_IDS: kv.resourceId(MAIN),
-    VAULT_EXPECTATIONS: JSON.stringify({ default: { firewall: 'off', readers: [{ name: 'Customer Insights', principalId: CUSTOMER_INSIGHTS }] } }),
+    VAULT_EXPECTATIONS: JSON.stringify({
+      default: { firewall: 'off', readers: [{ name: 'Customer Insights', principalId: CUSTOMER_INSIGHTS }] },
+    }),
     ACCESS_POLICY: JSON.stringify({
       callers: [
-        { name: 'ops', identities: [{ apiKeySha256: sha(OPS_KEY) }], allow: ['erp-token', 'erp-cert', 'other/sftp-password'], operator: true },
+        {
+          name: 'ops',
+          identities: [{ apiKeySha256: sha(OPS_KEY) }],
+          allow: ['erp-token', 'erp-cert', 'other/sftp-password'],
+          operator: true,
+        },
         { name: 'app', identities: [{ apiKeySha256: sha(APP_KEY) }], allow: ['erp-*'] },
       ],
     }),
-    CONSUMERS: JSON.stringify([{ name: 'ops', secrets: [], events: ['HealthCheckFailed', 'HealthCheckRecovered'], webhook: ops.url, signingSecret: 'whsec-ops' }]),
+    CONSUMERS: JSON.stringify([
+      { name: 'ops', secrets: [], events: ['HealthCheckFailed', 'HealthCheckRecovered'], webhook: ops.url, signingSecret: 'whsec-ops' },
+    ]),
     AzureWebJobsStorage: azurite.connectionString,
     // Far away: these tests run the check on demand.
     HEALTH_CHECK_SCHEDULE: '0 0 0 1 1 *',
@@ -113,11 +129,23 @@ describe('a healthy set of vaults', () => {
     expect(failing(report, 'default')).toEqual([]);
     const main = vaultOf(report, 'default');
     expect(main.checks.map((c) => `${c.check}:${c.status}`)).toEqual(
-      expect.arrayContaining(['listSecrets:ok', 'getSecret:ok', 'expiry:ok', 'firewall:ok', 'publicNetworkAccess:ok', 'softDelete:ok', 'purgeProtection:ok', 'reader:ok']),
+      expect.arrayContaining([
+        'listSecrets:ok',
+        'getSecret:ok',
+        'expiry:ok',
+        'firewall:ok',
+        'publicNetworkAccess:ok',
+        'softDelete:ok',
+        'purgeProtection:ok',
+        'reader:ok',
+      ]),
     );
     expect(main.checks.filter((c) => c.check === 'getSecret').map((c) => c.target)).toEqual(['erp-cert', 'erp-token', 'whsec-ops']);
     const other = vaultOf(report, 'other');
-    expect(other.checks.filter((c) => c.check === 'firewall' || c.check === 'softDelete').map((c) => c.status)).toEqual(['skipped', 'skipped']);
+    expect(other.checks.filter((c) => c.check === 'firewall' || c.check === 'softDelete').map((c) => c.status)).toEqual([
+      'skipped',
+      'skipped',
+    ]);
     expect(other.status).toBe('ok');
   });
 
@@ -140,7 +168,9 @@ describe('the firewall switched on', () => {
     expect(report.status).toBe('failed');
     const list = vaultOf(report, 'default').checks.find((c) => c.check === 'listSecrets')!;
     expect(list).toMatchObject({ status: 'failed', cause: 'ForbiddenByFirewall', remedy: expect.stringContaining('firewall') });
-    expect(failing(report, 'default')).toEqual(expect.arrayContaining([expect.stringMatching(/^firewall:.*:FirewallNotAsExpected$/), 'getSecret:erp-token:ForbiddenByFirewall']));
+    expect(failing(report, 'default')).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^firewall:.*:FirewallNotAsExpected$/), 'getSecret:erp-token:ForbiddenByFirewall']),
+    );
     expect((await health(OPS_KEY)).status).toBe(503);
     const notes = healthNotifications();
     expect(notes.map((n) => [n.type, n.subject])).toEqual([['secretbroker.health.failed', 'default']]);
@@ -160,10 +190,15 @@ describe('the firewall switched on', () => {
   });
 
   it('sent Application Insights a failed availability result for the vault', async () => {
-    const results = () => ingestion.items().filter((i) => i.data.baseType === 'AvailabilityData').map((i) => i.data.baseData as { name: string; success: boolean });
+    const results = () =>
+      ingestion
+        .items()
+        .filter((i) => i.data.baseType === 'AvailabilityData')
+        .map((i) => i.data.baseData as { name: string; success: boolean });
     // Telemetry is batched: wait for the host's next export rather than for a fixed time.
     const deadline = Date.now() + 20_000;
-    while (!results().some((r) => r.name === 'Key Vault default' && !r.success) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    while (!results().some((r) => r.name === 'Key Vault default' && !r.success) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     expect(results().some((r) => r.name === 'Key Vault default' && r.success === false)).toBe(true);
     expect(results().some((r) => r.name === 'Key Vault other' && r.success === true)).toBe(true);
   });
@@ -183,7 +218,9 @@ describe('each cause in turn', () => {
     breakIt();
     const report = await runCheck();
     expect(failing(report, 'default')).toContain(expected);
-    expect(vaultOf(report, 'default').checks.find((c) => c.cause === expected.split(':')[2])?.remedy).toMatch(/Key Vault Secrets User|access policy/);
+    expect(vaultOf(report, 'default').checks.find((c) => c.cause === expected.split(':')[2])?.remedy).toMatch(
+      /Key Vault Secrets User|access policy/,
+    );
   });
 
   it('a missing, a soft-deleted and a disabled secret are told apart', async () => {
@@ -192,7 +229,9 @@ describe('each cause in turn', () => {
     const { version } = azure.keyVault.setSecret(OTHER, 'sftp-password', 'v2', { expiresOn: inDays(365) });
     azure.keyVault.updateSecret(OTHER, 'sftp-password', version, { enabled: false });
     const report = await runCheck();
-    expect(failing(report, 'default')).toEqual(expect.arrayContaining(['getSecret:erp-token:SecretNotFound', 'getSecret:erp-cert:SecretSoftDeleted']));
+    expect(failing(report, 'default')).toEqual(
+      expect.arrayContaining(['getSecret:erp-token:SecretNotFound', 'getSecret:erp-cert:SecretSoftDeleted']),
+    );
     expect(failing(report, 'other')).toEqual(['getSecret:sftp-password:SecretDisabled']);
     // Repair for the next cases.
     azure.keyVault.setSecret(MAIN, 'erp-token', 'v1', { expiresOn: inDays(365) });
@@ -221,7 +260,11 @@ describe('each cause in turn', () => {
   it('a vault that hangs does not stall the others, and the run still ends', async () => {
     azure.keyVault.setFault({ kind: 'hang' }, OTHER);
     const report = await runCheck();
-    expect(vaultOf(report, 'other').checks.filter((c) => c.check === 'listSecrets' || c.check === 'getSecret').map((c) => c.cause)).toEqual(['Timeout', 'Timeout']);
+    expect(
+      vaultOf(report, 'other')
+        .checks.filter((c) => c.check === 'listSecrets' || c.check === 'getSecret')
+        .map((c) => c.cause),
+    ).toEqual(['Timeout', 'Timeout']);
     expect(vaultOf(report, 'default').status).toBe('ok');
   });
 });

@@ -9,13 +9,13 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import * as tls from 'node:tls';
 import { AzureKeyCredential, EventGridDeserializer, EventGridPublisherClient, isSystemEvent } from '@azure/eventgrid';
 import { DefaultAzureCredential } from '@azure/identity';
 import { SecretClient, isRestError } from '@azure/keyvault-secrets';
 import { Webhook } from 'standardwebhooks';
 import { startEventGridTopic, type EventGridTopic } from '../../local/emulators/eventGridTopic';
 import { EMULATOR_SUBSCRIPTION_ID, type EventDeliverySchema } from '../../local/emulators/keyVaultEmulator';
+import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { newSigningSecret, startWebhookReceiver, type WebhookReceiver } from '../../local/emulators/webhookReceiver';
 
@@ -25,34 +25,10 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Variables that would steer DefaultAzureCredential or the proxy policy elsewhere. */
-const ENV_KEYS = [
-  'IDENTITY_ENDPOINT',
-  'IDENTITY_HEADER',
-  'IDENTITY_SERVER_THUMBPRINT',
-  'IMDS_ENDPOINT',
-  'MSI_ENDPOINT',
-  'MSI_SECRET',
-  'HTTPS_PROXY',
-  'https_proxy',
-  'HTTP_PROXY',
-  'http_proxy',
-  'ALL_PROXY',
-  'all_proxy',
-  'NO_PROXY',
-  'no_proxy',
-  'AZURE_CLIENT_ID',
-  'AZURE_TENANT_ID',
-  'AZURE_CLIENT_SECRET',
-  'AZURE_CLIENT_CERTIFICATE_PATH',
-  'AZURE_USERNAME',
-  'AZURE_FEDERATED_TOKEN_FILE',
-  'AZURE_TOKEN_CREDENTIALS',
-];
 
 let azure: LocalAzure;
 let stateDir: string;
-let savedEnv: Record<string, string | undefined>;
-let savedCAs: string[];
+let restoreProcess: (() => void) | undefined;
 let credential: DefaultAzureCredential;
 const deserializer = new EventGridDeserializer();
 const cleanups: Array<() => Promise<void>> = [];
@@ -60,24 +36,13 @@ const cleanups: Array<() => Promise<void>> = [];
 beforeAll(async () => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'kv-events-'));
   azure = await startLocalAzure({ stateDir, vaults: [VAULT] });
-  // NODE_EXTRA_CA_CERTS is read only at process start; this is its in-process equivalent.
-  savedCAs = tls.getCACertificates('default');
-  tls.setDefaultCACertificates([...savedCAs, azure.certPem]);
-  savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
-  for (const k of ENV_KEYS) delete process.env[k];
-  for (const k of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'HTTPS_PROXY', 'NO_PROXY'] as const) {
-    process.env[k] = azure.env[k];
-  }
+  restoreProcess = useLocalAzureInProcess(azure);
   credential = new DefaultAzureCredential();
 });
 
 afterAll(async () => {
   await azure?.stop();
-  if (savedCAs) tls.setDefaultCACertificates(savedCAs);
-  for (const [k, v] of Object.entries(savedEnv ?? {})) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreProcess?.();
   rmSync(stateDir, { recursive: true, force: true });
 });
 

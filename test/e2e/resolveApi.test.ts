@@ -102,7 +102,17 @@ describe('resolve one secret', () => {
       expiresOn: null,
       updatedOn: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
-    expect(Object.keys(res.json!)).toEqual(['name', 'vault', 'version', 'value', 'contentType', 'enabled', 'notBefore', 'expiresOn', 'updatedOn']);
+    expect(Object.keys(res.json!)).toEqual([
+      'name',
+      'vault',
+      'version',
+      'value',
+      'contentType',
+      'enabled',
+      'notBefore',
+      'expiresOn',
+      'updatedOn',
+    ]);
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('etag')).toBe(`"${versions.latest}"`);
   });
@@ -212,13 +222,33 @@ describe('metadata, list and batch', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        secrets: ['erp-token', { name: 'erp-token', version: versions.first }, { name: 'sftp-password', vault: 'partner' }, 'erp-admin-password', 'erp-missing', 'bad name!', 'erp-disabled'],
+        secrets: [
+          'erp-token',
+          { name: 'erp-token', version: versions.first },
+          { name: 'sftp-password', vault: 'partner' },
+          'erp-admin-password',
+          'erp-missing',
+          'bad name!',
+          'erp-disabled',
+        ],
       }),
     });
     expect(res.status).toBe(200);
     const items = res.json?.secrets as Record<string, any>[];
-    expect(items.map((i) => i.value ?? i.error.code)).toEqual([CANARY, 'first-value', 'sftp-value', 'Forbidden', 'SecretNotFound', 'InvalidSecretName', 'SecretDisabled']);
-    expect(items[3]).toEqual({ name: 'erp-admin-password', vault: 'default', error: { status: 403, code: 'Forbidden', detail: expect.any(String) } });
+    expect(items.map((i) => i.value ?? i.error.code)).toEqual([
+      CANARY,
+      'first-value',
+      'sftp-value',
+      'Forbidden',
+      'SecretNotFound',
+      'InvalidSecretName',
+      'SecretDisabled',
+    ]);
+    expect(items[3]).toEqual({
+      name: 'erp-admin-password',
+      vault: 'default',
+      error: { status: 403, code: 'Forbidden', detail: expect.any(String) },
+    });
     expect(items[4]?.error.status).toBe(404);
   });
 
@@ -242,7 +272,9 @@ describe('metadata, list and batch', () => {
     const res = await call('openapi.json');
     expect(res.status).toBe(200);
     expect(res.json?.openapi).toBe('3.1.0');
-    expect(Object.keys(res.json?.paths)).toEqual(expect.arrayContaining(['/secrets/{name}', '/secrets/resolve', '/secrets/{name}/metadata', '/secrets']));
+    expect(Object.keys(res.json?.paths)).toEqual(
+      expect.arrayContaining(['/secrets/{name}', '/secrets/resolve', '/secrets/{name}/metadata', '/secrets']),
+    );
   });
 });
 
@@ -330,7 +362,11 @@ describe('start-up and identity', () => {
 
   it('answers 503 VaultUnavailable when the managed identity gives no token', async () => {
     azure.identity.setFailure({ status: 400 });
-    const noToken = await startBrokerHost({ ...azure.env, KEY_VAULT_URI: azure.keyVault.vaultUri('contoso-vault2'), ACCESS_POLICY: JSON.stringify(policy) });
+    const noToken = await startBrokerHost({
+      ...azure.env,
+      KEY_VAULT_URI: azure.keyVault.vaultUri('contoso-vault2'),
+      ACCESS_POLICY: JSON.stringify(policy),
+    });
     try {
       const res = await call('secrets/erp-token', { key: ERP_KEY }, noToken);
       expect(res.status).toBe(503);

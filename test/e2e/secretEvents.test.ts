@@ -51,7 +51,10 @@ function eventsOf(receiver: WebhookReceiver, sourceEventId: string): Record<stri
 
 beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-events-'));
-  [azure, azurite] = await Promise.all([startLocalAzure({ stateDir, vaults: [VAULT] }), startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } })]);
+  [azure, azurite] = await Promise.all([
+    startLocalAzure({ stateDir, vaults: [VAULT] }),
+    startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
+  ]);
   topic = await startEventGridTopic({ certPem: azure.certPem, keyPem: azure.keyPem, tokenSecret: azure.tokenSecret });
   ingestion = await startIngestionEndpoint({ certificate: await createDevCertificate(stateDir) });
   const consumers = [];
@@ -76,12 +79,19 @@ beforeAll(async () => {
     ...azure.env,
     KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
     KEY_VAULT_RESOURCE_IDS: azure.keyVault.resourceId(VAULT),
-    ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'app', identities: [{ apiKeySha256: createHash('sha256').update(KEY).digest('hex') }], allow: ['*'] }] }),
+    ACCESS_POLICY: JSON.stringify({
+      callers: [{ name: 'app', identities: [{ apiKeySha256: createHash('sha256').update(KEY).digest('hex') }], allow: ['*'] }],
+    }),
     CONSUMERS: JSON.stringify(consumers),
     AzureWebJobsStorage: azurite.connectionString,
   };
   [hostA, hostB] = await Promise.all([
-    startBrokerHost({ ...env, NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint, APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString, APPLICATION_INSIGHTS_NO_STATSBEAT: 'true' }),
+    startBrokerHost({
+      ...env,
+      NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint,
+      APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
+      APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+    }),
     startBrokerHost(env),
   ]);
   azure.keyVault.setEventSubscription({
@@ -123,7 +133,11 @@ describe('a rotation', () => {
   });
 
   it('is served within 30 s by another instance sharing the storage', async () => {
-    const seen = await eventually(() => resolve(hostB, 'erp-token'), (r) => r.value === 'erp-v2', 30_000);
+    const seen = await eventually(
+      () => resolve(hostB, 'erp-token'),
+      (r) => r.value === 'erp-v2',
+      30_000,
+    );
     expect(seen.value).toBe('erp-v2');
   });
 
@@ -135,7 +149,14 @@ describe('a rotation', () => {
       type: 'secretbroker.secret.rotated',
       subject: 'default/erp-token',
       datacontenttype: 'application/json',
-      data: { vault: 'default', vaultUri: azure.keyVault.vaultUri(VAULT), secret: 'erp-token', version: newVersion, sourceEventId: eventId, sourceEventType: 'Microsoft.KeyVault.SecretNewVersionCreated' },
+      data: {
+        vault: 'default',
+        vaultUri: azure.keyVault.vaultUri(VAULT),
+        secret: 'erp-token',
+        version: newVersion,
+        sourceEventId: eventId,
+        sourceEventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+      },
     });
     const request = receivers.erp.received().find((r) => r.body.includes(eventId))!;
     expect(request.headers['content-type']).toBe('application/cloudevents+json; charset=utf-8');
@@ -168,7 +189,12 @@ describe('consumers that are down', () => {
     const { eventId } = azure.keyVault.setSecret(VAULT, 'flaky-token', 'v1');
     expect(await azure.keyVault.whenDelivered(eventId!)).toMatchObject({ status: 200, attempts: 3 });
     expect(eventsOf(receivers.flaky, eventId!)).toHaveLength(1);
-    expect(receivers.flaky.received().filter((r) => r.body.includes(eventId!)).map((r) => r.status)).toEqual([500, 500, 200]);
+    expect(
+      receivers.flaky
+        .received()
+        .filter((r) => r.body.includes(eventId!))
+        .map((r) => r.status),
+    ).toEqual([500, 500, 200]);
   });
 
   it('writes a dead-letter record for a consumer down past the retry window, then stops retrying', async () => {
@@ -177,7 +203,9 @@ describe('consumers that are down', () => {
     expect(outcome.status).toBe(200);
     const ledger = createTableDeliveryLedger(azurite.connectionString);
     const dead = (await ledger.listDeadLetters()).filter((d) => d.eventId === eventId);
-    expect(dead).toEqual([expect.objectContaining({ consumer: 'gone', eventType: 'secretbroker.secret.rotated', subject: 'default/gone-token', attempts: 8 })]);
+    expect(dead).toEqual([
+      expect.objectContaining({ consumer: 'gone', eventType: 'secretbroker.secret.rotated', subject: 'default/gone-token', attempts: 8 }),
+    ]);
     expect(await ledger.get(eventId!, 'gone')).toMatchObject({ state: 'deadLettered' });
     expect(eventsOf(receivers.gone, eventId!)).toHaveLength(0);
   });
@@ -196,7 +224,12 @@ describe('other events', () => {
   });
 
   it('handles the CloudEvents 1.0 schema after its abuse-protection handshake', async () => {
-    azure.keyVault.setEventSubscription({ endpoint: `${hostA.url}/runtime/webhooks/eventgrid?functionName=secretEvents`, schema: 'CloudEventSchemaV1_0', maxDeliveryAttempts: 12, retryDelayMs: 100 });
+    azure.keyVault.setEventSubscription({
+      endpoint: `${hostA.url}/runtime/webhooks/eventgrid?functionName=secretEvents`,
+      schema: 'CloudEventSchemaV1_0',
+      maxDeliveryAttempts: 12,
+      retryDelayMs: 100,
+    });
     try {
       const { eventId } = azure.keyVault.setSecret(VAULT, 'erp-token', 'erp-v3');
       expect(await azure.keyVault.whenDelivered(eventId!)).toMatchObject({ status: 200 });
@@ -204,7 +237,12 @@ describe('other events', () => {
       expect(eventsOf(receivers.erp, eventId!)).toHaveLength(1);
       expect((await resolve(hostA, 'erp-token')).value).toBe('erp-v3');
     } finally {
-      azure.keyVault.setEventSubscription({ endpoint: `${hostA.url}/runtime/webhooks/eventgrid?functionName=secretEvents`, schema: 'EventGridSchema', maxDeliveryAttempts: 12, retryDelayMs: 100 });
+      azure.keyVault.setEventSubscription({
+        endpoint: `${hostA.url}/runtime/webhooks/eventgrid?functionName=secretEvents`,
+        schema: 'EventGridSchema',
+        maxDeliveryAttempts: 12,
+        retryDelayMs: 100,
+      });
     }
   });
 
@@ -220,7 +258,15 @@ describe('other events', () => {
         subject: 'crm-token',
         eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
         eventTime: new Date().toISOString(),
-        data: { Id: 'https://evil-vault.vault.azure.net/secrets/crm-token/abc', VaultName: 'evil-vault', ObjectType: 'Secret', ObjectName: 'crm-token', Version: 'abc', NBF: null, EXP: null },
+        data: {
+          Id: 'https://evil-vault.vault.azure.net/secrets/crm-token/abc',
+          VaultName: 'evil-vault',
+          ObjectType: 'Secret',
+          ObjectName: 'crm-token',
+          Version: 'abc',
+          NBF: null,
+          EXP: null,
+        },
         dataVersion: '1',
         metadataVersion: '1',
       },
@@ -256,7 +302,10 @@ describe('other events', () => {
 describe('telemetry', () => {
   it('has an event per Key Vault event and per delivery attempt, and no secret value', async () => {
     await hostA.stop(); // flushes telemetry
-    const events = ingestion.items().filter((i) => i.data.baseType === 'EventData').map((i) => i.data.baseData as { name: string; properties: Record<string, string> });
+    const events = ingestion
+      .items()
+      .filter((i) => i.data.baseType === 'EventData')
+      .map((i) => i.data.baseData as { name: string; properties: Record<string, string> });
     const received = events.filter((e) => e.name === 'KeyVaultEventReceived');
     expect(received.map((e) => e.properties.outcome)).toEqual(expect.arrayContaining(['handled', 'refused']));
     const deliveries = events.filter((e) => e.name === 'NotificationDelivery');
@@ -268,7 +317,10 @@ describe('telemetry', () => {
     );
     expect(deliveries.some((d) => d.properties.consumer === 'gone' && d.properties.outcome === 'deadLettered')).toBe(true);
     for (const raw of ingestion.raw()) expect(raw).not.toMatch(/erp-v[123]|whsec_/);
-    const metrics = ingestion.items().filter((i) => i.data.baseType === 'MetricData').flatMap((i) => (i.data.baseData as { metrics: { name: string }[] }).metrics);
+    const metrics = ingestion
+      .items()
+      .filter((i) => i.data.baseType === 'MetricData')
+      .flatMap((i) => (i.data.baseData as { metrics: { name: string }[] }).metrics);
     expect(metrics.map((m) => m.name)).toContain('NotificationDeliveryLagMs');
   });
 });

@@ -278,7 +278,10 @@ describe.each(ledgers)('DeliveryLedger (%s)', (_kind, create) => {
     const ledger = create();
     const id = unique('evt');
     const at = '2025-03-01T10:00:00.000Z';
-    const forConsumer = (consumer: string, status: number | null) => ({ ...attempt(id, status, status === 200 ? null : 'HTTP 503', at), consumer });
+    const forConsumer = (consumer: string, status: number | null) => ({
+      ...attempt(id, status, status === 200 ? null : 'HTTP 503', at),
+      consumer,
+    });
     // One consumer already has a failed attempt on record.
     await ledger.recordAttempt(forConsumer('c1', 503));
     const known = await ledger.forEvent(id);
@@ -293,7 +296,9 @@ describe.each(ledgers)('DeliveryLedger (%s)', (_kind, create) => {
       ['c2', 'pending', 1],
       ['c3', 'deadLettered', 1],
     ]);
-    expect((await ledger.listDeadLetters()).filter((d) => d.eventId === id).map((d) => [d.consumer, d.reason])).toEqual([['c3', 'gave up']]);
+    expect((await ledger.listDeadLetters()).filter((d) => d.eventId === id).map((d) => [d.consumer, d.reason])).toEqual([
+      ['c3', 'gave up'],
+    ]);
     expect(await ledger.get(id, 'c1')).toMatchObject({ state: 'delivered', attempts: 2 });
   });
 
@@ -301,7 +306,10 @@ describe.each(ledgers)('DeliveryLedger (%s)', (_kind, create) => {
     const ledger = create();
     const id = unique('evt');
     const at = '2025-03-01T10:00:00.000Z';
-    const forConsumer = (consumer: string, status: number) => ({ ...attempt(id, status, status === 200 ? null : 'HTTP 500', at), consumer });
+    const forConsumer = (consumer: string, status: number) => ({
+      ...attempt(id, status, status === 200 ? null : 'HTTP 500', at),
+      consumer,
+    });
     await ledger.recordAttempt(forConsumer('c1', 500));
     await ledger.forEvent(id);
     // Another instance delivers to c1 in between: the planned batch must not overwrite that.

@@ -33,9 +33,18 @@ describe('parseBatchRequest', () => {
 
 describe('toProblem', () => {
   it('shows our own errors with their code and Retry-After', () => {
-    const { problem, headers, internal } = toProblem(new VaultThrottledError('Vault "default" is throttling requests', { retryAfterSeconds: 12 }), '/api/secrets/x');
+    const { problem, headers, internal } = toProblem(
+      new VaultThrottledError('Vault "default" is throttling requests', { retryAfterSeconds: 12 }),
+      '/api/secrets/x',
+    );
     expect(internal).toBe(false);
-    expect(problem).toMatchObject({ status: 429, code: 'VaultThrottled', title: 'Vault throttled', detail: 'Vault "default" is throttling requests', instance: '/api/secrets/x' });
+    expect(problem).toMatchObject({
+      status: 429,
+      code: 'VaultThrottled',
+      title: 'Vault throttled',
+      detail: 'Vault "default" is throttling requests',
+      instance: '/api/secrets/x',
+    });
     expect(headers).toEqual({ 'Retry-After': '12' });
   });
 

@@ -6,7 +6,11 @@ const VAULT = { KEY_VAULT_URI: 'https://contoso-vault2.vault.azure.net' };
 describe('loadConfig', () => {
   it('applies the contract defaults when only the vault is set', () => {
     const config = loadConfig(VAULT);
-    expect(config.vaults.get('default')).toMatchObject({ alias: 'default', uri: 'https://contoso-vault2.vault.azure.net/', resourceId: undefined });
+    expect(config.vaults.get('default')).toMatchObject({
+      alias: 'default',
+      uri: 'https://contoso-vault2.vault.azure.net/',
+      resourceId: undefined,
+    });
     expect(config.policy.callers).toEqual([]);
     expect(config.auth).toBeUndefined();
     expect(config.cache).toEqual({ ttlSeconds: DEFAULT_CACHE_TTL_SECONDS, maxEntries: 1000, staleIfErrorSeconds: 3600 });
@@ -18,7 +22,10 @@ describe('loadConfig', () => {
   });
 
   it('reads aliases beside the default vault, as Business Central needs', () => {
-    const config = loadConfig({ ...VAULT, KEY_VAULT_ALIASES: 'bc=https://bc-vault.vault.azure.net/; partner=https://partner.vault.azure.net' });
+    const config = loadConfig({
+      ...VAULT,
+      KEY_VAULT_ALIASES: 'bc=https://bc-vault.vault.azure.net/; partner=https://partner.vault.azure.net',
+    });
     expect([...config.vaults.keys()]).toEqual(['default', 'bc', 'partner']);
     expect(config.vaults.get('partner')?.uri).toBe('https://partner.vault.azure.net/');
   });
@@ -46,18 +53,51 @@ describe('loadConfig', () => {
     [{ ...VAULT, KEY_VAULT_ALIASES: 'nope' }, 'KEY_VAULT_ALIASES: "nope" must be alias='],
     [{ ...VAULT, KEY_VAULT_ALIASES: 'default=https://x.vault.azure.net/' }, 'KEY_VAULT_ALIASES: alias "default" is used twice'],
     [{ ...VAULT, ACCESS_POLICY: '{callers:' }, 'ACCESS_POLICY: is not valid JSON'],
-    [{ ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"b","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"c","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"allow":"erp-*"}]}' }, 'ACCESS_POLICY: callers[2].allow must be a list of strings'],
-    [{ ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"apiKeySha256":"abc"}]}]}' }, 'ACCESS_POLICY: callers[0].identities[0].apiKeySha256 must be the hex SHA-256 of the key (64 hex digits)'],
-    [{ ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]}]}' }, 'ACCESS_POLICY: callers[1].name "a" is used twice'],
-    [{ ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"user":"x"}]}]}' }, 'ACCESS_POLICY: callers[0].identities[0] must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}'],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"b","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"c","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"allow":"erp-*"}]}',
+      },
+      'ACCESS_POLICY: callers[2].allow must be a list of strings',
+    ],
+    [
+      { ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"apiKeySha256":"abc"}]}]}' },
+      'ACCESS_POLICY: callers[0].identities[0].apiKeySha256 must be the hex SHA-256 of the key (64 hex digits)',
+    ],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]},{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}]}]}',
+      },
+      'ACCESS_POLICY: callers[1].name "a" is used twice',
+    ],
+    [
+      { ...VAULT, ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"user":"x"}]}]}' },
+      'ACCESS_POLICY: callers[0].identities[0] must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}',
+    ],
     [{ ...VAULT, AUTH_ISSUER: 'https://login.microsoftonline.com/t/v2.0' }, 'AUTH_AUDIENCE: must be set when AUTH_ISSUER is set'],
     [{ ...VAULT, CACHE_TTL_SECONDS: 'five' }, 'CACHE_TTL_SECONDS: must be a whole number of at least 0, got "five"'],
     [{ ...VAULT, CACHE_MAX_ENTRIES: '0' }, 'CACHE_MAX_ENTRIES: must be a whole number of at least 1, got "0"'],
     [{ ...VAULT, HEALTH_CHECK_SCHEDULE: '*/5 * * * *' }, 'HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields'],
-    [{ ...VAULT, CONSUMERS: '[{"name":"erp","secrets":["erp-*"],"events":["Rotated"],"webhook":"https://erp.example/hook","signingSecret":"erp-whsec"}]' }, 'CONSUMERS: [0].events[0] must be one of SecretNewVersionCreated'],
-    [{ ...VAULT, KEY_VAULT_RESOURCE_IDS: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/other' }, 'KEY_VAULT_RESOURCE_IDS: no configured vault is named "other"'],
+    [
+      {
+        ...VAULT,
+        CONSUMERS:
+          '[{"name":"erp","secrets":["erp-*"],"events":["Rotated"],"webhook":"https://erp.example/hook","signingSecret":"erp-whsec"}]',
+      },
+      'CONSUMERS: [0].events[0] must be one of SecretNewVersionCreated',
+    ],
+    [
+      { ...VAULT, KEY_VAULT_RESOURCE_IDS: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/other' },
+      'KEY_VAULT_RESOURCE_IDS: no configured vault is named "other"',
+    ],
     [{ ...VAULT, VAULT_EXPECTATIONS: '{"bc":{"firewall":"on"}}' }, 'VAULT_EXPECTATIONS: "bc" is not a configured vault alias'],
-    [{ ...VAULT, VAULT_EXPECTATIONS: '{"default":{"firewall":"maybe"}}' }, 'VAULT_EXPECTATIONS: default.firewall must be "on", "off" or "any"'],
+    [
+      { ...VAULT, VAULT_EXPECTATIONS: '{"default":{"firewall":"maybe"}}' },
+      'VAULT_EXPECTATIONS: default.firewall must be "on", "off" or "any"',
+    ],
   ])('refuses %j with one line naming the setting', (env, message) => {
     let thrown: unknown;
     try {
@@ -72,7 +112,12 @@ describe('loadConfig', () => {
 
   it('matches a bare resource id to the vault of the same name', () => {
     const id = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-vault2';
-    const config = loadConfig({ ...VAULT, KEY_VAULT_RESOURCE_IDS: id, VAULT_EXPECTATIONS: '{"default":{"firewall":"off","readers":[{"name":"Customer Insights","principalId":"0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff"}]}}' });
+    const config = loadConfig({
+      ...VAULT,
+      KEY_VAULT_RESOURCE_IDS: id,
+      VAULT_EXPECTATIONS:
+        '{"default":{"firewall":"off","readers":[{"name":"Customer Insights","principalId":"0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff"}]}}',
+    });
     expect(config.vaults.get('default')?.resourceId).toBe(id);
     expect(config.vaults.get('default')?.expectations.firewall).toBe('off');
   });

@@ -12,7 +12,15 @@ const ok: WebhookResult = { status: 200, ok: true, error: null, durationMs: 1 };
 const down: WebhookResult = { status: 503, ok: false, error: 'HTTP 503', durationMs: 1 };
 
 function pending(consumer: string, send: () => Promise<WebhookResult>, eventId = 'event-1'): PendingNotification {
-  return { consumer, sourceEventId: eventId, type: 'secretbroker.secret.rotated', subject: 'default/erp-token', eventTime: new Date().toISOString(), webhookId: `msg_${consumer}`, send: jest.fn(send) };
+  return {
+    consumer,
+    sourceEventId: eventId,
+    type: 'secretbroker.secret.rotated',
+    subject: 'default/erp-token',
+    eventTime: new Date().toISOString(),
+    webhookId: `msg_${consumer}`,
+    send: jest.fn(send),
+  };
 }
 
 describe('deliverNotifications', () => {
@@ -40,12 +48,25 @@ describe('deliverNotifications', () => {
     const ledger = createMemoryDeliveryLedger();
     const states: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const [outcome] = await deliverNotifications([pending('gone', () => Promise.resolve(down))], { ledger, telemetry, log: () => undefined, maxAttempts: 3 });
+      const [outcome] = await deliverNotifications([pending('gone', () => Promise.resolve(down))], {
+        ledger,
+        telemetry,
+        log: () => undefined,
+        maxAttempts: 3,
+      });
       states.push(outcome!.state);
     }
     expect(states).toEqual(['failed', 'failed', 'deadLettered', 'alreadyDeadLettered']);
     const dead = await ledger.listDeadLetters();
-    expect(dead).toEqual([expect.objectContaining({ eventId: 'event-1', consumer: 'gone', webhookId: 'msg_gone', attempts: 3, reason: expect.stringContaining('no 2xx after 3 attempts') })]);
+    expect(dead).toEqual([
+      expect.objectContaining({
+        eventId: 'event-1',
+        consumer: 'gone',
+        webhookId: 'msg_gone',
+        attempts: 3,
+        reason: expect.stringContaining('no 2xx after 3 attempts'),
+      }),
+    ]);
   });
 
   it('sends to every consumer at once, so one slow webhook does not hold up the others', async () => {

@@ -48,15 +48,32 @@ describe('managementChecks', () => {
   });
 
   it('warns about soft delete and purge protection off, and fails public access disabled where it must be on', async () => {
-    const checks = await statusOf(vault('off'), reader(resource({ enableSoftDelete: false, enablePurgeProtection: false, publicNetworkAccess: 'Disabled' })));
-    expect(checks).toMatchObject({ softDelete: 'warning:SoftDeleteOff', purgeProtection: 'warning:PurgeProtectionOff', publicNetworkAccess: 'failed:PublicAccessNotAsExpected' });
+    const checks = await statusOf(
+      vault('off'),
+      reader(resource({ enableSoftDelete: false, enablePurgeProtection: false, publicNetworkAccess: 'Disabled' })),
+    );
+    expect(checks).toMatchObject({
+      softDelete: 'warning:SoftDeleteOff',
+      purgeProtection: 'warning:PurgeProtectionOff',
+      publicNetworkAccess: 'failed:PublicAccessNotAsExpected',
+    });
   });
 
   it.each([
     ['an RBAC vault, role held', resource(), ['4633458b-17de-408a-b874-0445c86b69e6'], 'ok'],
     ['an RBAC vault, only an unrelated role', resource(), ['acdd72a7-3385-48ef-bd42-f606fba81ae7'], 'failed:ReaderPermissionMissing'],
-    ['an access-policy vault with Get and List', resource({ enableRbacAuthorization: false, accessPolicies: [{ objectId: PRINCIPAL.toUpperCase(), secrets: ['Get', 'List'] }] }), [], 'ok'],
-    ['an access-policy vault with Get only', resource({ enableRbacAuthorization: false, accessPolicies: [{ objectId: PRINCIPAL, secrets: ['get'] }] }), [], 'failed:ReaderPermissionMissing'],
+    [
+      'an access-policy vault with Get and List',
+      resource({ enableRbacAuthorization: false, accessPolicies: [{ objectId: PRINCIPAL.toUpperCase(), secrets: ['Get', 'List'] }] }),
+      [],
+      'ok',
+    ],
+    [
+      'an access-policy vault with Get only',
+      resource({ enableRbacAuthorization: false, accessPolicies: [{ objectId: PRINCIPAL, secrets: ['get'] }] }),
+      [],
+      'failed:ReaderPermissionMissing',
+    ],
   ])('checks the declared reader on %s', async (_label, r, roles, status) => {
     expect((await statusOf(vault('any'), reader(r, roles))).reader).toBe(status);
   });
@@ -80,12 +97,27 @@ describe('referencedSecrets', () => {
       KEY_VAULT_ALIASES: 'partner=https://partner.vault.azure.net/',
       ACCESS_POLICY: JSON.stringify({
         callers: [
-          { name: 'a', identities: [{ appId: '11111111-1111-1111-1111-111111111111' }], allow: ['erp-*', 'erp-token', 'ERP-TOKEN', 'partner/sftp-password', 'unknown/x'] },
+          {
+            name: 'a',
+            identities: [{ appId: '11111111-1111-1111-1111-111111111111' }],
+            allow: ['erp-*', 'erp-token', 'ERP-TOKEN', 'partner/sftp-password', 'unknown/x'],
+          },
         ],
       }),
-      CONSUMERS: JSON.stringify([{ name: 'erp', secrets: ['crm-key', 'partner/*'], events: ['SecretNewVersionCreated'], webhook: 'https://erp.example/h', signingSecret: 'whsec-erp' }]),
+      CONSUMERS: JSON.stringify([
+        {
+          name: 'erp',
+          secrets: ['crm-key', 'partner/*'],
+          events: ['SecretNewVersionCreated'],
+          webhook: 'https://erp.example/h',
+          signingSecret: 'whsec-erp',
+        },
+      ]),
     });
-    expect(Object.fromEntries(referencedSecrets(config))).toEqual({ default: ['crm-key', 'erp-token', 'whsec-erp'], partner: ['sftp-password'] });
+    expect(Object.fromEntries(referencedSecrets(config))).toEqual({
+      default: ['crm-key', 'erp-token', 'whsec-erp'],
+      partner: ['sftp-password'],
+    });
   });
 });
 

@@ -23,7 +23,11 @@ describe('the local host', () => {
 
   it('answers 405 with Allow for a known route and a wrong method, 404 elsewhere', async () => {
     const definitions: FunctionDefinition[] = [
-      { kind: 'http', name: 'hello', options: { route: 'hello/{name}', methods: ['GET'], handler: (req) => Promise.resolve({ body: `hi ${req.params.name ?? ''}` }) } },
+      {
+        kind: 'http',
+        name: 'hello',
+        options: { route: 'hello/{name}', methods: ['GET'], handler: (req) => Promise.resolve({ body: `hi ${req.params.name ?? ''}` }) },
+      },
     ];
     const host = await startLocalHost({ definitions, port: 0, write: () => undefined });
     try {

@@ -2,7 +2,11 @@ import { ConsumerDirectory } from '../../shared/notify/consumerDirectory';
 import { secretNotification, webhookIdFor } from '../../shared/notify/notification';
 import type { KeyVaultEvent } from '../../shared/events/keyVaultEvent';
 
-const consumer = (name: string, secrets: string[], events: ('SecretNewVersionCreated' | 'SecretNearExpiry' | 'SecretExpired' | 'HealthCheckFailed' | 'HealthCheckRecovered')[]) => ({
+const consumer = (
+  name: string,
+  secrets: string[],
+  events: ('SecretNewVersionCreated' | 'SecretNearExpiry' | 'SecretExpired' | 'HealthCheckFailed' | 'HealthCheckRecovered')[],
+) => ({
   name,
   secrets,
   events,
