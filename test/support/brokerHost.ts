@@ -5,6 +5,9 @@ import path from 'node:path';
 /** The compiled local host process (`npm test` builds first). */
 const HOST_PROCESS = path.resolve(__dirname, '../../dist/local/hostProcess.js');
 
+/** Once a year: tests run timers on demand. */
+const QUIET_SCHEDULE = '0 0 0 1 1 *';
+
 export interface BrokerHost {
   readonly url: string;
   /** Every line the host printed on stdout and stderr so far. */
@@ -18,7 +21,8 @@ export interface BrokerHost {
  */
 export async function startBrokerHost(env: Record<string, string>): Promise<BrokerHost> {
   const child = spawn(process.execPath, [HOST_PROCESS, '--port', '0'], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    // The health-check timer would otherwise fire at every quarter hour, in the middle of tests.
+    env: { PATH: process.env.PATH ?? '', HEALTH_CHECK_SCHEDULE: QUIET_SCHEDULE, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: path.resolve(__dirname, '..'), // no local.settings.json here
   });
