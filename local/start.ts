@@ -29,13 +29,16 @@ async function main(): Promise<void> {
     azure = await startLocalAzure({ stateDir: path.resolve('.local') });
     azure.keyVault.setSecret('demo', 'demo-api-key', `demo-${randomBytes(12).toString('hex')}`, { contentType: 'text/plain' });
     Object.assign(env, azure.env);
+    // The ARM emulator knows the demo vault too, so the health check's management checks run.
+    env.KEY_VAULT_RESOURCE_IDS ||= azure.keyVault.resourceId('demo');
     if (!env.ACCESS_POLICY) {
       env.ACCESS_POLICY = JSON.stringify({
         callers: [
           {
             name: 'local-dev',
             identities: [{ apiKeySha256: createHash('sha256').update(LOCAL_DEV_KEY).digest('hex') }],
-            allow: ['*', '*/*'],
+            // The literal name makes the health check read it; the globs allow everything else.
+            allow: ['demo-api-key', '*', '*/*'],
             operator: true,
           },
         ],
@@ -101,6 +104,8 @@ function printBanner(notes: string[], demoCaller: boolean): void {
     `  curl -H 'x-api-key: ${key}' ${base}/secrets`,
     `  curl -H 'x-api-key: ${key}' -H 'Content-Type: application/json' -d '{"secrets":["demo-api-key","missing"]}' ${base}/secrets/resolve`,
     `  curl ${base}/openapi.json`,
+    `  curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' http://localhost:${PORT}/admin/functions/healthCheck`,
+    `  curl -H 'x-api-key: ${key}' ${base}/health`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
