@@ -25,7 +25,7 @@ import {
 } from '../../local/emulators/armEmulator';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from '../../local/emulators/keyVaultEmulator';
-import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import { managedIdentityToken, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { EMULATOR_PRINCIPAL_ID, EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
 
@@ -394,15 +394,21 @@ describe('authentication and plumbing', () => {
     expect(JSON.parse(none.body)).toEqual({
       error: { code: 'AuthenticationFailed', message: "Authentication failed. The 'Authorization' header is missing." },
     });
-    const forged = await raw('GET', vaultPath, { authorization: `Bearer ${await managedIdentityToken()}x` });
+    const forged = await raw('GET', vaultPath, {
+      authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}x`,
+    });
     expect(forged.status).toBe(401);
     expect((JSON.parse(forged.body) as { error: { code: string } }).error.code).toBe('InvalidAuthenticationToken');
-    const ok = await raw('GET', vaultPath, { authorization: `Bearer ${await managedIdentityToken()}` });
+    const ok = await raw('GET', vaultPath, {
+      authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}`,
+    });
     expect(ok.status).toBe(200);
     expect((JSON.parse(ok.body) as { properties: { networkAcls: { defaultAction: string } } }).properties.networkAcls.defaultAction).toBe(
       'Allow',
     );
-    const noVersion = await raw('GET', azure.keyVault.resourceId(VAULT), { authorization: `Bearer ${await managedIdentityToken()}` });
+    const noVersion = await raw('GET', azure.keyVault.resourceId(VAULT), {
+      authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}`,
+    });
     expect(noVersion.status).toBe(400);
     expect((JSON.parse(noVersion.body) as { error: { code: string } }).error.code).toBe('MissingApiVersionParameter');
   });
@@ -491,20 +497,5 @@ function connectStatus(authority: string): Promise<number> {
     });
     req.on('error', reject);
     req.end();
-  });
-}
-
-/** Fetches a management token from the emulated App Service identity endpoint as msal-node does. */
-function managedIdentityToken(): Promise<string> {
-  const url = `${azure.identity.endpoint}?api-version=2019-08-01&resource=${encodeURIComponent('https://management.azure.com')}`;
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { headers: { 'X-IDENTITY-HEADER': azure.identity.header } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve((JSON.parse(body) as { access_token: string }).access_token));
-      })
-      .on('error', reject);
   });
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { DefaultAzureCredential } from '@azure/identity';
 import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secrets';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
-import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import { managedIdentityToken, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 
 const VAULT = 'contoso';
@@ -99,7 +99,7 @@ describe('authentication', () => {
       error: { code: 'Unauthorized', message: 'AKV10000: Request is missing a Bearer or PoP token.' },
     });
 
-    const token = await managedIdentityToken();
+    const token = await managedIdentityToken(azure, 'https://vault.azure.net');
     const old = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha/?api-version=7.4', { authorization: `Bearer ${token}` });
     expect(old.status).toBe(200);
     expect(JSON.parse(old.body)).toMatchObject({ value: 'v1', attributes: { enabled: true } });
@@ -383,20 +383,5 @@ function raw(
     );
     req.on('error', reject);
     req.end();
-  });
-}
-
-/** Fetches a token from the emulated App Service identity endpoint as msal-node does. */
-function managedIdentityToken(): Promise<string> {
-  const url = `${azure.identity.endpoint}?api-version=2019-08-01&resource=${encodeURIComponent('https://vault.azure.net')}`;
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { headers: { 'X-IDENTITY-HEADER': azure.identity.header } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve((JSON.parse(body) as { access_token: string }).access_token));
-      })
-      .on('error', reject);
   });
 }

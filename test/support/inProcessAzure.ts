@@ -1,3 +1,4 @@
+import http from 'node:http';
 import tls from 'node:tls';
 import type { LocalAzure } from '../../local/emulators/localAzure';
 
@@ -47,4 +48,19 @@ export function useLocalAzureInProcess(azure: LocalAzure): () => void {
       else process.env[k] = v;
     }
   };
+}
+
+/** Fetches a token for `resource` from the emulated App Service identity endpoint, as msal-node does. */
+export function managedIdentityToken(azure: LocalAzure, resource: string): Promise<string> {
+  const url = `${azure.identity.endpoint}?api-version=2019-08-01&resource=${encodeURIComponent(resource)}`;
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers: { 'X-IDENTITY-HEADER': azure.identity.header } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve((JSON.parse(body) as { access_token: string }).access_token));
+      })
+      .on('error', reject);
+  });
 }
