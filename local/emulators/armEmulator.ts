@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { jwtVerify } from 'jose';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
 import { EMULATOR_ISSUER, EMULATOR_TENANT_ID, tokenSecretBytes } from './managedIdentityEndpoint';
+import { sendJson as writeJson } from './sendJson';
 
 /** Built-in role `Key Vault Secrets User`: read secret contents. */
 export const KEY_VAULT_SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
@@ -710,15 +711,7 @@ function armHeaders(): Record<string, string> {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void {
-  if (res.headersSent || res.destroyed) return;
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    ...armHeaders(),
-    ...extra,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(payload)),
-  });
-  res.end(payload);
+  writeJson(res, status, body, { ...armHeaders(), ...extra });
 }
 
 function sendError(res: ServerResponse, err: ArmError): void {

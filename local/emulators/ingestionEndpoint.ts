@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { createDevCertificate, type DevCertificate } from './devCertificate';
+import { sendJson } from './sendJson';
 
 /**
  * Minimal typed view of one Application Insights envelope as the exporter posts it
@@ -219,13 +220,4 @@ function isEnvelope(value: unknown): value is Envelope {
 
 function breezeError(received: number, message: string): unknown {
   return { itemsReceived: received, itemsAccepted: 0, errors: [{ index: 0, statusCode: 400, message }] };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(payload),
-  });
-  res.end(payload);
 }

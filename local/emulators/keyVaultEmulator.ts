@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jwtVerify } from 'jose';
 import { EMULATOR_ISSUER, EMULATOR_TENANT_ID, tokenSecretBytes } from './managedIdentityEndpoint';
+import { sendJson as writeJson } from './sendJson';
 
 /**
  * A failure the emulator injects. `latency` delays every matching request and combines with
@@ -1292,15 +1293,7 @@ function baseHeaders(): Record<string, string> {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, extra?: Record<string, string>): void {
-  if (res.headersSent || res.destroyed) return;
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    ...baseHeaders(),
-    ...extra,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(payload)),
-  });
-  res.end(payload);
+  writeJson(res, status, body, { ...baseHeaders(), ...extra });
 }
 
 function sendError(res: ServerResponse, err: HttpError, extra?: Record<string, string>): void {

@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
+import { sendJson } from './sendJson';
 
 /** Tenant the emulated identity lives in; the Key Vault emulator names it in its challenge. */
 export const EMULATOR_TENANT_ID = '5f3e6c1a-6b1e-4c52-9a39-0d1c6b7e2a10';
@@ -147,13 +148,4 @@ function guidFrom(seed: string): string {
 function sendError(res: ServerResponse, status: number, message: string): void {
   // Shape of App Service MSI errors; msal-node reads `message` into error_description.
   sendJson(res, status, { statusCode: status, message, correlationId: randomUUID() });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(payload),
-  });
-  res.end(payload);
 }

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload, type KeyLike } from 'jose';
+import { sendJson } from './sendJson';
 
 /** Tenant the emulated Entra ID issues for (`tid`, and the issuer's path). */
 export const OIDC_TENANT_ID = '7c1f4e2a-93d5-4b86-a0e4-5d2c8b9f1a36';
@@ -66,19 +67,19 @@ export async function startOidcIssuer(opts?: { port?: number; tenantId?: string 
     try {
       handle(req, res);
     } catch {
-      sendJson(res, 500, { error: 'server_error' });
+      sendJsonNoStore(res, 500, { error: 'server_error' });
     }
   });
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname.replace(/\/+$/, '');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'invalid_request' });
-    if (path.endsWith(DISCOVERY_SUFFIX)) return sendJson(res, 200, discoveryDocument());
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJsonNoStore(res, 405, { error: 'invalid_request' });
+    if (path.endsWith(DISCOVERY_SUFFIX)) return sendJsonNoStore(res, 200, discoveryDocument());
     if (path === `/${tenantId}${JWKS_PATH}` || path === JWKS_PATH) {
       jwksCount++;
-      return sendJson(res, 200, { keys: [publicJwk] });
+      return sendJsonNoStore(res, 200, { keys: [publicJwk] });
     }
-    return sendJson(res, 404, { error: 'not_found' });
+    return sendJsonNoStore(res, 404, { error: 'not_found' });
   }
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -148,12 +149,6 @@ function guidFrom(seed: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(payload),
-    'Cache-Control': 'no-store',
-  });
-  res.end(payload);
+function sendJsonNoStore(res: ServerResponse, status: number, body: unknown): void {
+  sendJson(res, status, body, { 'Cache-Control': 'no-store' });
 }

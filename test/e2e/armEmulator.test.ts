@@ -7,7 +7,6 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import * as https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { AuthorizationManagementClient } from '@azure/arm-authorization';
@@ -25,7 +24,7 @@ import {
 } from '../../local/emulators/armEmulator';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from '../../local/emulators/keyVaultEmulator';
-import { managedIdentityToken, useLocalAzureInProcess } from '../support/inProcessAzure';
+import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { EMULATOR_PRINCIPAL_ID, EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
 
@@ -388,27 +387,33 @@ describe('authentication and plumbing', () => {
 
   it('answers a request without a token, or with a forged one, with ARM’s 401 on the wire', async () => {
     const vaultPath = `${azure.keyVault.resourceId(VAULT)}?api-version=2026-02-01`;
-    const none = await raw('GET', vaultPath);
+    const none = await rawHttps(azure, { port: azure.arm.port, host: 'management.azure.com' }, 'GET', vaultPath);
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toContain('error="invalid_token"');
     expect(JSON.parse(none.body)).toEqual({
       error: { code: 'AuthenticationFailed', message: "Authentication failed. The 'Authorization' header is missing." },
     });
-    const forged = await raw('GET', vaultPath, {
+    const forged = await rawHttps(azure, { port: azure.arm.port, host: 'management.azure.com' }, 'GET', vaultPath, {
       authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}x`,
     });
     expect(forged.status).toBe(401);
     expect((JSON.parse(forged.body) as { error: { code: string } }).error.code).toBe('InvalidAuthenticationToken');
-    const ok = await raw('GET', vaultPath, {
+    const ok = await rawHttps(azure, { port: azure.arm.port, host: 'management.azure.com' }, 'GET', vaultPath, {
       authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}`,
     });
     expect(ok.status).toBe(200);
     expect((JSON.parse(ok.body) as { properties: { networkAcls: { defaultAction: string } } }).properties.networkAcls.defaultAction).toBe(
       'Allow',
     );
-    const noVersion = await raw('GET', azure.keyVault.resourceId(VAULT), {
-      authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}`,
-    });
+    const noVersion = await rawHttps(
+      azure,
+      { port: azure.arm.port, host: 'management.azure.com' },
+      'GET',
+      azure.keyVault.resourceId(VAULT),
+      {
+        authorization: `Bearer ${await managedIdentityToken(azure, 'https://management.azure.com')}`,
+      },
+    );
     expect(noVersion.status).toBe(400);
     expect((JSON.parse(noVersion.body) as { error: { code: string } }).error.code).toBe('MissingApiVersionParameter');
   });
@@ -456,36 +461,6 @@ describe('dev certificate', () => {
     }
   });
 });
-
-/** A plain HTTPS request straight to the ARM emulator, verifying its certificate for management.azure.com. */
-function raw(
-  method: string,
-  pathAndQuery: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port: azure.arm.port,
-        servername: 'management.azure.com',
-        method,
-        path: pathAndQuery,
-        headers: { host: 'management.azure.com', ...headers },
-        ca: azure.certPem,
-        agent: false,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** The status line of a CONNECT to the proxy. */
 function connectStatus(authority: string): Promise<number> {

@@ -5,14 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { DefaultAzureCredential } from '@azure/identity';
 import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secrets';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
-import { managedIdentityToken, useLocalAzureInProcess } from '../support/inProcessAzure';
+import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 
 const VAULT = 'contoso';
@@ -90,7 +88,12 @@ describe('authentication', () => {
   });
 
   it('sends the Key Vault challenge and error body on the wire, accepts 7.x api-versions, 404s unknown vaults', async () => {
-    const unauth = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha?api-version=2025-07-01');
+    const unauth = await rawHttps(
+      azure,
+      { port: azure.keyVault.port, host: `${VAULT}.vault.azure.net` },
+      'GET',
+      '/secrets/alpha?api-version=2025-07-01',
+    );
     expect(unauth.status).toBe(401);
     expect(unauth.headers['www-authenticate']).toMatch(
       /^Bearer authorization="https:\/\/login\.microsoftonline\.com\/[0-9a-f-]{36}", resource="https:\/\/vault\.azure\.net"$/,
@@ -100,16 +103,34 @@ describe('authentication', () => {
     });
 
     const token = await managedIdentityToken(azure, 'https://vault.azure.net');
-    const old = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha/?api-version=7.4', { authorization: `Bearer ${token}` });
+    const old = await rawHttps(
+      azure,
+      { port: azure.keyVault.port, host: `${VAULT}.vault.azure.net` },
+      'GET',
+      '/secrets/alpha/?api-version=7.4',
+      { authorization: `Bearer ${token}` },
+    );
     expect(old.status).toBe(200);
     expect(JSON.parse(old.body)).toMatchObject({ value: 'v1', attributes: { enabled: true } });
 
-    const forged = await raw('GET', `${VAULT}.vault.azure.net`, '/secrets/alpha?api-version=7.4', {
-      authorization: `Bearer ${token.slice(0, -4)}AAAA`,
-    });
+    const forged = await rawHttps(
+      azure,
+      { port: azure.keyVault.port, host: `${VAULT}.vault.azure.net` },
+      'GET',
+      '/secrets/alpha?api-version=7.4',
+      {
+        authorization: `Bearer ${token.slice(0, -4)}AAAA`,
+      },
+    );
     expect(forged.status).toBe(401);
 
-    const unknown = await raw('GET', 'nope.vault.azure.net', '/secrets/alpha?api-version=7.4', { authorization: `Bearer ${token}` });
+    const unknown = await rawHttps(
+      azure,
+      { port: azure.keyVault.port, host: 'nope.vault.azure.net' },
+      'GET',
+      '/secrets/alpha?api-version=7.4',
+      { authorization: `Bearer ${token}` },
+    );
     expect(unknown.status).toBe(404);
   });
 
@@ -354,34 +375,3 @@ describe('environment for another process', () => {
     expect(again.certPath).toBe(azure.env['NODE_EXTRA_CA_CERTS']);
   });
 });
-
-/** A plain HTTPS request straight to the emulator, verifying its certificate for `host`. */
-function raw(
-  method: string,
-  host: string,
-  pathAndQuery: string,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port: azure.keyVault.port,
-        servername: host,
-        method,
-        path: pathAndQuery,
-        headers: { host, ...headers },
-        ca: azure.certPem,
-        agent: false,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import tls from 'node:tls';
 import type { LocalAzure } from '../../local/emulators/localAzure';
 
@@ -62,5 +63,40 @@ export function managedIdentityToken(azure: LocalAzure, resource: string): Promi
         res.on('end', () => resolve((JSON.parse(body) as { access_token: string }).access_token));
       })
       .on('error', reject);
+  });
+}
+
+/**
+ * A plain HTTPS request straight to an emulator on 127.0.0.1, verifying its certificate for the
+ * service's host name (e.g. `contoso.vault.azure.net`, `management.azure.com`).
+ */
+export function rawHttps(
+  azure: LocalAzure,
+  target: { port: number; host: string },
+  method: string,
+  pathAndQuery: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: target.port,
+        servername: target.host,
+        method,
+        path: pathAndQuery,
+        headers: { host: target.host, ...headers },
+        ca: azure.certPem,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
   });
 }
