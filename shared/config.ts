@@ -16,6 +16,8 @@ export const DEFAULT_HEALTH_CHECK_SCHEDULE = '0 */15 * * * *';
 export const DEFAULT_STORAGE = 'UseDevelopmentStorage=true';
 /** The alias of the vault named by `KEY_VAULT_URI`. */
 export const DEFAULT_VAULT_ALIAS = 'default';
+/** Requests (batch items count one each) a caller may make per minute on one instance, unless its entry says otherwise. */
+export const DEFAULT_CALLER_REQUESTS_PER_MINUTE = 600;
 
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -61,6 +63,25 @@ const callerSchema = v.strictObject({
   allow: v.optional(patternList, () => []),
   deny: v.optional(patternList, () => []),
   operator: v.optional(v.boolean('must be true or false'), false),
+  /** App roles of which a bearer token must carry at least one (`roles` claim); none: no role needed. */
+  roles: v.optional(
+    v.array(
+      v.pipe(v.string('must be a list of app role values'), v.regex(/^[^\s]{1,120}$/, 'must be app role values without spaces')),
+      'must be a list of app role values',
+    ),
+    () => [],
+  ),
+  rateLimit: v.optional(
+    v.strictObject({
+      requestsPerMinute: v.pipe(
+        v.number('must be a number'),
+        v.integer('must be a whole number'),
+        v.minValue(1, 'must be at least 1'),
+        v.maxValue(1_000_000, 'must be at most 1000000'),
+      ),
+    }),
+    () => ({ requestsPerMinute: DEFAULT_CALLER_REQUESTS_PER_MINUTE }),
+  ),
 });
 
 const policySchema = v.strictObject({
@@ -102,7 +123,13 @@ const consumersSchema = v.array(
     name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
     secrets: v.optional(patternList, () => []),
     events: v.array(v.picklist(CONSUMER_EVENTS, `must be one of ${CONSUMER_EVENTS.join(', ')}`), 'must be a list'),
-    webhook: v.pipe(v.string('must be a string'), v.url('must be an http(s) URL'), v.regex(/^https?:\/\//i, 'must be an http(s) URL')),
+    webhook: v.pipe(
+      v.string('must be a string'),
+      v.check(
+        (url) => remoteUrlProblem(url) === undefined,
+        (issue) => remoteUrlProblem(String(issue.input)) ?? 'must be a URL',
+      ),
+    ),
     signingSecret: v.pipe(v.string('must be a string'), v.regex(/^[0-9A-Za-z-]{1,127}$/, 'must be a Key Vault secret name')),
   }),
   'must be a list',
@@ -144,6 +171,8 @@ export interface AppConfig {
   readonly expiryWarningDays: number;
   readonly healthCheckSchedule: string;
   readonly notifyEventGridEndpoint: string | undefined;
+  /** The vault alias that holds consumers' signing keys (`SIGNING_KEY_VAULT`). */
+  readonly signingKeyVault: string;
   readonly storageConnectionString: string;
   readonly appInsightsConnectionString: string | undefined;
 }
@@ -180,7 +209,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const audience = nonEmpty(env.AUTH_AUDIENCE);
   if (issuer && !audience) throw new ConfigError('AUTH_AUDIENCE: must be set when AUTH_ISSUER is set');
   if (audience && !issuer) throw new ConfigError('AUTH_ISSUER: must be set when AUTH_AUDIENCE is set');
-  if (issuer) checkUrl('AUTH_ISSUER', issuer, ['https:', 'http:']);
+  if (issuer) checkRemoteUrl('AUTH_ISSUER', issuer);
 
   const schedule = nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
   try {
@@ -191,7 +220,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     );
   }
   const notify = nonEmpty(env.NOTIFY_EVENTGRID_ENDPOINT);
-  if (notify) checkUrl('NOTIFY_EVENTGRID_ENDPOINT', notify, ['https:', 'http:']);
+  if (notify) checkRemoteUrl('NOTIFY_EVENTGRID_ENDPOINT', notify);
+  const signingKeyVault = nonEmpty(env.SIGNING_KEY_VAULT) ?? DEFAULT_VAULT_ALIAS;
+  if (!vaultMap.has(signingKeyVault)) {
+    throw new ConfigError(
+      `SIGNING_KEY_VAULT: "${signingKeyVault}" is not a configured vault alias (known: ${[...vaultMap.keys()].join(', ')})`,
+    );
+  }
 
   return Object.freeze({
     vaults: vaultMap,
@@ -206,6 +241,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     expiryWarningDays: intSetting(env, 'EXPIRY_WARNING_DAYS', DEFAULT_EXPIRY_WARNING_DAYS, 0),
     healthCheckSchedule: schedule,
     notifyEventGridEndpoint: notify,
+    signingKeyVault,
     storageConnectionString: nonEmpty(env.AzureWebJobsStorage) ?? DEFAULT_STORAGE,
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
   });
@@ -227,6 +263,34 @@ function checkUrl(setting: string, value: string, protocols: string[]): URL {
     throw new ConfigError(`${setting}: must be an ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL, got "${value}"`);
   }
   return url;
+}
+
+/**
+ * Why `value` is not a URL the broker may fetch or post to, or undefined when it is: `https:`, or
+ * `http:` to a loopback address (local development only). Tokens, signatures and notifications
+ * never travel in clear text over a network.
+ */
+export function remoteUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `"${value}" is not a URL`;
+  }
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:' && isLoopback(url.hostname)) return undefined;
+  return `must be an https URL (http only to localhost for local development), got "${value}"`;
+}
+
+/** Whether a URL hostname names this machine: `localhost`, 127.0.0.0/8 or [::1]. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '[::1]';
+}
+
+function checkRemoteUrl(setting: string, value: string): void {
+  const problem = remoteUrlProblem(value);
+  if (problem) throw new ConfigError(`${setting}: ${problem}`);
 }
 
 function vaultUri(setting: string, value: string): string {

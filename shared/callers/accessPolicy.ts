@@ -8,11 +8,30 @@ export interface Caller {
   readonly operator: boolean;
   /** How it proved who it is. */
   readonly method: 'apiKey' | 'bearer';
+  /** Bearer: the application (client) id from `azp` / `appid`, lower case. */
+  readonly appId?: string;
+  /** Bearer: the service principal's object id (`oid`), when the token carries a GUID there. */
+  readonly objectId?: string;
+  /** API key: the key's id for audit records, the first 12 hex digits of its SHA-256 (never the key). */
+  readonly keyId?: string;
+  /** Its rate (`rateLimit.requestsPerMinute`), per instance. */
+  readonly requestsPerMinute: number;
 }
+
+/** A policy entry found by application id, with the app roles a token must carry one of (none: no role needed). */
+export interface AppCaller {
+  readonly caller: Caller;
+  readonly requiredRoles: readonly string[];
+}
+
+/** Hex digits of an API key's SHA-256 that identify it in audit records: enough to tell keys apart, useless to guess one. */
+export const API_KEY_ID_HEX_DIGITS = 12;
 
 interface CompiledCaller {
   readonly name: string;
   readonly operator: boolean;
+  readonly requestsPerMinute: number;
+  readonly roles: readonly string[];
   readonly appIds: ReadonlySet<string>;
   readonly keyHashes: readonly Buffer[];
   readonly allow: readonly RegExp[];
@@ -50,6 +69,8 @@ export class AccessPolicy {
     this.callers = settings.callers.map((c) => ({
       name: c.name,
       operator: c.operator,
+      requestsPerMinute: c.rateLimit.requestsPerMinute,
+      roles: c.roles,
       appIds: new Set(c.identities.flatMap((i) => ('appId' in i ? [i.appId.toLowerCase()] : []))),
       keyHashes: c.identities.flatMap((i) => ('apiKeySha256' in i ? [Buffer.from(i.apiKeySha256, 'hex')] : [])),
       allow: c.allow.map(compileGlob),
@@ -57,13 +78,18 @@ export class AccessPolicy {
     }));
   }
 
-  /** The caller whose identities include this Entra ID application (client) id. */
-  findByAppId(appId: string): Caller | undefined {
+  /**
+   * The caller whose identities include this Entra ID application (client) id, with the app roles
+   * its entry requires. `objectId` is the token's `oid`, kept for audit records.
+   */
+  findByAppId(appId: string, objectId?: string): AppCaller | undefined {
     const id = appId.toLowerCase();
-    return this.toCaller(
-      this.callers.find((c) => c.appIds.has(id)),
-      'bearer',
-    );
+    const found = this.callers.find((c) => c.appIds.has(id));
+    if (!found) return undefined;
+    return {
+      caller: { ...this.toCaller(found, 'bearer'), appId: id, ...(objectId ? { objectId: objectId.toLowerCase() } : {}) },
+      requiredRoles: found.roles,
+    };
   }
 
   /**
@@ -78,7 +104,8 @@ export class AccessPolicy {
         if (timingSafeEqual(expected, hash) && !found) found = caller;
       }
     }
-    return this.toCaller(found, 'apiKey');
+    if (!found) return undefined;
+    return { ...this.toCaller(found, 'apiKey'), keyId: hash.toString('hex', 0, API_KEY_ID_HEX_DIGITS / 2) };
   }
 
   /** Whether the caller may read this secret: some `allow` matches and no `deny` does. */
@@ -90,7 +117,7 @@ export class AccessPolicy {
     return compiled.allow.some((re) => re.test(subject));
   }
 
-  private toCaller(c: CompiledCaller | undefined, method: Caller['method']): Caller | undefined {
-    return c ? { name: c.name, operator: c.operator, method } : undefined;
+  private toCaller(c: CompiledCaller, method: Caller['method']): Caller {
+    return { name: c.name, operator: c.operator, method, requestsPerMinute: c.requestsPerMinute };
   }
 }

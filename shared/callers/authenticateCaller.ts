@@ -77,9 +77,9 @@ export class CallerAuthenticator {
     }
     const appId = typeof payload.azp === 'string' ? payload.azp : typeof payload.appid === 'string' ? payload.appid : undefined;
     if (!appId) throw new UnauthenticatedError('The bearer token names no application (azp or appid claim)');
-    const caller = this.policy.findByAppId(appId);
-    if (!caller) throw new ForbiddenError(`Application ${appId} is not a caller in the access policy`);
-    return caller;
+    const found = this.policy.findByAppId(appId, typeof payload.oid === 'string' ? payload.oid : undefined);
+    if (!found) throw new ForbiddenError(`Application ${appId} is not a caller in the access policy`);
+    return found.caller;
   }
 
   private async signingKeys(): Promise<JWTVerifyGetKey> {

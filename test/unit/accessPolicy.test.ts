@@ -12,21 +12,47 @@ const policy = new AccessPolicy({
       allow: ['erp-*', 'partner/sftp-password'],
       deny: ['erp-admin-*'],
       operator: false,
+      roles: ['Secrets.Read'],
+      rateLimit: { requestsPerMinute: 120 },
     },
-    { name: 'ops', identities: [{ apiKeySha256: sha('ops-key') }], allow: [], deny: [], operator: true },
+    {
+      name: 'ops',
+      identities: [{ apiKeySha256: sha('ops-key') }],
+      allow: [],
+      deny: [],
+      operator: true,
+      roles: [],
+      rateLimit: { requestsPerMinute: 600 },
+    },
   ],
 });
 
 describe('AccessPolicy', () => {
   it('finds callers by API key and by application id, and nobody else', () => {
-    expect(policy.findByApiKey('erp-key')).toEqual({ name: 'erp-integration', operator: false, method: 'apiKey' });
+    expect(policy.findByApiKey('erp-key')).toEqual({
+      name: 'erp-integration',
+      operator: false,
+      method: 'apiKey',
+      keyId: sha('erp-key').slice(0, 12),
+      requestsPerMinute: 120,
+    });
     expect(policy.findByApiKey('ops-key')?.operator).toBe(true);
     expect(policy.findByApiKey('erp-key ')).toBeUndefined();
-    expect(policy.findByAppId(ERP_APP.toUpperCase())).toEqual({ name: 'erp-integration', operator: false, method: 'bearer' });
+    expect(policy.findByAppId(ERP_APP.toUpperCase(), 'AAAAAAAA-1111-1111-1111-111111111111')).toEqual({
+      caller: {
+        name: 'erp-integration',
+        operator: false,
+        method: 'bearer',
+        appId: ERP_APP,
+        objectId: 'aaaaaaaa-1111-1111-1111-111111111111',
+        requestsPerMinute: 120,
+      },
+      requiredRoles: ['Secrets.Read'],
+    });
     expect(policy.findByAppId('22222222-2222-2222-2222-222222222222')).toBeUndefined();
   });
 
-  const erp = { name: 'erp-integration', operator: false, method: 'apiKey' as const };
+  const erp = { name: 'erp-integration', operator: false, method: 'apiKey' as const, requestsPerMinute: 120 };
   it.each([
     ['default', 'erp-token', true],
     ['default', 'ERP-Token', true],
@@ -41,8 +67,10 @@ describe('AccessPolicy', () => {
   });
 
   it('denies everything to a caller with no allow list, and to an unknown caller', () => {
-    expect(policy.isAllowed({ name: 'ops', operator: true, method: 'apiKey' }, 'default', 'erp-token')).toBe(false);
-    expect(policy.isAllowed({ name: 'ghost', operator: false, method: 'apiKey' }, 'default', 'erp-token')).toBe(false);
+    expect(policy.isAllowed({ name: 'ops', operator: true, method: 'apiKey', requestsPerMinute: 1 }, 'default', 'erp-token')).toBe(false);
+    expect(policy.isAllowed({ name: 'ghost', operator: false, method: 'apiKey', requestsPerMinute: 1 }, 'default', 'erp-token')).toBe(
+      false,
+    );
     expect(new AccessPolicy({ callers: [] }).findByApiKey('anything')).toBeUndefined();
   });
 

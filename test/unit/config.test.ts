@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       ],
     };
     const config = loadConfig({ ...VAULT, ACCESS_POLICY: JSON.stringify(policy) });
-    expect(config.policy.callers[0]).toEqual({ ...policy.callers[0], operator: false });
+    expect(config.policy.callers[0]).toEqual({ ...policy.callers[0], operator: false, roles: [], rateLimit: { requestsPerMinute: 600 } });
     expect(Object.isFrozen(config.policy.callers[0]?.allow)).toBe(true);
   });
 
@@ -78,6 +78,41 @@ describe('loadConfig', () => {
       'ACCESS_POLICY: callers[0].identities[0] must be {"appId": "<GUID>"} or {"apiKeySha256": "<64 hex digits>"}',
     ],
     [{ ...VAULT, AUTH_ISSUER: 'https://login.microsoftonline.com/t/v2.0' }, 'AUTH_AUDIENCE: must be set when AUTH_ISSUER is set'],
+    [
+      { ...VAULT, AUTH_ISSUER: 'http://login.example/t/v2.0', AUTH_AUDIENCE: 'api://x' },
+      'AUTH_ISSUER: must be an https URL (http only to localhost for local development), got "http://login.example/t/v2.0"',
+    ],
+    [
+      { ...VAULT, NOTIFY_EVENTGRID_ENDPOINT: 'http://10.0.0.4/api/events' },
+      'NOTIFY_EVENTGRID_ENDPOINT: must be an https URL (http only to localhost for local development)',
+    ],
+    [
+      {
+        ...VAULT,
+        CONSUMERS: '[{"name":"erp","events":["SecretExpired"],"webhook":"http://erp.example/hook","signingSecret":"erp-whsec"}]',
+      },
+      'CONSUMERS: [0].webhook must be an https URL (http only to localhost for local development), got "http://erp.example/hook"',
+    ],
+    [
+      { ...VAULT, CONSUMERS: '[{"name":"erp","events":["SecretExpired"],"webhook":"ftp://erp.example/","signingSecret":"erp-whsec"}]' },
+      'CONSUMERS: [0].webhook must be an https URL',
+    ],
+    [{ ...VAULT, SIGNING_KEY_VAULT: 'keys' }, 'SIGNING_KEY_VAULT: "keys" is not a configured vault alias (known: default)'],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"rateLimit":{"requestsPerMinute":0}}]}',
+      },
+      'ACCESS_POLICY: callers[0].rateLimit.requestsPerMinute must be at least 1',
+    ],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"roles":"Secrets.Read"}]}',
+      },
+      'ACCESS_POLICY: callers[0].roles must be a list of app role values',
+    ],
     [{ ...VAULT, CACHE_TTL_SECONDS: 'five' }, 'CACHE_TTL_SECONDS: must be a whole number of at least 0, got "five"'],
     [{ ...VAULT, CACHE_MAX_ENTRIES: '0' }, 'CACHE_MAX_ENTRIES: must be a whole number of at least 1, got "0"'],
     [{ ...VAULT, HEALTH_CHECK_SCHEDULE: '*/5 * * * *' }, 'HEALTH_CHECK_SCHEDULE: must be an NCRONTAB expression with 6 fields'],
@@ -109,6 +144,35 @@ describe('loadConfig', () => {
     expect((thrown as Error).message).toContain(message);
     expect((thrown as Error).message).not.toContain('\n');
   });
+
+  it('reads app roles, rate limits and the signing-key vault', () => {
+    const config = loadConfig({
+      ...VAULT,
+      KEY_VAULT_ALIASES: 'keys=https://broker-keys.vault.azure.net/',
+      SIGNING_KEY_VAULT: 'keys',
+      ACCESS_POLICY: JSON.stringify({
+        callers: [
+          {
+            name: 'erp',
+            identities: [{ appId: '11111111-1111-1111-1111-111111111111' }],
+            roles: ['Secrets.Read'],
+            rateLimit: { requestsPerMinute: 60 },
+          },
+        ],
+      }),
+    });
+    expect(config.signingKeyVault).toBe('keys');
+    expect(config.policy.callers[0]).toMatchObject({ roles: ['Secrets.Read'], rateLimit: { requestsPerMinute: 60 } });
+    expect(loadConfig(VAULT).signingKeyVault).toBe('default');
+  });
+
+  it.each(['http://localhost:7071/hook', 'http://127.0.0.1:9000/x', 'http://[::1]:8080/', 'https://erp.example/hook'])(
+    'accepts %s as a webhook (https, or http to loopback)',
+    (webhook) => {
+      const consumers = [{ name: 'erp', events: ['SecretExpired'], webhook, signingSecret: 'erp-whsec' }];
+      expect(loadConfig({ ...VAULT, CONSUMERS: JSON.stringify(consumers) }).consumers[0]?.webhook).toBe(webhook);
+    },
+  );
 
   it('matches a bare resource id to the vault of the same name', () => {
     const id = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-vault2';
