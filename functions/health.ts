@@ -10,7 +10,7 @@ export const health = {
     methods: ['GET' as const],
     route: 'health',
     authLevel: 'anonymous' as const,
-    handler: withCaller(async (_request, _context, runtime, caller) => {
+    handler: withCaller({ operation: 'health' }, async (_request, _context, runtime, { caller }) => {
       if (!caller.operator) throw new ForbiddenError(`Caller "${caller.name}" is not an operator`);
       const report = await runtime.healthStore().latestReport();
       if (!report)

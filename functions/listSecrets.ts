@@ -9,8 +9,8 @@ export const listSecrets = {
     methods: ['GET' as const],
     route: 'secrets',
     authLevel: 'anonymous' as const,
-    handler: withCaller(async (_request, context, runtime, caller) => {
-      const items = await runtime.resolver.list(caller, (line) => context.log(line));
+    handler: withCaller({ operation: 'list' }, async (_request, _context, runtime, { caller, audit }) => {
+      const items = await runtime.resolver.list(caller, audit);
       return jsonResponse({ secrets: items.map(metadataBody) });
     }),
   },

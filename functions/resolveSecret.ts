@@ -9,8 +9,8 @@ export const resolveSecret = {
     methods: ['GET' as const],
     route: 'secrets/{name}',
     authLevel: 'anonymous' as const,
-    handler: withCaller(async (request, context, runtime, caller) => {
-      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), (line) => context.log(line));
+    handler: withCaller({ operation: 'resolve' }, async (request, _context, runtime, { caller, audit }) => {
+      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit);
       return secretResponse(resolution, secretBody(resolution));
     }),
   },

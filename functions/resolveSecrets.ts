@@ -15,11 +15,12 @@ export const resolveSecrets = {
     methods: ['POST' as const],
     route: 'secrets/resolve',
     authLevel: 'anonymous' as const,
-    handler: withCaller(async (request, context, runtime, caller) => {
+    handler: withCaller({ operation: 'batch', chargePerItem: true }, async (request, _context, runtime, { caller, audit, charge }) => {
       const refs = parseBatchRequest(await readJson(request, MAX_BATCH_BODY_BYTES));
-      const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref) => {
+      charge(refs.length);
+      const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref, item) => {
         try {
-          return secretBody(await runtime.resolver.resolve(caller, ref, (line) => context.log(line)));
+          return secretBody(await runtime.resolver.resolve(caller, ref, audit, { item }));
         } catch (err: unknown) {
           return batchError(ref.name, ref.vault ?? DEFAULT_VAULT_ALIAS, err);
         }

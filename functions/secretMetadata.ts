@@ -9,8 +9,8 @@ export const secretMetadata = {
     methods: ['GET' as const],
     route: 'secrets/{name}/metadata',
     authLevel: 'anonymous' as const,
-    handler: withCaller(async (request, context, runtime, caller) => {
-      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), (line) => context.log(line), 'metadata');
+    handler: withCaller({ operation: 'metadata' }, async (request, _context, runtime, { caller, audit }) => {
+      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit, { operation: 'metadata' });
       return secretResponse(resolution, metadataBody(resolution.secret));
     }),
   },

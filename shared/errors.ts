@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'SecretNotFound'
   | 'SecretDisabled'
   | 'TooManySecrets'
+  | 'TooManyRequests'
   | 'VaultThrottled'
   | 'VaultUnavailable'
   | 'VaultForbiddenByFirewall'
@@ -36,11 +37,14 @@ export type VaultCause =
 export class BrokerError extends Error {
   readonly status: number;
   readonly code: ErrorCode;
-  constructor(status: number, code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** When the caller may try again (`Retry-After`), where known. */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.name = new.target.name;
     this.status = status;
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -72,11 +76,17 @@ export class TooManySecretsError extends BrokerError {
   }
 }
 
+/** 429: the caller is over its own rate (`rateLimit` in the access policy), on this instance. */
+export class TooManyRequestsError extends BrokerError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, 'TooManyRequests', message, { retryAfterSeconds });
+  }
+}
+
 /** Base of errors that come from talking to a vault; carries the health-check cause. */
 export class VaultError extends BrokerError {
   /** The contract's health-check cause for this failure. */
   readonly vaultCause: VaultCause;
-  readonly retryAfterSeconds: number | undefined;
   constructor(
     status: number,
     code: ErrorCode,
@@ -86,7 +96,6 @@ export class VaultError extends BrokerError {
   ) {
     super(status, code, message, options);
     this.vaultCause = cause;
-    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 

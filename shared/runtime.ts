@@ -1,6 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
 import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
+import { CallerQuota } from './callers/callerQuota';
 import type { AppConfig } from './config';
 import { loadConfig } from './config';
 import type { CacheCoherence } from './events/cacheCoherence';
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly config: AppConfig;
   readonly policy: AccessPolicy;
   readonly authenticator: CallerAuthenticator;
+  /** Each caller's rate on this instance. */
+  readonly quota: CallerQuota;
   readonly resolver: SecretResolver;
   readonly telemetry: Telemetry;
   readonly consumers: ConsumerDirectory;
@@ -62,7 +65,12 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     const client = new SecretClient(vault.uri, tokenCredential, { retryOptions: VAULT_RETRY });
     vaults.set(vault.alias, new VaultGateway(vault.alias, vault.uri, client, telemetry));
   }
-  const resolver = new SecretResolver({ vaults, policy, telemetry, cache: config.cache });
+  const resolver = new SecretResolver({
+    vaults,
+    policy,
+    cache: config.cache,
+    signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },
+  });
   const consumers = new ConsumerDirectory(config.consumers);
 
   // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
@@ -92,6 +100,7 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     config,
     policy,
     authenticator: new CallerAuthenticator(policy, config.auth),
+    quota: new CallerQuota(),
     resolver,
     telemetry,
     consumers,

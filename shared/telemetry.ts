@@ -267,6 +267,8 @@ function loadClient(connectionString: string, options: TelemetryOptions): Teleme
   const ai = require('applicationinsights') as typeof import('applicationinsights');
   const client = new ai.TelemetryClient(connectionString, { useGlobalProviders: false });
   client.config.enableUseDiskRetryCaching = options.offlineStorage ?? false;
+  // Audit records travel as events: nothing this client sends is sampled away.
+  client.config.samplingPercentage = 100;
   const resource = roleResource(options.roleName ?? process.env.WEBSITE_SITE_NAME ?? process.env.OTEL_SERVICE_NAME ?? DEFAULT_ROLE_NAME);
   if (resource) client.config.azureMonitorOpenTelemetryOptions = { resource };
   client.initialize();

@@ -16,7 +16,7 @@ import { parseKeyVaultEvent } from './keyVaultEvent';
 
 export interface SecretEventDeps {
   readonly vaults: ReadonlyMap<string, VaultSettings>;
-  readonly resolver: Pick<SecretResolver, 'invalidate' | 'readOwn'>;
+  readonly resolver: Pick<SecretResolver, 'invalidate' | 'readSigningKey'>;
   readonly coherence: Pick<CacheCoherence, 'publish'>;
   readonly consumers: ConsumerDirectory;
   readonly ledger: DeliveryLedger;

@@ -1,5 +1,4 @@
 import type { AppConfig } from '../config';
-import { DEFAULT_VAULT_ALIAS } from '../config';
 import type { ConsumerDirectory } from '../notify/consumerDirectory';
 import { deliverNotifications } from '../notify/deliverNotifications';
 import type { DeliveryLedger } from '../notify/deliveryLedger';
@@ -22,7 +21,7 @@ export interface HealthJobDeps {
   readonly store: HealthReportStore;
   readonly consumers: ConsumerDirectory;
   readonly ledger: DeliveryLedger;
-  readonly resolver: Pick<SecretResolver, 'readOwn'>;
+  readonly resolver: Pick<SecretResolver, 'readSigningKey'>;
   readonly topic: Pick<EventGridTopicPublisher, 'publish'> | undefined;
   readonly telemetry: Telemetry;
   /** Who holds the run lease (instance id). */
@@ -76,7 +75,7 @@ async function warmSigningKeys(deps: HealthJobDeps): Promise<void> {
   const names = new Set(
     [...deps.consumers.forHealth('HealthCheckFailed'), ...deps.consumers.forHealth('HealthCheckRecovered')].map((c) => c.signingSecret),
   );
-  await Promise.allSettled([...names].map((name) => deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, name)));
+  await Promise.allSettled([...names].map((name) => deps.resolver.readSigningKey(name)));
 }
 
 function record(report: HealthReport, telemetry: Telemetry): void {

@@ -1,45 +1,90 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { AuditOperation } from '../audit/auditRecord';
+import { auditOrigin } from '../audit/auditRecord';
+import type { AuditRecorder } from '../audit/auditTrail';
+import { AuditTrail, auditSink } from '../audit/auditTrail';
 import type { Caller } from '../callers/accessPolicy';
-import { InvalidRequestError, UnauthenticatedError } from '../errors';
+import { DEFAULT_VAULT_ALIAS } from '../config';
+import { BrokerError, InvalidRequestError } from '../errors';
 import type { Runtime } from '../runtime';
 import { getRuntime } from '../runtime';
 import { problemResponse, toProblem } from './problem';
+import { secretRefOf } from './secretResponses';
+
+/** What a caller's request carries through its handler. */
+export interface CallerScope {
+  readonly caller: Caller;
+  /** The request's audit trail: one record per access (per item in a batch). */
+  readonly audit: AuditRecorder;
+  /**
+   * Charges `items` requests to the caller's rate; for handlers registered with `chargePerItem`.
+   * @throws TooManyRequestsError
+   */
+  readonly charge: (items: number) => void;
+}
 
 /** A handler that runs after the caller is authenticated. */
 export type CallerHandler = (
   request: HttpRequest,
   context: InvocationContext,
   runtime: Runtime,
-  caller: Caller,
+  scope: CallerScope,
 ) => Promise<HttpResponseInit>;
 /** A handler that needs no caller. */
 export type AnonymousHandler = (request: HttpRequest, context: InvocationContext, runtime: Runtime) => Promise<HttpResponseInit>;
+
+export interface CallerRouteOptions {
+  /** What the route's audit records call the access. */
+  readonly operation: AuditOperation;
+  /** The handler charges the caller's rate itself, per item (a batch); otherwise each request costs one. */
+  readonly chargePerItem?: boolean;
+}
 
 /** Headers every answer carries. */
 const BASE_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const;
 
 /**
- * Wraps a handler with authentication, error-to-problem translation and request telemetry.
- * A refused credential is audited like a refused secret.
+ * Wraps a handler with authentication, the caller's rate, the audit trail, error-to-problem
+ * translation and request telemetry. Every request leaves at least one audit record: the
+ * handler's (one per access), or else one for the request itself (refused credential, rate,
+ * malformed body).
  */
-export function withCaller(handler: CallerHandler): HttpHandler {
+export function withCaller(options: CallerRouteOptions, handler: CallerHandler): HttpHandler {
   return pipeline(async (request, context, runtime) => {
-    let caller: Caller;
+    const started = performance.now();
+    const trail = new AuditTrail(
+      auditOrigin(request.headers, { invocationId: context.invocationId, traceParent: context.traceContext?.traceParent }),
+      auditSink(runtime.telemetry, (line) => context.log(line)),
+    );
+    let status = 500;
+    let code = 'InternalError';
     try {
-      caller = await runtime.authenticator.authenticate(request.headers);
-    } catch (err: unknown) {
-      const status = err instanceof UnauthenticatedError ? 401 : 403;
-      context.log(`audit authenticate caller=unknown status=${status} route=${routeOf(request, context)}`);
-      runtime.telemetry.trackEvent('SecretAccessDenied', {
-        operation: 'authenticate',
-        caller: 'unknown',
-        route: routeOf(request, context),
-        status,
-        outcome: 'denied',
+      const caller = await runtime.authenticator.authenticate(request.headers);
+      trail.caller = caller;
+      if (!options.chargePerItem) runtime.quota.take(caller, 1);
+      const response = await handler(request, context, runtime, {
+        caller,
+        audit: trail,
+        charge: (items) => runtime.quota.take(caller, items),
       });
+      status = response.status ?? 200;
+      code = status < 400 ? 'OK' : 'Error';
+      return response;
+    } catch (err: unknown) {
+      if (err instanceof BrokerError) ({ status, code } = err);
       throw err;
+    } finally {
+      if (trail.count === 0) {
+        const ref = options.operation === 'resolve' || options.operation === 'metadata' ? secretRefOf(request) : undefined;
+        trail.record({
+          operation: options.operation,
+          ...(ref ? { secret: ref.name, version: ref.version ?? 'latest', vault: ref.vault ?? DEFAULT_VAULT_ALIAS } : {}),
+          status,
+          code,
+          durationMs: performance.now() - started,
+        });
+      }
     }
-    return handler(request, context, runtime, caller);
   });
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpResponseInit } from '@azure/functions';
-import { BrokerError, VaultError } from '../errors';
+import { BrokerError } from '../errors';
 
 /** Base of the `type` URIs of our problems (a URN: stable, and not pretending to be a page); the code is appended. */
 export const PROBLEM_TYPE_BASE = 'urn:secret-broker:problem:';
@@ -24,7 +24,7 @@ const TITLES: Record<number, string> = {
   405: 'Method not allowed',
   409: 'Conflict',
   413: 'Too many secrets',
-  429: 'Vault throttled',
+  429: 'Too many requests',
   500: 'Internal error',
   503: 'Vault unavailable',
 };
@@ -36,7 +36,7 @@ const TITLES: Record<number, string> = {
 export function toProblem(err: unknown, instance?: string): { problem: Problem; headers: Record<string, string>; internal: boolean } {
   if (err instanceof BrokerError) {
     const headers: Record<string, string> = {};
-    if (err instanceof VaultError && err.retryAfterSeconds !== undefined) {
+    if (err.retryAfterSeconds !== undefined) {
       headers['Retry-After'] = String(err.retryAfterSeconds);
     } else if (err.status === 429 || err.status === 503) {
       headers['Retry-After'] = err.status === 429 ? '10' : '30';
@@ -44,7 +44,7 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
     return {
       problem: {
         type: PROBLEM_TYPE_BASE + err.code,
-        title: TITLES[err.status] ?? 'Error',
+        title: (err.code === 'VaultThrottled' ? 'Vault throttled' : TITLES[err.status]) ?? 'Error',
         status: err.status,
         code: err.code,
         detail: err.message,

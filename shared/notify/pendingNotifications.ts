@@ -1,4 +1,3 @@
-import { DEFAULT_VAULT_ALIAS } from '../config';
 import type { ConsumerSettings } from '../config';
 import { BrokerError } from '../errors';
 import type { SecretResolver } from '../secrets/secretResolver';
@@ -12,7 +11,7 @@ import { sendWebhook } from './sendWebhook';
 export const EVENT_GRID_TOPIC_CONSUMER = '$eventgrid';
 
 /**
- * One notification per consumer (signed with the consumer's key, read from the default vault at
+ * One notification per consumer (signed with the consumer's key, read from SIGNING_KEY_VAULT at
  * send time) and one for the Event Grid topic when there is one, ready for deliverNotifications.
  * `build` makes the CloudEvent for a consumer name.
  */
@@ -21,7 +20,7 @@ export function pendingNotifications(
   consumers: readonly ConsumerSettings[],
   build: (consumer: string) => NotificationEvent,
   deps: {
-    resolver: Pick<SecretResolver, 'readOwn'>;
+    resolver: Pick<SecretResolver, 'readSigningKey'>;
     topic: Pick<EventGridTopicPublisher, 'publish'> | undefined;
     send?: typeof sendWebhook;
   },
@@ -35,7 +34,7 @@ export function pendingNotifications(
       send: async (): Promise<WebhookResult> => {
         let signingKey: string;
         try {
-          signingKey = (await deps.resolver.readOwn(DEFAULT_VAULT_ALIAS, consumer.signingSecret)).value;
+          signingKey = (await deps.resolver.readSigningKey(consumer.signingSecret)).value;
         } catch (err: unknown) {
           return {
             status: null,

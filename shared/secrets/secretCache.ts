@@ -1,8 +1,14 @@
 /** How a value came out of the cache. */
 export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'stale';
 
-export interface CacheOptions {
-  /** How long a value is fresh. 0 turns caching of latest versions off (coalescing stays). */
+/** How long one value stays fresh, and how long past that it may bridge a failed reload. */
+export interface Freshness {
+  readonly ttlMs: number;
+  readonly staleIfErrorMs: number;
+}
+
+export interface CacheOptions<V> {
+  /** How long a value is fresh. 0 turns caching off (coalescing stays). */
   readonly ttlMs: number;
   /** Entries kept before the least recently used is evicted. */
   readonly maxEntries: number;
@@ -10,12 +16,14 @@ export interface CacheOptions {
   readonly staleIfErrorMs: number;
   /** Which load failures may be answered with a stale value (throttling, outages: not a 404). */
   readonly serveStaleOn: (err: unknown) => boolean;
+  /** A shorter life for some values (a cached "not found", say); the default is `ttlMs` / `staleIfErrorMs`. */
+  readonly freshnessOf?: (value: V) => Freshness | undefined;
   readonly now?: () => number;
 }
 
 interface Entry<V> {
   value: V;
-  /** Past this the value is refreshed; `Infinity` for immutable (pinned) values. */
+  /** Past this the value is refreshed. */
   freshUntil: number;
   /** Past this the value is dropped even when the vault fails. */
   staleUntil: number;
@@ -27,7 +35,8 @@ interface Entry<V> {
  * - One load per key at a time: every request that arrives while a load runs waits for it.
  * - A value past its TTL is reloaded; if that load fails with an error `serveStaleOn` accepts,
  *   the old value is served until `staleIfErrorMs` past its TTL.
- * - `immutable` values (pinned versions) never go stale; only eviction removes them.
+ * - Every value has a TTL, pinned versions too: their value cannot change, but whether the vault
+ *   still serves them (disabled, deleted) can, and a revocation must take effect.
  * Values live in this process's memory only.
  */
 export class SecretCache<V> {
@@ -37,7 +46,7 @@ export class SecretCache<V> {
   /** Bumped by invalidation so that a load started before it does not store a stale value. */
   private generation = 0;
 
-  constructor(private readonly options: CacheOptions) {
+  constructor(private readonly options: CacheOptions<V>) {
     this.now = options.now ?? Date.now;
   }
 
@@ -52,7 +61,7 @@ export class SecretCache<V> {
   async get(
     key: string,
     load: () => Promise<V>,
-    options: { immutable?: boolean; serveStaleOn?: (err: unknown) => boolean } = {},
+    options: { serveStaleOn?: (err: unknown) => boolean } = {},
   ): Promise<{ value: V; outcome: CacheOutcome }> {
     const now = this.now();
     const entry = this.entries.get(key);
@@ -66,7 +75,7 @@ export class SecretCache<V> {
     }
     const generation = this.generation;
     const promise = load().then((value) => {
-      if (generation === this.generation) this.store(key, value, options.immutable === true);
+      if (generation === this.generation) this.store(key, value);
       return value;
     });
     this.inflight.set(key, promise);
@@ -109,12 +118,12 @@ export class SecretCache<V> {
     }
   }
 
-  private store(key: string, value: V, immutable: boolean): void {
-    const now = this.now();
-    const freshUntil = immutable ? Infinity : now + this.options.ttlMs;
-    if (!immutable && this.options.ttlMs <= 0 && this.options.staleIfErrorMs <= 0) return;
+  private store(key: string, value: V): void {
+    const { ttlMs, staleIfErrorMs } = this.options.freshnessOf?.(value) ?? this.options;
+    if (ttlMs <= 0 && staleIfErrorMs <= 0) return;
+    const freshUntil = this.now() + ttlMs;
     this.entries.delete(key);
-    this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + this.options.staleIfErrorMs });
+    this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + staleIfErrorMs });
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;

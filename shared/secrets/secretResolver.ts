@@ -11,7 +11,7 @@ import {
   VaultThrottledError,
   VaultUnavailableError,
 } from '../errors';
-import type { Telemetry } from '../telemetry';
+import type { AuditRecorder } from '../audit/auditTrail';
 import type { CacheOutcome } from './secretCache';
 import { SecretCache } from './secretCache';
 import type { SecretMetadata, VaultGateway, VaultSecret } from './vaultGateway';
@@ -37,32 +37,56 @@ export interface Resolution {
   readonly validity: Validity;
 }
 
-/** Where audit lines go (an InvocationContext's `log`, say). Never given a value. */
-export type AuditLog = (line: string) => void;
-
 export interface SecretResolverDeps {
   readonly vaults: ReadonlyMap<string, VaultGateway>;
   readonly policy: AccessPolicy;
-  readonly telemetry: Telemetry;
   readonly cache: { ttlSeconds: number; maxEntries: number; staleIfErrorSeconds: number };
+  /** Consumers' signing keys: refused to every caller, read only by the broker itself. */
+  readonly signingKeys: { readonly vault: string; readonly names: readonly string[] };
   readonly now?: () => number;
 }
 
-type Operation = 'resolve' | 'metadata' | 'list';
+/** How long "no such secret or version" is remembered, so repeated misses cost one vault read. */
+export const NEGATIVE_CACHE_SECONDS = 30;
+
+/** A cached "no such secret or version": kept briefly, never bridged by stale-if-error. */
+interface Missing {
+  readonly missing: SecretNotFoundError;
+}
+
+type Cached = VaultSecret | Missing;
+
+function isMissing(value: Cached): value is Missing {
+  return 'missing' in value;
+}
+
+/** The audit fields an outcome fills in. */
+interface Outcome {
+  status: number;
+  code: string;
+  cache?: string;
+  version?: string | null;
+  validity?: Validity;
+}
 
 /**
  * Resolves secrets for callers: checks the reference, asks the policy, reads through the cache,
- * and audits every access and refusal (without the value) to the log and to telemetry.
+ * and audits every access and refusal (never the value) through the request's audit trail.
  */
 export class SecretResolver {
-  private readonly secrets: SecretCache<VaultSecret>;
+  private readonly secrets: SecretCache<Cached>;
   private readonly listings: SecretCache<SecretMetadata[]>;
   private readonly now: () => number;
+  private readonly signingVault: string;
+  private readonly signingNames: ReadonlySet<string>;
 
   constructor(private readonly deps: SecretResolverDeps) {
     this.now = deps.now ?? Date.now;
+    this.signingVault = deps.signingKeys.vault;
+    this.signingNames = new Set(deps.signingKeys.names.map((n) => n.toLowerCase()));
+    const ttlMs = deps.cache.ttlSeconds * 1000;
     const options = {
-      ttlMs: deps.cache.ttlSeconds * 1000,
+      ttlMs,
       maxEntries: deps.cache.maxEntries,
       staleIfErrorMs: deps.cache.staleIfErrorSeconds * 1000,
       // Outages and throttling may be bridged with a stale value; a definite answer
@@ -70,51 +94,65 @@ export class SecretResolver {
       serveStaleOn: (err: unknown) => err instanceof VaultThrottledError || err instanceof VaultUnavailableError,
       now: this.now,
     };
-    this.secrets = new SecretCache<VaultSecret>(options);
+    const negative = { ttlMs: Math.min(NEGATIVE_CACHE_SECONDS * 1000, ttlMs), staleIfErrorMs: 0 };
+    this.secrets = new SecretCache<Cached>({ ...options, freshnessOf: (value) => (isMissing(value) ? negative : undefined) });
     this.listings = new SecretCache<SecretMetadata[]>({ ...options, maxEntries: Math.max(deps.vaults.size, 1) });
   }
 
   /**
    * One secret with its value (or, for `metadata`, the same without it: the caller still needs
-   * read permission, and the vault is asked the same way).
+   * read permission, and the vault is asked the same way). `item` is its place in a batch.
    * @throws BrokerError (400 / 403 / 404 / 409 / 429 / 503).
    */
-  async resolve(caller: Caller, ref: SecretRef, audit: AuditLog, operation: 'resolve' | 'metadata' = 'resolve'): Promise<Resolution> {
+  async resolve(
+    caller: Caller,
+    ref: SecretRef,
+    audit: AuditRecorder,
+    options: { operation?: 'resolve' | 'metadata'; item?: number } = {},
+  ): Promise<Resolution> {
     const started = performance.now();
-    const vault = ref.vault ?? DEFAULT_VAULT_ALIAS;
-    let outcome: { status: number; code: string; cache?: CacheOutcome; version?: string | null; validity?: Validity } = {
-      status: 500,
-      code: 'InternalError',
-    };
+    let outcome: Outcome = { status: 500, code: 'InternalError' };
     try {
       const gateway = this.check(caller, ref);
-      const key = cacheKey(gateway.alias, ref.name, ref.version);
-      const { value, outcome: cache } = await this.secrets.get(key, () => gateway.getSecret(ref.name, ref.version), {
-        immutable: ref.version !== undefined,
-      });
+      const { value, outcome: cache } = await this.read(gateway, ref.name, ref.version);
+      if (isMissing(value)) {
+        outcome = { status: 404, code: 'SecretNotFound', cache: cache === 'miss' ? 'miss' : 'negative' };
+        throw value.missing;
+      }
       const validity = this.validity(value);
       outcome = { status: 200, code: 'OK', cache, version: value.version, validity };
       return { secret: value, cache, validity };
     } catch (err: unknown) {
-      if (err instanceof BrokerError) outcome = { status: err.status, code: err.code };
+      if (err instanceof BrokerError) outcome = { ...outcome, status: err.status, code: err.code };
       throw err;
     } finally {
-      this.audit(audit, operation, caller, vault, ref.name, ref.version, outcome, performance.now() - started);
+      audit.record({
+        operation: options.operation ?? 'resolve',
+        item: options.item,
+        vault: ref.vault ?? DEFAULT_VAULT_ALIAS,
+        secret: ref.name,
+        version: outcome.version ?? ref.version ?? 'latest',
+        status: outcome.status,
+        code: outcome.code,
+        cache: outcome.cache,
+        validity: outcome.validity,
+        durationMs: performance.now() - started,
+      });
     }
   }
 
   /**
-   * Every secret the caller may read, across all vaults, without values.
+   * Every secret the caller may read, across all vaults, without values (signing keys never).
    * A vault that fails fails the whole listing (the caller would otherwise see a silently short list).
    */
-  async list(caller: Caller, audit: AuditLog): Promise<SecretMetadata[]> {
+  async list(caller: Caller, audit: AuditRecorder): Promise<SecretMetadata[]> {
     const started = performance.now();
-    let outcome: { status: number; code: string; cache?: CacheOutcome } = { status: 500, code: 'InternalError' };
+    let outcome: Outcome = { status: 500, code: 'InternalError' };
     try {
       const perVault = await Promise.all(
         [...this.deps.vaults.values()].map(async (gateway) => {
           const { value, outcome: cache } = await this.listings.get(`list:${gateway.alias}`, () => gateway.listSecrets());
-          return { items: value.filter((s) => this.deps.policy.isAllowed(caller, gateway.alias, s.name)), cache };
+          return { items: value.filter((s) => this.mayRead(caller, gateway.alias, s.name)), cache };
         }),
       );
       const items = perVault.flatMap((v) => v.items);
@@ -124,31 +162,48 @@ export class SecretResolver {
       if (err instanceof BrokerError) outcome = { status: err.status, code: err.code };
       throw err;
     } finally {
-      this.audit(audit, 'list', caller, '*', '*', undefined, outcome, performance.now() - started);
+      audit.record({
+        operation: 'list',
+        status: outcome.status,
+        code: outcome.code,
+        cache: outcome.cache,
+        durationMs: performance.now() - started,
+      });
     }
   }
 
   /**
-   * A secret the broker needs for itself (a consumer's signing key): read through the same cache,
-   * with no caller and no policy, and never audited as a caller's access.
+   * A consumer's signing key, from `SIGNING_KEY_VAULT`, for the broker itself: read through the
+   * same cache, with no caller and no policy, and never audited as a caller's access.
    * @throws BrokerError
    */
-  async readOwn(vault: string, name: string): Promise<VaultSecret> {
-    const gateway = this.deps.vaults.get(vault);
-    if (!gateway) throw new InvalidRequestError(`Vault "${vault}" is not configured`);
+  async readSigningKey(name: string): Promise<VaultSecret> {
+    const gateway = this.deps.vaults.get(this.signingVault);
+    if (!gateway) throw new InvalidRequestError(`Vault "${this.signingVault}" is not configured`);
     // The broker's own keys may bridge any vault failure but a definite "gone": a firewall or a
     // lost role must not also silence the notifications that report them.
-    const { value } = await this.secrets.get(cacheKey(vault, name, undefined), () => gateway.getSecret(name), {
+    const { value } = await this.secrets.get(cacheKey(this.signingVault, name, undefined), () => loadOrMissing(gateway, name), {
       serveStaleOn: (err) => err instanceof VaultError && !(err instanceof SecretNotFoundError) && !(err instanceof SecretDisabledError),
     });
+    if (isMissing(value)) throw value.missing;
     return value;
   }
 
-  /** Drops every cached version of a secret (all versions: a rotation changes which is latest). */
+  /** Drops every cached version of a secret, and a cached "not found" (a rotation changes which is latest). */
   invalidate(vault: string, name: string): number {
     const prefix = `${vault}/${name.toLowerCase()}@`;
     this.listings.invalidate((key) => key === `list:${vault}`);
     return this.secrets.invalidate((key) => key.startsWith(prefix));
+  }
+
+  private read(gateway: VaultGateway, name: string, version: string | undefined): Promise<{ value: Cached; outcome: CacheOutcome }> {
+    return this.secrets.get(cacheKey(gateway.alias, name, version), () => loadOrMissing(gateway, name, version));
+  }
+
+  /** Policy and signing-key refusal: a caller may read neither a name the policy denies nor a signing key. */
+  private mayRead(caller: Caller, alias: string, name: string): boolean {
+    if (alias.toLowerCase() === this.signingVault.toLowerCase() && this.signingNames.has(name.toLowerCase())) return false;
+    return this.deps.policy.isAllowed(caller, alias, name);
   }
 
   /** @throws InvalidRequestError / ForbiddenError */
@@ -163,8 +218,9 @@ export class SecretResolver {
     if (typeof alias !== 'string' || !/^[A-Za-z0-9_-]{1,63}$/.test(alias)) {
       throw new InvalidRequestError('A vault is an alias of letters, digits, - or _');
     }
-    // The policy is asked before the vault list, so a refusal says nothing about what exists.
-    if (!this.deps.policy.isAllowed(caller, alias, ref.name)) {
+    // The policy is asked before the vault list, so a refusal says nothing about what exists;
+    // a signing key is refused in the same words, so nothing tells a caller which names are keys.
+    if (!this.mayRead(caller, alias, ref.name)) {
       throw new ForbiddenError(
         `Caller "${caller.name}" may not read "${alias === DEFAULT_VAULT_ALIAS ? ref.name : `${alias}/${ref.name}`}"`,
       );
@@ -180,36 +236,15 @@ export class SecretResolver {
     if (secret.notBefore && Date.parse(secret.notBefore) > now) return 'not-yet-valid';
     return 'valid';
   }
+}
 
-  private audit(
-    log: AuditLog,
-    operation: Operation,
-    caller: Caller,
-    vault: string,
-    name: string,
-    requestedVersion: string | undefined,
-    outcome: { status: number; code: string; cache?: CacheOutcome; version?: string | null; validity?: Validity },
-    durationMs: number,
-  ): void {
-    const version = outcome.version ?? requestedVersion ?? 'latest';
-    const properties = {
-      operation,
-      caller: caller.name,
-      authMethod: caller.method,
-      vault,
-      secret: name,
-      version,
-      cache: outcome.cache ?? 'none',
-      outcome: outcome.status < 400 ? 'allowed' : outcome.status === 403 ? 'denied' : 'failed',
-      status: outcome.status,
-      code: outcome.code,
-      validity: outcome.validity ?? 'n/a',
-    };
-    log(
-      `audit ${operation} caller=${caller.name} vault=${vault} secret=${name} version=${version} ` +
-        `status=${outcome.status} code=${outcome.code} cache=${properties.cache} validity=${properties.validity} ms=${durationMs.toFixed(1)}`,
-    );
-    this.deps.telemetry.trackEvent(outcome.status === 403 ? 'SecretAccessDenied' : 'SecretAccess', properties, { durationMs });
+/** Reads a secret; "no such secret or version" is a result to cache, not an error to retry. */
+async function loadOrMissing(gateway: VaultGateway, name: string, version?: string): Promise<Cached> {
+  try {
+    return await gateway.getSecret(name, version);
+  } catch (err: unknown) {
+    if (err instanceof SecretNotFoundError) return { missing: err };
+    throw err;
   }
 }
 

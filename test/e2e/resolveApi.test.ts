@@ -392,9 +392,14 @@ describe('no value leaks', () => {
     const kinds = new Set(ingestion.items().map((i) => i.data.baseType));
     expect([...kinds]).toEqual(expect.arrayContaining(['RequestData', 'RemoteDependencyData', 'EventData']));
     const events = ingestion.items().filter((i) => i.data.baseType === 'EventData');
-    expect(events.some((e) => e.data.baseData.name === 'SecretAccess')).toBe(true);
-    expect(events.some((e) => e.data.baseData.name === 'SecretAccessDenied')).toBe(true);
-    expect(host.output()).toContain('audit resolve caller=erp-integration');
+    const audit = events.filter((e) => e.data.baseData.name === 'SecretAudit').map((e) => e.data.baseData.properties);
+    expect(audit).toContainEqual(expect.objectContaining({ operation: 'resolve', caller: 'erp-integration', outcome: 'allowed' }));
+    expect(audit).toContainEqual(expect.objectContaining({ operation: 'resolve', secret: 'erp-admin-password', outcome: 'denied' }));
+    const refused = audit.filter((a) => a.status === '401');
+    expect(refused.length).toBeGreaterThanOrEqual(20);
+    // Null fields (no caller: the credential was refused) are left out of the event.
+    for (const record of refused) expect(record).toMatchObject({ code: 'Unauthenticated', outcome: 'denied' });
+    for (const record of refused) expect(record.caller).toBeUndefined();
     for (const text of [host.output(), ...bodies, ...ingestion.raw()]) {
       expect(text).not.toContain(CANARY);
       expect(text).not.toContain(ERP_KEY);

@@ -16,7 +16,7 @@ function deps(): HealthJobDeps {
     store: createMemoryHealthReportStore(),
     consumers: new ConsumerDirectory([]),
     ledger: createMemoryDeliveryLedger(),
-    resolver: { readOwn: () => Promise.reject(new Error('unused')) },
+    resolver: { readSigningKey: () => Promise.reject(new Error('unused')) },
     topic: undefined,
     telemetry: createTelemetry(undefined),
     holder: 'test',

@@ -1,9 +1,10 @@
 import { SecretCache } from '../../shared/secrets/secretCache';
+import type { CacheOptions } from '../../shared/secrets/secretCache';
 
 class Outage extends Error {}
 class NotFound extends Error {}
 
-function setup(overrides: Partial<{ ttlMs: number; maxEntries: number; staleIfErrorMs: number }> = {}) {
+function setup(overrides: Partial<CacheOptions<string>> = {}) {
   let now = 1_000_000;
   const cache = new SecretCache<string>({
     ttlMs: 60_000,
@@ -78,13 +79,24 @@ describe('SecretCache', () => {
     await expect(cache.get('k', () => Promise.reject(new NotFound()))).rejects.toBeInstanceOf(NotFound);
   });
 
-  it('keeps immutable (pinned) values past the TTL', async () => {
+  it('asks again for a pinned value past the TTL, so a version disabled since then is refused', async () => {
     const { cache, advance } = setup();
-    await cache.get('k@v1', () => Promise.resolve('pinned'), { immutable: true });
-    advance(365 * 24 * 3600_000);
-    const load = jest.fn(() => Promise.resolve('other'));
-    expect(await cache.get('k@v1', load, { immutable: true })).toEqual({ value: 'pinned', outcome: 'hit' });
-    expect(load).not.toHaveBeenCalled();
+    await cache.get('k@v1', () => Promise.resolve('pinned'));
+    advance(61_000);
+    await expect(cache.get('k@v1', () => Promise.reject(new NotFound()))).rejects.toBeInstanceOf(NotFound);
+  });
+
+  it('gives a value the shorter life its freshness says (a cached miss), without bridging', async () => {
+    const { cache, advance } = setup({
+      freshnessOf: (value: string) => (value === 'missing' ? { ttlMs: 5_000, staleIfErrorMs: 0 } : undefined),
+    });
+    await cache.get('gone', () => Promise.resolve('missing'));
+    await cache.get('here', () => Promise.resolve('value'));
+    advance(4_000);
+    expect((await cache.get('gone', () => Promise.resolve('x'))).outcome).toBe('hit');
+    advance(2_000);
+    expect((await cache.get('here', () => Promise.resolve('x'))).outcome).toBe('hit');
+    await expect(cache.get('gone', () => Promise.reject(new Outage()))).rejects.toBeInstanceOf(Outage);
   });
 
   it('evicts the least recently used entry past max entries', async () => {

@@ -1,0 +1,155 @@
+import { isIP } from 'node:net';
+import type { Caller } from '../callers/accessPolicy';
+
+/** What a record is about. `batch` is a batch request as a whole (its items are `resolve`). */
+export type AuditOperation = 'resolve' | 'metadata' | 'list' | 'batch' | 'health';
+
+/** How a request ended for the caller. */
+export type AuditOutcome = 'allowed' | 'denied' | 'failed';
+
+/** Stands for a value that did not pass validation; `<` is in no valid name, alias or version. */
+export const INVALID = '<invalid>';
+
+/**
+ * One audit record (README "Audit trail"): one per access or refusal, one per batch item. Every
+ * field is always present in the log line (null where it does not apply; a telemetry event leaves
+ * nulls out), and every string field holds a value that passed validation or came from the
+ * settings: never raw request input, never a secret value.
+ */
+export interface AuditRecord {
+  readonly time: string;
+  readonly operation: AuditOperation;
+  /** The caller's name from the access policy; null when the request was not authenticated. */
+  readonly caller: string | null;
+  readonly authMethod: Caller['method'] | null;
+  /** Bearer: the application (client) id and the service principal's object id. */
+  readonly appId: string | null;
+  readonly objectId: string | null;
+  /** API key: the first 12 hex digits of the key's SHA-256. */
+  readonly keyId: string | null;
+  /** The client's address as the front end passed it (last `X-Forwarded-For` hop), when it is an IP address. */
+  readonly clientAddress: string | null;
+  /** The caller's `x-ms-client-request-id` / `x-request-id`, when it is a plain token of up to 64 characters. */
+  readonly requestId: string | null;
+  readonly invocationId: string | null;
+  /** W3C trace id of the invocation (Application Insights `operation_Id`), when the host passed one. */
+  readonly operationId: string | null;
+  /** Position in a batch (0-based); null outside a batch. */
+  readonly item: number | null;
+  /** Vault alias, `*` for a listing, or `<invalid>`. */
+  readonly vault: string | null;
+  readonly vaultLength: number | null;
+  /** Secret name, `*` for a listing, or `<invalid>` (then `secretLength` says how long the input was). */
+  readonly secret: string | null;
+  readonly secretLength: number | null;
+  /** The version served, or asked for, `latest`, or `<invalid>`. */
+  readonly version: string | null;
+  readonly versionLength: number | null;
+  readonly outcome: AuditOutcome;
+  readonly status: number;
+  readonly code: string;
+  /** `hit`, `miss`, `coalesced`, `stale`, `negative` (a cached "not found") or `none`. */
+  readonly cache: string;
+  /** `valid`, `expired`, `not-yet-valid`, or null when nothing was served. */
+  readonly validity: string | null;
+  readonly durationMs: number;
+}
+
+/** Where a request came from, read once per request from validated headers and the invocation. */
+export interface AuditOrigin {
+  readonly clientAddress: string | null;
+  readonly requestId: string | null;
+  readonly invocationId: string | null;
+  readonly operationId: string | null;
+}
+
+/** What the code that served (or refused) an access knows about it. */
+export interface AuditEntry {
+  readonly operation: AuditOperation;
+  readonly item?: number;
+  /** As the request gave them; checked here. */
+  readonly vault?: unknown;
+  readonly secret?: unknown;
+  readonly version?: unknown;
+  readonly status: number;
+  readonly code: string;
+  readonly cache?: string;
+  readonly validity?: string;
+  readonly durationMs: number;
+}
+
+const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+const SECRET_VERSION = /^[0-9a-fA-F]{32}$/;
+const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const TRACE_PARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const CACHE_STATES = new Set(['hit', 'miss', 'coalesced', 'stale', 'negative', 'none']);
+const VALIDITIES = new Set(['valid', 'expired', 'not-yet-valid']);
+
+/** A request field as it may be recorded: the value when `valid`, else `<invalid>` with its length. */
+function checked(value: unknown, valid: (s: string) => boolean, absent: string | null): [string | null, number | null] {
+  if (value === undefined || value === null) return [absent, null];
+  if (typeof value === 'string' && valid(value)) return [value, null];
+  return [INVALID, typeof value === 'string' ? value.length : null];
+}
+
+/** The request's origin: client address, request id and trace id, each only when it validates. */
+export function auditOrigin(
+  headers: { get(name: string): string | null },
+  invocation: { invocationId?: string; traceParent?: string | null },
+): AuditOrigin {
+  return {
+    clientAddress: clientAddressOf(headers.get('x-forwarded-for')),
+    requestId: validOrNull(headers.get('x-ms-client-request-id') ?? headers.get('x-request-id'), REQUEST_ID),
+    invocationId: validOrNull(invocation.invocationId ?? null, REQUEST_ID),
+    operationId: TRACE_PARENT.exec(invocation.traceParent ?? '')?.[1] ?? null,
+  };
+}
+
+/**
+ * The client address from `X-Forwarded-For`: the front end appends the address it saw, so the
+ * last hop is the one it vouches for (earlier hops are whatever the client sent). A port is
+ * dropped; anything that is not an IP address is not recorded.
+ */
+export function clientAddressOf(forwardedFor: string | null): string | null {
+  const last = forwardedFor?.split(',').pop()?.trim();
+  if (!last) return null;
+  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(last);
+  const candidates = bracketed?.[1] ? [bracketed[1]] : [last, last.replace(/:\d{1,5}$/, '')];
+  return candidates.find((c) => isIP(c) !== 0) ?? null;
+}
+
+function validOrNull(value: string | null, pattern: RegExp): string | null {
+  return value !== null && pattern.test(value) ? value : null;
+}
+
+/** Builds a record from validated parts only. */
+export function buildAuditRecord(origin: AuditOrigin, caller: Caller | undefined, entry: AuditEntry, now: Date = new Date()): AuditRecord {
+  const isList = entry.operation === 'list';
+  const [vault, vaultLength] = isList ? ['*', null] : checked(entry.vault, (s) => VAULT_ALIAS.test(s), null);
+  const [secret, secretLength] = isList ? ['*', null] : checked(entry.secret, (s) => SECRET_NAME.test(s), null);
+  const [version, versionLength] = checked(entry.version, (s) => s === 'latest' || SECRET_VERSION.test(s), null);
+  return {
+    time: now.toISOString(),
+    operation: entry.operation,
+    caller: caller?.name ?? null,
+    authMethod: caller?.method ?? null,
+    appId: caller?.appId ?? null,
+    objectId: caller?.objectId ?? null,
+    keyId: caller?.keyId ?? null,
+    ...origin,
+    item: entry.item ?? null,
+    vault,
+    vaultLength,
+    secret,
+    secretLength,
+    version,
+    versionLength,
+    outcome: entry.status < 400 ? 'allowed' : entry.status === 401 || entry.status === 403 ? 'denied' : 'failed',
+    status: entry.status,
+    code: /^[A-Za-z]{1,40}$/.test(entry.code) ? entry.code : 'InternalError',
+    cache: entry.cache !== undefined && CACHE_STATES.has(entry.cache) ? entry.cache : 'none',
+    validity: entry.validity !== undefined && VALIDITIES.has(entry.validity) ? entry.validity : null,
+    durationMs: Math.round(entry.durationMs * 10) / 10,
+  };
+}
