@@ -392,7 +392,9 @@ describe('no value leaks', () => {
     const kinds = new Set(ingestion.items().map((i) => i.data.baseType));
     expect([...kinds]).toEqual(expect.arrayContaining(['RequestData', 'RemoteDependencyData', 'EventData']));
     const events = ingestion.items().filter((i) => i.data.baseType === 'EventData');
-    const audit = events.filter((e) => e.data.baseData.name === 'SecretAudit').map((e) => e.data.baseData.properties);
+    const audit = events
+      .filter((e) => e.data.baseData.name === 'SecretAudit')
+      .map((e) => e.data.baseData.properties as Record<string, string | undefined>);
     expect(audit).toContainEqual(expect.objectContaining({ operation: 'resolve', caller: 'erp-integration', outcome: 'allowed' }));
     expect(audit).toContainEqual(expect.objectContaining({ operation: 'resolve', secret: 'erp-admin-password', outcome: 'denied' }));
     const refused = audit.filter((a) => a.status === '401');
