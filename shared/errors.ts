@@ -55,10 +55,20 @@ export class InvalidRequestError extends BrokerError {
   }
 }
 
+/** The RFC 6750 (section 3.1) error a `WWW-Authenticate: Bearer` challenge names for a refused bearer credential. */
+export interface BearerChallengeError {
+  readonly error: 'invalid_request' | 'invalid_token';
+  /** The rule that failed, in a few words; never a token or a claim value taken from one. */
+  readonly description: string;
+}
+
 /** 401: no credential, or one that does not prove an identity. */
 export class UnauthenticatedError extends BrokerError {
-  constructor(message: string) {
+  /** Set when a bearer credential was refused: what the challenge tells the caller. */
+  readonly bearerError: BearerChallengeError | undefined;
+  constructor(message: string, options?: { bearerError?: BearerChallengeError }) {
     super(401, 'Unauthenticated', message);
+    this.bearerError = options?.bearerError;
   }
 }
 

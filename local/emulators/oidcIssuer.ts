@@ -19,7 +19,7 @@ export interface TokenClaims {
   notBeforeSeconds?: number;
   /** Which claim carries `appId`: `azp` (v2 access token, the default) or `appid` (v1). */
   claimName?: 'azp' | 'appid';
-  /** Extra or overriding claims (e.g. `roles`, `scp`, a different `tid`). */
+  /** Extra or overriding claims (e.g. `roles`, `scp`, a different `tid`); a claim set to `undefined` is left out (e.g. `tid`, `idtyp`). */
   extra?: Record<string, unknown>;
 }
 
@@ -125,6 +125,7 @@ export async function startOidcIssuer(opts?: { port?: number; tenantId?: string 
       ver: v1 ? '1.0' : '2.0',
       ...claims.extra,
     };
+    for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
     return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid }).sign(key);
   }
 

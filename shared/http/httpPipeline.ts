@@ -108,7 +108,7 @@ function pipeline(handler: AnonymousHandler): HttpHandler {
         context.error(`errorId=${problem.errorId ?? ''}`, err);
         runtime?.telemetry.trackException(err, { errorId: problem.errorId ?? '', function: context.functionName });
       }
-      if (problem.status === 401 && runtime) headers['WWW-Authenticate'] = runtime.authenticator.challenge;
+      if (problem.status === 401 && runtime) headers['WWW-Authenticate'] = runtime.authenticator.challengeFor(err);
       response = problemResponse(problem, headers);
     }
     response = { ...response, headers: { ...BASE_HEADERS, ...(response.headers as Record<string, string> | undefined) } };

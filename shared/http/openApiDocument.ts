@@ -127,7 +127,12 @@ export const openApiDocument = {
   },
   components: {
     securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Entra ID access token for AUTH_AUDIENCE' },
+      bearer: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'Entra ID app-only access token (client credentials) for AUTH_AUDIENCE; delegated (user) tokens are refused',
+      },
       apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
     },
     schemas: {
