@@ -231,7 +231,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   return Object.freeze({
     vaults: vaultMap,
     policy: parseJson('ACCESS_POLICY', env.ACCESS_POLICY, policySchema, { callers: [] }),
-    auth: issuer && audience ? Object.freeze({ issuer: issuer.replace(/\/+$/, ''), audience }) : undefined,
+    // Kept as written: it is compared with `iss` verbatim (v1 issuers end with `/`, v2 ones do not).
+    auth: issuer && audience ? Object.freeze({ issuer, audience }) : undefined,
     consumers: parseJson('CONSUMERS', env.CONSUMERS, consumersSchema, []),
     cache: Object.freeze({
       ttlSeconds: intSetting(env, 'CACHE_TTL_SECONDS', DEFAULT_CACHE_TTL_SECONDS, 0),

@@ -148,7 +148,7 @@ export class CallerAuthenticator {
   }
 
   private async discover(): Promise<JWTVerifyGetKey> {
-    const url = `${this.token?.issuer}/.well-known/openid-configuration`;
+    const url = `${this.token?.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);

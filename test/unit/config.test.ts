@@ -174,6 +174,11 @@ describe('loadConfig', () => {
     },
   );
 
+  it('keeps AUTH_ISSUER as written, since it is compared with iss verbatim (v1 issuers end with /)', () => {
+    const v1 = 'https://sts.windows.net/7c1f4e2a-93d5-4b86-a0e4-5d2c8b9f1a36/';
+    expect(loadConfig({ ...VAULT, AUTH_ISSUER: v1, AUTH_AUDIENCE: 'api://broker' }).auth).toEqual({ issuer: v1, audience: 'api://broker' });
+  });
+
   it('matches a bare resource id to the vault of the same name', () => {
     const id = '/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-vault2';
     const config = loadConfig({
