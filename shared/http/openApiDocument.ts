@@ -1,8 +1,10 @@
 import { MAX_BATCH_SECRETS } from '../secrets/batchRequest';
 
-const problem = { $ref: '#/components/responses/Problem' };
-const nullableString = { type: ['string', 'null'] };
-const nullableTime = { type: ['string', 'null'], format: 'date-time' };
+const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` }) as const;
+const response = (name: string) => ({ $ref: `#/components/responses/${name}` }) as const;
+const header = (name: string) => ({ $ref: `#/components/headers/${name}` }) as const;
+const nullableString = { type: ['string', 'null'] } as const;
+const nullableTime = { type: ['string', 'null'], format: 'date-time' } as const;
 
 const metadataProperties = {
   name: { type: 'string' },
@@ -13,26 +15,111 @@ const metadataProperties = {
   notBefore: nullableTime,
   expiresOn: nullableTime,
   updatedOn: nullableTime,
-};
+} as const;
 
-const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-zA-Z-]{1,127}$' } };
-const versionParam = { name: 'version', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } };
+/** Every problem `code` of the contract (CONTRACT.md "HTTP API"). */
+const PROBLEM_CODES = [
+  'InvalidSecretName',
+  'InvalidVersion',
+  'InvalidRequest',
+  'Unauthenticated',
+  'Forbidden',
+  'SecretNotFound',
+  'SecretDisabled',
+  'TooManySecrets',
+  'TooManyRequests',
+  'VaultThrottled',
+  'VaultUnavailable',
+  'VaultForbiddenByFirewall',
+  'VaultAccessDenied',
+  'InternalError',
+] as const;
+
+/** The health report's enums (CONTRACT.md "Health check"). */
+const HEALTH_STATUSES = ['ok', 'warning', 'failed', 'skipped'] as const;
+const HEALTH_CHECK_NAMES = [
+  'listSecrets',
+  'getSecret',
+  'expiry',
+  'firewall',
+  'publicNetworkAccess',
+  'softDelete',
+  'purgeProtection',
+  'reader',
+  'location',
+] as const;
+const HEALTH_CAUSES = [
+  'ForbiddenByFirewall',
+  'ForbiddenByRbac',
+  'ForbiddenByPolicy',
+  'SecretNotFound',
+  'SecretDisabled',
+  'SecretSoftDeleted',
+  'VaultUnreachable',
+  'TokenUnavailable',
+  'Timeout',
+  'ExpiresSoon',
+  'Expired',
+  'NoExpiry',
+  'FirewallNotAsExpected',
+  'PublicAccessNotAsExpected',
+  'SoftDeleteOff',
+  'PurgeProtectionOff',
+  'ReaderPermissionMissing',
+  'LocationNotAsExpected',
+  'ManagementUnavailable',
+] as const;
+
+/** A problem answer whose `status` and `code` are narrowed to what this answer can carry. */
+function problemAnswer<const S extends number, const C extends readonly (typeof PROBLEM_CODES)[number][], const H extends object>(
+  description: string,
+  status: S,
+  codes: C,
+  headers: H,
+) {
+  return {
+    description,
+    headers,
+    content: {
+      'application/problem+json': {
+        schema: { allOf: [schema('Problem'), { properties: { status: { const: status }, code: { enum: codes } } }] },
+      },
+    },
+  } as const;
+}
+
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-zA-Z-]{1,127}$' } } as const;
+const versionParam = { name: 'version', in: 'query', required: false, schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } } as const;
 const vaultParam = {
   name: 'vault',
   in: 'query',
   required: false,
   schema: { type: 'string' },
   description: 'vault alias (KEY_VAULT_ALIASES); the default vault when absent',
-};
+} as const;
 const secretHeaders = {
-  ETag: { schema: { type: 'string' }, description: 'the version, quoted' },
-  'Cache-Control': { schema: { type: 'string', const: 'no-store' } },
-  'X-Secret-Validity': {
-    schema: { type: 'string', enum: ['expired', 'not-yet-valid'] },
-    description: 'present when Key Vault served a secret outside its validity window',
-  },
-};
-const errors = { '400': problem, '401': problem, '403': problem, '404': problem, '409': problem, '429': problem, '503': problem };
+  ETag: header('ETag'),
+  'Cache-Control': header('NoStore'),
+  'X-Cache': header('XCache'),
+  'X-Secret-Validity': header('XSecretValidity'),
+} as const;
+
+/** The problems every authenticated route can answer. */
+const callerErrors = {
+  '401': response('Unauthenticated'),
+  '403': response('Forbidden'),
+  '429': response('TooManyRequests'),
+  '500': response('InternalError'),
+} as const;
+/** The problems of a route that reads one secret from a vault. */
+const secretErrors = {
+  '400': response('BadRequest'),
+  ...callerErrors,
+  '404': response('SecretNotFound'),
+  '409': response('SecretDisabled'),
+  '429': response('TooManyRequestsOrVaultThrottled'),
+  '503': response('VaultUnavailable'),
+} as const;
 
 /** The OpenAPI 3.1 document of the HTTP API (served at /api/openapi.json). */
 export const openApiDocument = {
@@ -55,9 +142,9 @@ export const openApiDocument = {
           '200': {
             description: 'the secret',
             headers: secretHeaders,
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/ResolvedSecret' } } },
+            content: { 'application/json': { schema: schema('ResolvedSecret') } },
           },
-          ...errors,
+          ...secretErrors,
         },
       },
     },
@@ -70,9 +157,9 @@ export const openApiDocument = {
           '200': {
             description: 'the metadata',
             headers: secretHeaders,
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/SecretMetadata' } } },
+            content: { 'application/json': { schema: schema('SecretMetadata') } },
           },
-          ...errors,
+          ...secretErrors,
         },
       },
     },
@@ -80,15 +167,16 @@ export const openApiDocument = {
       post: {
         operationId: 'resolveSecrets',
         summary: `Resolve up to ${MAX_BATCH_SECRETS} secrets; each item succeeds or fails on its own`,
-        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchRequest' } } } },
+        requestBody: { required: true, content: { 'application/json': { schema: schema('BatchRequest') } } },
         responses: {
           '200': {
             description: 'one item per requested secret, in request order',
-            content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchResponse' } } },
+            headers: { 'Cache-Control': header('NoStore') },
+            content: { 'application/json': { schema: schema('BatchResponse') } },
           },
-          '400': problem,
-          '401': problem,
-          '413': problem,
+          '400': response('BadRequest'),
+          ...callerErrors,
+          '413': response('TooManySecrets'),
         },
       },
     },
@@ -99,20 +187,39 @@ export const openApiDocument = {
         responses: {
           '200': {
             description: 'the list',
+            headers: { 'Cache-Control': header('NoStore') },
             content: {
               'application/json': {
                 schema: {
                   type: 'object',
-                  properties: { secrets: { type: 'array', items: { $ref: '#/components/schemas/SecretMetadata' } } },
+                  properties: { secrets: { type: 'array', items: schema('SecretMetadata') } },
                   required: ['secrets'],
                 },
               },
             },
           },
-          '401': problem,
-          '403': problem,
-          '429': problem,
-          '503': problem,
+          ...callerErrors,
+          '429': response('TooManyRequestsOrVaultThrottled'),
+          '503': response('VaultUnavailable'),
+        },
+      },
+    },
+    '/health': {
+      get: {
+        operationId: 'health',
+        summary: 'The latest health report (callers with "operator": true only)',
+        responses: {
+          '200': {
+            description: 'healthy: the latest report is ok, warning or skipped',
+            headers: { 'Cache-Control': header('NoStore') },
+            content: { 'application/json': { schema: schema('HealthReport') } },
+          },
+          ...callerErrors,
+          '503': {
+            description: 'unhealthy: the latest report failed, or no health check has run yet',
+            headers: { 'Cache-Control': header('NoStore') },
+            content: { 'application/json': { schema: { oneOf: [schema('HealthReport'), schema('HealthNotRun')] } } },
+          },
         },
       },
     },
@@ -121,7 +228,12 @@ export const openApiDocument = {
         operationId: 'openApi',
         summary: 'This document (anonymous; also the readiness probe)',
         security: [],
-        responses: { '200': { description: 'OpenAPI 3.1 document' } },
+        responses: {
+          '200': {
+            description: 'OpenAPI 3.1 document',
+            content: { 'application/json': { schema: { type: 'object', required: ['openapi', 'info', 'paths'] } } },
+          },
+        },
       },
     },
   },
@@ -134,6 +246,21 @@ export const openApiDocument = {
         description: 'Entra ID app-only access token (client credentials) for AUTH_AUDIENCE; delegated (user) tokens are refused',
       },
       apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+    },
+    headers: {
+      ETag: { schema: { type: 'string' }, description: 'the version, quoted' },
+      NoStore: { schema: { type: 'string', const: 'no-store' } },
+      XCache: {
+        schema: { type: 'string', enum: ['HIT', 'MISS', 'STALE'] },
+        description: 'STALE: the vault failed and a cached value was served',
+      },
+      XSecretValidity: {
+        schema: { type: 'string', enum: ['expired', 'not-yet-valid'] },
+        description: 'present when Key Vault served a secret outside its validity window',
+      },
+      RetryAfter: { required: true, schema: schema('Seconds'), description: 'seconds to wait before trying again' },
+      RetryAfterWhereKnown: { schema: schema('Seconds'), description: 'seconds to wait before trying again, where known' },
+      WWWAuthenticate: { required: true, schema: { type: 'string' }, description: 'the credentials this API accepts (Bearer, ApiKey)' },
     },
     schemas: {
       SecretMetadata: { type: 'object', properties: metadataProperties, required: Object.keys(metadataProperties) },
@@ -172,7 +299,7 @@ export const openApiDocument = {
             type: 'array',
             items: {
               oneOf: [
-                { $ref: '#/components/schemas/ResolvedSecret' },
+                schema('ResolvedSecret'),
                 {
                   type: 'object',
                   required: ['name', 'vault', 'error'],
@@ -181,8 +308,9 @@ export const openApiDocument = {
                     vault: { type: 'string' },
                     error: {
                       type: 'object',
+                      description: 'the status and code the single route would have answered',
                       required: ['status', 'code', 'detail'],
-                      properties: { status: { type: 'integer' }, code: { type: 'string' }, detail: { type: 'string' } },
+                      properties: { status: { type: 'integer' }, code: schema('ProblemCode'), detail: { type: 'string' } },
                     },
                   },
                 },
@@ -191,42 +319,93 @@ export const openApiDocument = {
           },
         },
       },
+      Seconds: { type: 'string', pattern: '^[0-9]+$' },
+      ProblemCode: { type: 'string', enum: PROBLEM_CODES },
       Problem: {
         type: 'object',
+        description: 'RFC 9457 problem details with a stable code',
         required: ['type', 'title', 'status', 'code', 'detail'],
         properties: {
           type: { type: 'string', format: 'uri' },
           title: { type: 'string' },
           status: { type: 'integer' },
-          code: {
-            type: 'string',
-            enum: [
-              'InvalidSecretName',
-              'InvalidVersion',
-              'InvalidRequest',
-              'Unauthenticated',
-              'Forbidden',
-              'SecretNotFound',
-              'SecretDisabled',
-              'TooManySecrets',
-              'VaultThrottled',
-              'VaultUnavailable',
-              'VaultForbiddenByFirewall',
-              'VaultAccessDenied',
-              'InternalError',
-            ],
-          },
+          code: schema('ProblemCode'),
           detail: { type: 'string' },
           instance: { type: 'string' },
-          errorId: { type: 'string' },
+          errorId: { type: 'string', description: 'on 500 only: quote it to find the error in telemetry' },
+        },
+      },
+      HealthStatus: { type: 'string', enum: HEALTH_STATUSES },
+      HealthCheck: {
+        type: 'object',
+        required: ['check', 'target', 'status', 'cause', 'remedy', 'durationMs'],
+        properties: {
+          check: { type: 'string', enum: HEALTH_CHECK_NAMES },
+          target: { ...nullableString, description: 'the secret or principal checked, where there is one' },
+          status: schema('HealthStatus'),
+          cause: { enum: [...HEALTH_CAUSES, null], description: 'null when ok' },
+          remedy: { ...nullableString, description: 'one sentence an admin can act on; null when ok' },
+          durationMs: { type: 'number', minimum: 0 },
+        },
+      },
+      VaultHealth: {
+        type: 'object',
+        required: ['vault', 'vaultUri', 'status', 'checks'],
+        properties: {
+          vault: { type: 'string' },
+          vaultUri: { type: 'string', format: 'uri' },
+          status: schema('HealthStatus'),
+          checks: { type: 'array', items: schema('HealthCheck') },
+        },
+      },
+      HealthReport: {
+        type: 'object',
+        required: ['status', 'startedAt', 'durationMs', 'vaults'],
+        properties: {
+          status: schema('HealthStatus'),
+          startedAt: { type: 'string', format: 'date-time' },
+          durationMs: { type: 'number', minimum: 0 },
+          vaults: { type: 'array', items: schema('VaultHealth') },
+        },
+      },
+      HealthNotRun: {
+        type: 'object',
+        description: 'no health check has run yet',
+        required: ['status', 'startedAt', 'durationMs', 'vaults', 'detail'],
+        properties: {
+          status: { const: 'unknown' },
+          startedAt: { type: 'null' },
+          durationMs: { const: 0 },
+          vaults: { type: 'array', maxItems: 0 },
+          detail: { type: 'string' },
         },
       },
     },
     responses: {
-      Problem: {
-        description: 'RFC 9457 problem',
-        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-      },
+      BadRequest: problemAnswer('malformed request', 400, ['InvalidSecretName', 'InvalidVersion', 'InvalidRequest'], {}),
+      Unauthenticated: problemAnswer('no credential, or one that proves no identity', 401, ['Unauthenticated'], {
+        'WWW-Authenticate': header('WWWAuthenticate'),
+      }),
+      Forbidden: problemAnswer('the access policy does not allow this caller this', 403, ['Forbidden'], {}),
+      SecretNotFound: problemAnswer('no such secret or version', 404, ['SecretNotFound'], {}),
+      SecretDisabled: problemAnswer('the secret (version) is disabled', 409, ['SecretDisabled'], {}),
+      TooManySecrets: problemAnswer(`more than ${MAX_BATCH_SECRETS} secrets, or a body past the byte limit`, 413, ['TooManySecrets'], {}),
+      TooManyRequests: problemAnswer("past the caller's rateLimit", 429, ['TooManyRequests'], {
+        'Retry-After': header('RetryAfter'),
+      }),
+      TooManyRequestsOrVaultThrottled: problemAnswer(
+        "past the caller's rateLimit (TooManyRequests), or Key Vault throttles the broker (VaultThrottled)",
+        429,
+        ['TooManyRequests', 'VaultThrottled'],
+        { 'Retry-After': header('RetryAfter') },
+      ),
+      VaultUnavailable: problemAnswer(
+        'the vault cannot be read: unreachable, firewall, or missing permission',
+        503,
+        ['VaultUnavailable', 'VaultForbiddenByFirewall', 'VaultAccessDenied'],
+        { 'Retry-After': header('RetryAfterWhereKnown') },
+      ),
+      InternalError: problemAnswer('an unexpected error; errorId finds it in telemetry', 500, ['InternalError'], {}),
     },
   },
 } as const;
