@@ -1,5 +1,6 @@
-/** A check's or a vault's state (CONTRACT.md "Health check"). */
-export type HealthStatus = 'ok' | 'warning' | 'failed' | 'skipped';
+/** A check's or a vault's state (README "Health check"). */
+export const HEALTH_STATUSES = ['ok', 'warning', 'failed', 'skipped'] as const;
+export type HealthStatus = (typeof HEALTH_STATUSES)[number];
 
 export const HEALTH_CHECKS = [
   'listSecrets',
@@ -10,28 +11,32 @@ export const HEALTH_CHECKS = [
   'softDelete',
   'purgeProtection',
   'reader',
+  'location',
 ] as const;
 export type HealthCheckName = (typeof HEALTH_CHECKS)[number];
 
-export type HealthCause =
-  | 'ForbiddenByFirewall'
-  | 'ForbiddenByRbac'
-  | 'ForbiddenByPolicy'
-  | 'SecretNotFound'
-  | 'SecretDisabled'
-  | 'SecretSoftDeleted'
-  | 'VaultUnreachable'
-  | 'TokenUnavailable'
-  | 'Timeout'
-  | 'ExpiresSoon'
-  | 'Expired'
-  | 'NoExpiry'
-  | 'FirewallNotAsExpected'
-  | 'PublicAccessNotAsExpected'
-  | 'SoftDeleteOff'
-  | 'PurgeProtectionOff'
-  | 'ReaderPermissionMissing'
-  | 'ManagementUnavailable';
+export const HEALTH_CAUSES = [
+  'ForbiddenByFirewall',
+  'ForbiddenByRbac',
+  'ForbiddenByPolicy',
+  'SecretNotFound',
+  'SecretDisabled',
+  'SecretSoftDeleted',
+  'VaultUnreachable',
+  'TokenUnavailable',
+  'Timeout',
+  'ExpiresSoon',
+  'Expired',
+  'NoExpiry',
+  'FirewallNotAsExpected',
+  'PublicAccessNotAsExpected',
+  'SoftDeleteOff',
+  'PurgeProtectionOff',
+  'ReaderPermissionMissing',
+  'LocationNotAsExpected',
+  'ManagementUnavailable',
+] as const;
+export type HealthCause = (typeof HEALTH_CAUSES)[number];
 
 /** One check of one vault. `cause` and `remedy` are null when ok. */
 export interface HealthCheckResult {

@@ -23,6 +23,8 @@ const REMEDIES: Record<HealthCause, string> = {
   PurgeProtectionOff: 'Enable purge protection on vault {vault} so deleted secrets cannot be purged before their retention ends.',
   ReaderPermissionMissing:
     'Give {target} the "Key Vault Secrets User" role (RBAC vault) or Get/List secret permissions (access policy) on vault {vault} again.',
+  LocationNotAsExpected:
+    'Vault {vault} is not in the region VAULT_EXPECTATIONS names ({target}): services such as Customer Insights need their vault in their own region; link a vault there, or change the expectation.',
   ManagementUnavailable:
     "Give the function app's identity the Reader role on vault {vault} (and check KEY_VAULT_RESOURCE_IDS) so its settings can be checked.",
 };

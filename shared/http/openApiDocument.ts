@@ -1,3 +1,4 @@
+import { HEALTH_CAUSES, HEALTH_CHECKS as HEALTH_CHECK_NAMES, HEALTH_STATUSES } from '../health/healthReport';
 import { MAX_BATCH_SECRETS } from '../secrets/batchRequest';
 
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` }) as const;
@@ -33,41 +34,6 @@ const PROBLEM_CODES = [
   'VaultForbiddenByFirewall',
   'VaultAccessDenied',
   'InternalError',
-] as const;
-
-/** The health report's enums (CONTRACT.md "Health check"). */
-const HEALTH_STATUSES = ['ok', 'warning', 'failed', 'skipped'] as const;
-const HEALTH_CHECK_NAMES = [
-  'listSecrets',
-  'getSecret',
-  'expiry',
-  'firewall',
-  'publicNetworkAccess',
-  'softDelete',
-  'purgeProtection',
-  'reader',
-  'location',
-] as const;
-const HEALTH_CAUSES = [
-  'ForbiddenByFirewall',
-  'ForbiddenByRbac',
-  'ForbiddenByPolicy',
-  'SecretNotFound',
-  'SecretDisabled',
-  'SecretSoftDeleted',
-  'VaultUnreachable',
-  'TokenUnavailable',
-  'Timeout',
-  'ExpiresSoon',
-  'Expired',
-  'NoExpiry',
-  'FirewallNotAsExpected',
-  'PublicAccessNotAsExpected',
-  'SoftDeleteOff',
-  'PurgeProtectionOff',
-  'ReaderPermissionMissing',
-  'LocationNotAsExpected',
-  'ManagementUnavailable',
 ] as const;
 
 /** A problem answer whose `status` and `code` are narrowed to what this answer can carry. */

@@ -26,8 +26,8 @@ const PROBLEM_CODES: Record<ErrorCode | 'TooManyRequests' | 'InternalError', tru
   InternalError: true,
 };
 
-/** Every health cause the code reports, and the contract's `LocationNotAsExpected`. */
-const HEALTH_CAUSES: Record<HealthCause | 'LocationNotAsExpected', true> = {
+/** Every health cause of the contract, written out so a cause added to the code but not to the contract shows. */
+const HEALTH_CAUSES: Record<HealthCause, true> = {
   ForbiddenByFirewall: true,
   ForbiddenByRbac: true,
   ForbiddenByPolicy: true,
@@ -132,8 +132,8 @@ describe('the OpenAPI document', () => {
 
   it('lists every health check and cause of the contract, the location check too', () => {
     const checkEnum = openApiDocument.components.schemas.HealthCheck.properties.check.enum;
-    expect(checkEnum).toEqual(expect.arrayContaining([...HEALTH_CHECKS, 'location']));
-    expect(checkEnum).toHaveLength(new Set([...HEALTH_CHECKS, 'location']).size);
+    expect([...checkEnum]).toEqual([...HEALTH_CHECKS]);
+    expect(checkEnum).toContain('location');
     const causeEnum = openApiDocument.components.schemas.HealthCheck.properties.cause.enum;
     expect([...causeEnum].sort((a, b) => String(a).localeCompare(String(b)))).toEqual(
       [...Object.keys(HEALTH_CAUSES), null].sort((a, b) => String(a).localeCompare(String(b))),
