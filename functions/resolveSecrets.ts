@@ -1,9 +1,10 @@
 import { app } from '@azure/functions';
 import { DEFAULT_VAULT_ALIAS } from '../shared/config';
-import { readJson, withCaller } from '../shared/http/httpPipeline';
+import { withCaller } from '../shared/http/httpPipeline';
+import { readJsonBody } from '../shared/http/readJsonBody';
 import { batchError, jsonResponse, secretBody } from '../shared/http/secretResponses';
 import { mapLimit } from '../shared/mapLimit';
-import { MAX_BATCH_BODY_BYTES, parseBatchRequest } from '../shared/secrets/batchRequest';
+import { MAX_BATCH_BODY_BYTES, batchBodyTooLarge, parseBatchRequest } from '../shared/secrets/batchRequest';
 
 /** Vault reads one batch runs at once (the cache coalesces duplicates). */
 const BATCH_CONCURRENCY = 16;
@@ -16,7 +17,7 @@ export const resolveSecrets = {
     route: 'secrets/resolve',
     authLevel: 'anonymous' as const,
     handler: withCaller({ operation: 'batch', chargePerItem: true }, async (request, _context, runtime, { caller, audit, charge }) => {
-      const refs = parseBatchRequest(await readJson(request, MAX_BATCH_BODY_BYTES));
+      const refs = parseBatchRequest(await readJsonBody(request, MAX_BATCH_BODY_BYTES, batchBodyTooLarge));
       charge(refs.length);
       const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref, item) => {
         try {

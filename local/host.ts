@@ -4,12 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { HttpResponse, InvocationContext } from '@azure/functions';
 import type { FunctionTrigger, HttpResponseInit, LogLevel } from '@azure/functions';
 import type { FunctionDefinition } from '../functions/index';
-import { createLocalHttpRequest } from './localHttpRequest';
+import { HostBodyTooLargeError, MAX_HOST_BODY_BYTES, createLocalHttpRequest, readToEnd, streamRequestBody } from './localHttpRequest';
 import { parseSchedule } from '../shared/health/ncrontab';
 import { serveAdminInvoke, serveEventGridWebhook } from './triggerEndpoints';
 
-/** Largest request body the local host reads (the real host allows more; nothing here needs it). */
-const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * How long a connection whose request body was not read to its end stays open, unread, after the
+ * answer went out: long enough for the caller to read the answer before the reset that closing a
+ * socket with unread bytes sends (see closeIfBodyUnread), short enough that it cannot hold it.
+ */
+const UNREAD_BODY_LINGER_MS = 2_000;
 /** The longest delay setTimeout accepts. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
@@ -67,12 +71,16 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   };
   // Lines are only built when they will be written: under load the host logs warnings only.
   const logsInformation = levelIndex('information') >= threshold;
+  const logInformation = (line: string): void => writeAt('information', line);
   const routes = options.definitions.filter((d): d is Extract<FunctionDefinition, { kind: 'http' }> => d.kind === 'http').map(compileRoute);
 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       writeAt('error', `[host] request failed: ${err instanceof Error ? err.message : 'error'}`);
-      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/problem+json' });
+      if (!res.headersSent) {
+        closeIfBodyUnread(req, res, logInformation);
+        res.writeHead(500, { 'Content-Type': 'application/problem+json' });
+      }
       res.end(
         JSON.stringify({
           type: 'about:blank',
@@ -94,23 +102,25 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       url = new URL(req.url ?? '/', 'http://localhost');
     }
     if (url.pathname === '/runtime/webhooks/eventgrid' || url.pathname.startsWith('/admin/functions/')) {
-      const body = await readBody(req);
-      if (body === undefined) return tooLarge(res);
+      // Not caller-facing: these read their whole (capped) body before the function runs.
+      const body = await readWholeBody(req);
+      if (body === undefined) return tooLarge(req, res, logInformation);
       if (url.pathname.startsWith('/admin/functions/')) {
-        if ((req.method ?? '').toUpperCase() !== 'POST') return notFound(res);
+        if ((req.method ?? '').toUpperCase() !== 'POST') return notFound(req, res, logInformation);
         return serveAdminInvoke(res, safeDecode(url.pathname.slice('/admin/functions/'.length)), body, options.definitions, invoke);
       }
       return serveEventGridWebhook(req, res, url, body, options.definitions, invoke);
     }
-    if (!url.pathname.startsWith('/api/')) return notFound(res);
+    if (!url.pathname.startsWith('/api/')) return notFound(req, res, logInformation);
     const subpath = url.pathname.slice('/api/'.length);
     const matches = routes
       .map((route) => ({ route, match: route.pattern.exec(subpath) }))
       .filter((m): m is { route: Route; match: RegExpExecArray } => m.match !== null);
-    if (matches.length === 0) return notFound(res);
+    if (matches.length === 0) return notFound(req, res, logInformation);
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
+      closeIfBodyUnread(req, res, logInformation);
       res.writeHead(405, {
         Allow: [...new Set(matches.flatMap((m) => m.route.methods))].join(', '),
         'Content-Type': 'application/problem+json',
@@ -126,8 +136,6 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       );
       return;
     }
-    const body = await readBody(req);
-    if (body === undefined) return tooLarge(res);
     const params: Record<string, string> = {};
     hit.route.paramNames.forEach((name, i) => {
       const raw = hit.match[i + 1];
@@ -138,6 +146,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       const value = req.headers[key];
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
+    // The body streams from the socket as the handler reads it, as with the Functions host's HTTP
+    // streaming; the handler's own limit decides how much is read. GET and HEAD have none (as there).
+    const body = method !== 'GET' && method !== 'HEAD' && hasBody(req) ? req : undefined;
     const request = createLocalHttpRequest({ method, url: url.toString(), headers, params, body });
     const invocationId = randomUUID();
     const functionName = hit.route.definition.name;
@@ -163,6 +174,7 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       throw err;
     }
     const { status, headers: outHeaders, payload } = await toWire(init);
+    closeIfBodyUnread(req, res, logInformation);
     res.writeHead(status, outHeaders);
     res.end(payload);
     if (logsInformation)
@@ -283,22 +295,55 @@ function safeDecode(value: string): string {
   }
 }
 
-async function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
-  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
-    req.resume();
-    return EMPTY;
+/** Whether a request has a body to read (a length that is not 0, or chunks). */
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The whole body, or undefined past MAX_HOST_BODY_BYTES (then the rest is never read). */
+async function readWholeBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
+  if (!hasBody(req)) return EMPTY;
+  try {
+    return await readToEnd(streamRequestBody(req, MAX_HOST_BODY_BYTES));
+  } catch (err: unknown) {
+    if (err instanceof HostBodyTooLargeError) return undefined;
+    throw err;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * When the answer goes out before the request's body has arrived to its end (the handler answered
+ * without reading it, or stopped reading past its limit), the connection cannot carry another
+ * request, and a caller still sending (a large body, a chunked body never finished) must not hold
+ * it: the answer says `Connection: close`, and the rest of the body is never read, so memory stays
+ * bounded whatever the caller sends.
+ *
+ * Node ends and destroys a `Connection: close` socket as soon as the answer is written
+ * (`socket.destroySoon`). Closing a socket with unread bytes sends a TCP reset, and a caller still
+ * writing its body can meet that reset before it has read the answer, and then sees only the reset.
+ * So here the socket is ended at once (the answer, then FIN) and destroyed UNREAD_BODY_LINGER_MS
+ * later, unread in between.
+ */
+function closeIfBodyUnread(req: http.IncomingMessage, res: http.ServerResponse, log: (line: string) => void): void {
+  if (req.complete) return;
+  res.setHeader('Connection', 'close');
+  const socket = req.socket;
+  const what = `${req.method ?? ''} ${req.url ?? ''}`;
+  socket.destroySoon = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), UNREAD_BODY_LINGER_MS).unref();
+  };
+  // Once the answer is written, Node reads the body of a request nobody read from off the wire,
+  // discarding it ("if the user never called req.read()"). Reading once here, what is buffered and
+  // at most one more chunk, stops that: the rest is never read.
+  req.read();
+  socket.once('close', () =>
+    log(`[host] closed the connection of ${what} without reading the rest of its body (${socket.bytesRead} bytes read from it)`),
+  );
+}
 
 /**
  * What goes on the wire for a handler's answer. A plain string or bytes body with plain headers
@@ -332,7 +377,8 @@ async function toWire(init: HttpResponseInit): Promise<{ status: number; headers
   return { status: response.status, headers, payload };
 }
 
-function tooLarge(res: http.ServerResponse): void {
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, log: (line: string) => void): void {
+  closeIfBodyUnread(req, res, log);
   res.writeHead(413, { 'Content-Type': 'application/problem+json' });
   res.end(
     JSON.stringify({
@@ -340,12 +386,13 @@ function tooLarge(res: http.ServerResponse): void {
       title: 'Payload too large',
       status: 413,
       code: 'InvalidRequest',
-      detail: `The body is larger than ${MAX_BODY_BYTES} bytes`,
+      detail: `The body is larger than ${MAX_HOST_BODY_BYTES} bytes`,
     }),
   );
 }
 
-function notFound(res: http.ServerResponse): void {
+function notFound(req: http.IncomingMessage, res: http.ServerResponse, log: (line: string) => void): void {
+  closeIfBodyUnread(req, res, log);
   res.writeHead(404, { 'Content-Type': 'application/problem+json' });
   res.end(
     JSON.stringify({ type: 'about:blank', title: 'Not found', status: 404, code: 'NotFound', detail: 'No function serves this route' }),

@@ -5,7 +5,7 @@ import type { AuditRecorder } from '../audit/auditTrail';
 import { AuditTrail, auditSink } from '../audit/auditTrail';
 import type { Caller } from '../callers/accessPolicy';
 import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError, InvalidRequestError } from '../errors';
+import { BrokerError } from '../errors';
 import type { Runtime } from '../runtime';
 import { getRuntime } from '../runtime';
 import { problemResponse, toProblem } from './problem';
@@ -135,17 +135,4 @@ function routeOf(request: HttpRequest, context: InvocationContext): string {
 function stripQuery(url: string): string {
   const u = new URL(url);
   return `${u.origin}${u.pathname}`;
-}
-
-/** Reads a JSON body, or fails with a 400 that says why. */
-export async function readJson(request: HttpRequest, maxBytes: number): Promise<unknown> {
-  const length = Number(request.headers.get('content-length') ?? '0');
-  if (length > maxBytes) throw new InvalidRequestError(`The body is larger than ${maxBytes} bytes`);
-  const text = await request.text();
-  if (Buffer.byteLength(text) > maxBytes) throw new InvalidRequestError(`The body is larger than ${maxBytes} bytes`);
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new InvalidRequestError('The body is not valid JSON');
-  }
 }

@@ -47,8 +47,9 @@ export async function sendWebhook(request: {
       redirect: 'manual',
       signal: AbortSignal.timeout(request.timeoutMs ?? WEBHOOK_TIMEOUT_MS),
     });
-    // The consumer's answer is not ours to keep; drain it so the connection can be reused.
-    await response.arrayBuffer().catch(() => undefined);
+    // Only the status counts. The body is cancelled, never read, so a consumer that answers with a
+    // large or endless body costs nothing (undici drops the connection if the body was still arriving).
+    await response.body?.cancel().catch(() => undefined);
     const ok = response.status >= 200 && response.status < 300;
     return { status: response.status, ok, error: ok ? null : `HTTP ${response.status}`, durationMs: performance.now() - started };
   } catch (err: unknown) {

@@ -1,6 +1,6 @@
 import { InvalidRequestError, TooManySecretsError, VaultThrottledError } from '../../shared/errors';
 import { problemResponse, toProblem } from '../../shared/http/problem';
-import { MAX_BATCH_SECRETS, parseBatchRequest } from '../../shared/secrets/batchRequest';
+import { LONGEST_BATCH_ITEM_BYTES, MAX_BATCH_BODY_BYTES, MAX_BATCH_SECRETS, parseBatchRequest } from '../../shared/secrets/batchRequest';
 
 describe('parseBatchRequest', () => {
   it('reads names and objects, leaving per-item checks to the resolver', () => {
@@ -28,6 +28,22 @@ describe('parseBatchRequest', () => {
     const body = { secrets: Array.from({ length: MAX_BATCH_SECRETS + 1 }, (_, i) => `s${i}`) };
     expect(() => parseBatchRequest(body)).toThrow(TooManySecretsError);
     expect(parseBatchRequest({ secrets: body.secrets.slice(1) })).toHaveLength(MAX_BATCH_SECRETS);
+  });
+
+  it('refuses 10,000 secrets with TooManySecrets', () => {
+    const body = { secrets: Array.from({ length: 10_000 }, (_, i) => `s${i}`) };
+    expect(() => parseBatchRequest(body)).toThrow(TooManySecretsError);
+    expect(() => parseBatchRequest(body)).toThrow('A batch may ask for at most 100 secrets; this one asks for 10000');
+  });
+
+  it('sizes the body limit so 100 of the longest items fit, pretty-printed too', () => {
+    const longest = { name: 'n'.repeat(127), version: 'f'.repeat(32), vault: 'v'.repeat(63) };
+    expect(JSON.stringify(longest)).toHaveLength(LONGEST_BATCH_ITEM_BYTES);
+    expect(MAX_BATCH_BODY_BYTES).toBe(51_628);
+    const body = { secrets: Array.from({ length: MAX_BATCH_SECRETS }, () => longest) };
+    expect(Buffer.byteLength(JSON.stringify(body, null, 4).replace(/\n/g, '\r\n'))).toBeLessThan(MAX_BATCH_BODY_BYTES);
+    expect(Buffer.byteLength(JSON.stringify(body, null, '\t'))).toBeLessThan(MAX_BATCH_BODY_BYTES);
+    expect(parseBatchRequest(body)).toHaveLength(MAX_BATCH_SECRETS);
   });
 });
 

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { newSigningSecret, startWebhookReceiver } from '../../local/emulators/webhookReceiver';
 import { deliverNotifications } from '../../shared/notify/deliverNotifications';
@@ -103,6 +105,28 @@ describe('sendWebhook', () => {
       expect(() => new Webhook(signingKey).verify(body.replace('rotated', 'expired'), request!.headers)).toThrow();
     } finally {
       await receiver.stop();
+    }
+  });
+
+  it('takes the status and cancels the body, so a consumer whose body never ends does not hold it', async () => {
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((resolve) => (closed = resolve));
+    const consumer = http.createServer((req, res) => {
+      req.resume();
+      res.on('close', () => closed());
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('x'.repeat(64 * 1024)); // and never ends
+    });
+    await new Promise<void>((resolve) => consumer.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(consumer.address() as AddressInfo).port}/hook`;
+      // A timeout past the test's own: only cancelling the body lets this return.
+      const result = await sendWebhook({ url, webhookId: 'msg_5', body: '{}', signingKey: newSigningSecret(), timeoutMs: 600_000 });
+      expect(result).toMatchObject({ status: 200, ok: true, error: null });
+      await connectionClosed;
+    } finally {
+      consumer.closeAllConnections();
+      await new Promise((resolve) => consumer.close(resolve));
     }
   });
 
