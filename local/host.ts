@@ -146,6 +146,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       const value = req.headers[key];
       if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
+    // As Azure's front end does: append the address the connection came from, after any hops the
+    // client sent itself (so the last hop is the one the host vouches for).
+    const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    if (peer) headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${peer}` : peer;
     // The body streams from the socket as the handler reads it, as with the Functions host's HTTP
     // streaming; the handler's own limit decides how much is read. GET and HEAD have none (as there).
     const body = method !== 'GET' && method !== 'HEAD' && hasBody(req) ? req : undefined;

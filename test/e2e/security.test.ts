@@ -198,14 +198,14 @@ describe('the audit trail cannot be forged', () => {
       expect(
         record.version === null || record.version === 'latest' || record.version === '<invalid>' || /^[0-9a-f]{32}$/i.test(record.version),
       ).toBe(true);
-      expect(record.clientAddress === null || record.clientAddress === '203.0.113.9').toBe(true);
+      // The host appends the connection's address, as Azure's front end does: the client's own hops never count.
+      expect(record.clientAddress).toBe('127.0.0.1');
       expect(record.requestId === null || /^audit-test-\d+$|^[A-Za-z0-9._:-]{1,64}$/.test(record.requestId)).toBe(true);
       expect(record.code).toMatch(/^[A-Za-z]+$/);
     }
     const longest = records.find((r) => r.secretLength === 10_000 + MARK.length);
     expect(longest).toMatchObject({ secret: '<invalid>', status: 400, code: 'InvalidSecretName' });
     expect(records.some((r) => r.vault === '<invalid>' && r.vaultLength === `partner\n${MARK}`.length)).toBe(true);
-    expect(records.filter((r) => r.requestId && r.clientAddress === '203.0.113.9').length).toBeGreaterThan(0);
     // Nothing of the hostile input reached the log, in a record or anywhere else.
     expect(host.output()).not.toContain(MARK);
   });
