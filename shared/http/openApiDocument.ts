@@ -1,5 +1,5 @@
 import { HEALTH_CAUSES, HEALTH_CHECKS as HEALTH_CHECK_NAMES, HEALTH_STATUSES } from '../health/healthReport';
-import { MAX_BATCH_SECRETS } from '../secrets/batchRequest';
+import { MAX_BATCH_BODY_BYTES, MAX_BATCH_SECRETS } from '../secrets/batchRequest';
 
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` }) as const;
 const response = (name: string) => ({ $ref: `#/components/responses/${name}` }) as const;
@@ -355,7 +355,12 @@ export const openApiDocument = {
       Forbidden: problemAnswer('the access policy does not allow this caller this', 403, ['Forbidden'], {}),
       SecretNotFound: problemAnswer('no such secret or version', 404, ['SecretNotFound'], {}),
       SecretDisabled: problemAnswer('the secret (version) is disabled', 409, ['SecretDisabled'], {}),
-      TooManySecrets: problemAnswer(`more than ${MAX_BATCH_SECRETS} secrets, or a body past the byte limit`, 413, ['TooManySecrets'], {}),
+      TooManySecrets: problemAnswer(
+        `more than ${MAX_BATCH_SECRETS} secrets, or a body past ${MAX_BATCH_BODY_BYTES} bytes`,
+        413,
+        ['TooManySecrets'],
+        {},
+      ),
       TooManyRequests: problemAnswer("past the caller's rateLimit", 429, ['TooManyRequests'], {
         'Retry-After': header('RetryAfter'),
       }),
