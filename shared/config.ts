@@ -175,6 +175,8 @@ export interface AppConfig {
   readonly signingKeyVault: string;
   readonly storageConnectionString: string;
   readonly appInsightsConnectionString: string | undefined;
+  /** The App Service instance (`WEBSITE_INSTANCE_ID`), when running in Azure. */
+  readonly instanceId: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -245,6 +247,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     signingKeyVault,
     storageConnectionString: nonEmpty(env.AzureWebJobsStorage) ?? DEFAULT_STORAGE,
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
+    instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
   });
 }
 

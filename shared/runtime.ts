@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
 import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
@@ -33,6 +34,8 @@ export interface Runtime {
   health(): HealthJobDeps;
   /** Where health reports are kept (read by /api/health). */
   healthStore(): HealthReportStore;
+  /** Stops this runtime's background work (the coherence poller); for hosts that run many runtimes. */
+  dispose(): void;
 }
 
 /** How soon after start-up an instance begins to follow other instances' invalidations. */
@@ -50,8 +53,19 @@ export function getRuntime(): Runtime {
   return current;
 }
 
-/** Builds a runtime from settings; `credential` defaults to `DefaultAzureCredential`. */
-export function createRuntime(config: AppConfig, credential?: TokenCredential): Runtime {
+/** What a runtime is built with besides its settings; the defaults are what runs in Azure. */
+export interface RuntimeOptions {
+  /** Default `DefaultAzureCredential`. */
+  readonly credential?: TokenCredential;
+  /** The clock of caches and coherence (a simulation of a fleet may run its own). Default `Date.now`. */
+  readonly now?: () => number;
+  /** Names this instance in coherence rows and leases. Default `WEBSITE_INSTANCE_ID`, else a random id. */
+  readonly instanceId?: string;
+}
+
+/** Builds a runtime from settings. */
+export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): Runtime {
+  const { credential } = options;
   // Loaded here rather than at import, so a cold start pays for them once, when first needed.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
   const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
@@ -70,7 +84,9 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     policy,
     cache: config.cache,
     signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },
+    ...(options.now ? { now: options.now } : {}),
   });
+  const instanceId = options.instanceId ?? config.instanceId ?? randomBytes(6).toString('hex');
   const consumers = new ConsumerDirectory(config.consumers);
 
   // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
@@ -79,11 +95,20 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
     if (!coherence) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
       const { createTableCacheCoherence } = require('./events/cacheCoherence') as typeof import('./events/cacheCoherence');
-      coherence = createTableCacheCoherence(config.storageConnectionString, { log: backgroundLog });
+      const clock = options.now;
+      coherence = createTableCacheCoherence(config.storageConnectionString, {
+        log: backgroundLog,
+        instanceId,
+        ...(clock ? { now: () => new Date(clock()) } : {}),
+      });
     }
     return coherence;
   };
-  setTimeout(() => coherenceOf().start((vault, secret) => resolver.invalidate(vault, secret)), COHERENCE_START_DELAY_MS).unref();
+  let disposed = false;
+  const coherenceStart = setTimeout(() => {
+    if (!disposed) coherenceOf().start((vault, secret) => resolver.invalidate(vault, secret));
+  }, COHERENCE_START_DELAY_MS);
+  coherenceStart.unref();
 
   let events: SecretEventDeps | undefined;
   let health: HealthJobDeps | undefined;
@@ -123,6 +148,11 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
       return events;
     },
     healthStore: healthStoreOf,
+    dispose: () => {
+      disposed = true;
+      clearTimeout(coherenceStart);
+      coherence?.stop();
+    },
     health: () => {
       if (!health) {
         const eventDeps = runtime.events();
@@ -139,7 +169,7 @@ export function createRuntime(config: AppConfig, credential?: TokenCredential): 
           resolver,
           topic: eventDeps.topic,
           telemetry,
-          holder: `${process.env.WEBSITE_INSTANCE_ID ?? 'local'}:${process.pid}`,
+          holder: `${instanceId}:${process.pid}`,
         };
       }
       return health;
