@@ -18,7 +18,11 @@ export const DEFAULT_STORAGE = 'UseDevelopmentStorage=true';
 export const DEFAULT_VAULT_ALIAS = 'default';
 /** Requests (batch items count one each) a caller may make per minute on one instance, unless its entry says otherwise. */
 export const DEFAULT_CALLER_REQUESTS_PER_MINUTE = 600;
+/** The values `CACHE_SHARED` accepts; unset is `off`. */
+export const CACHE_SHARED_MODES = ['table', 'off'] as const;
 
+/** Key Vault's rule for secret names. */
+const SECRET_NAME = /^[0-9A-Za-z-]{1,127}$/;
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const VAULT_RESOURCE_ID = /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
@@ -168,6 +172,11 @@ export interface AppConfig {
     readonly maxEntries: number;
     readonly staleIfErrorSeconds: number;
   };
+  /**
+   * The shared, encrypted second-level cache (`CACHE_SHARED=table`): `keySecret` names the secret
+   * in the default vault holding its data key (`CACHE_SHARED_KEY_SECRET`). Undefined when off.
+   */
+  readonly sharedCache: { readonly keySecret: string } | undefined;
   readonly expiryWarningDays: number;
   readonly healthCheckSchedule: string;
   readonly notifyEventGridEndpoint: string | undefined;
@@ -241,6 +250,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxEntries: intSetting(env, 'CACHE_MAX_ENTRIES', DEFAULT_CACHE_MAX_ENTRIES, 1),
       staleIfErrorSeconds: intSetting(env, 'CACHE_STALE_IF_ERROR_SECONDS', DEFAULT_CACHE_STALE_IF_ERROR_SECONDS, 0),
     }),
+    sharedCache: parseSharedCache(env),
     expiryWarningDays: intSetting(env, 'EXPIRY_WARNING_DAYS', DEFAULT_EXPIRY_WARNING_DAYS, 0),
     healthCheckSchedule: schedule,
     notifyEventGridEndpoint: notify,
@@ -362,6 +372,27 @@ function parseResourceIds(value: string | undefined, vaults: Map<string, string>
     result.set(alias, id);
   }
   return result;
+}
+
+/** `CACHE_SHARED` and `CACHE_SHARED_KEY_SECRET`: the key's name is checked whenever it is set. */
+function parseSharedCache(env: Env): AppConfig['sharedCache'] {
+  const mode = nonEmpty(env.CACHE_SHARED)?.toLowerCase() ?? 'off';
+  if (!(CACHE_SHARED_MODES as readonly string[]).includes(mode)) {
+    throw new ConfigError(`CACHE_SHARED: must be "table" or "off", got ${JSON.stringify(nonEmpty(env.CACHE_SHARED) ?? '')}`);
+  }
+  const keySecret = nonEmpty(env.CACHE_SHARED_KEY_SECRET);
+  if (keySecret !== undefined && !SECRET_NAME.test(keySecret)) {
+    throw new ConfigError(
+      `CACHE_SHARED_KEY_SECRET: must be the name of a secret in the default vault (1 to 127 letters, digits and dashes), got ${JSON.stringify(keySecret)}`,
+    );
+  }
+  if (mode === 'off') return undefined;
+  if (keySecret === undefined) {
+    throw new ConfigError(
+      'CACHE_SHARED_KEY_SECRET: must be set when CACHE_SHARED is "table", to the name of the Key Vault secret holding the data key',
+    );
+  }
+  return Object.freeze({ keySecret });
 }
 
 function intSetting(env: Env, name: string, fallback: number, min: number): number {

@@ -18,6 +18,7 @@ describe('loadConfig', () => {
     expect(config.healthCheckSchedule).toBe('0 */15 * * * *');
     expect(config.storageConnectionString).toBe('UseDevelopmentStorage=true');
     expect(config.appInsightsConnectionString).toBeUndefined();
+    expect(config.sharedCache).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -133,6 +134,19 @@ describe('loadConfig', () => {
       { ...VAULT, VAULT_EXPECTATIONS: '{"default":{"firewall":"maybe"}}' },
       'VAULT_EXPECTATIONS: default.firewall must be "on", "off" or "any"',
     ],
+    [{ ...VAULT, CACHE_SHARED: 'redis' }, 'CACHE_SHARED: must be "table" or "off", got "redis"'],
+    [
+      { ...VAULT, CACHE_SHARED: 'table' },
+      'CACHE_SHARED_KEY_SECRET: must be set when CACHE_SHARED is "table", to the name of the Key Vault secret holding the data key',
+    ],
+    [
+      { ...VAULT, CACHE_SHARED: 'table', CACHE_SHARED_KEY_SECRET: 'keys/cache_key' },
+      'CACHE_SHARED_KEY_SECRET: must be the name of a secret in the default vault (1 to 127 letters, digits and dashes), got "keys/cache_key"',
+    ],
+    [
+      { ...VAULT, CACHE_SHARED_KEY_SECRET: 'bad\nname' },
+      'CACHE_SHARED_KEY_SECRET: must be the name of a secret in the default vault (1 to 127 letters, digits and dashes), got "bad\\nname"',
+    ],
   ])('refuses %j with one line naming the setting', (env, message) => {
     let thrown: unknown;
     try {
@@ -173,6 +187,18 @@ describe('loadConfig', () => {
       expect(loadConfig({ ...VAULT, CONSUMERS: JSON.stringify(consumers) }).consumers[0]?.webhook).toBe(webhook);
     },
   );
+
+  it.each([
+    [{}, undefined],
+    [{ CACHE_SHARED: 'off' }, undefined],
+    [{ CACHE_SHARED: 'off', CACHE_SHARED_KEY_SECRET: 'broker-cache-key' }, undefined],
+    [{ CACHE_SHARED: 'table', CACHE_SHARED_KEY_SECRET: 'broker-cache-key' }, { keySecret: 'broker-cache-key' }],
+    [{ CACHE_SHARED: ' Table ', CACHE_SHARED_KEY_SECRET: ' broker-cache-key ' }, { keySecret: 'broker-cache-key' }],
+  ])('reads the shared cache settings %j as %j', (env, expected) => {
+    const config = loadConfig({ ...VAULT, ...env });
+    expect(config.sharedCache).toEqual(expected);
+    if (config.sharedCache) expect(Object.isFrozen(config.sharedCache)).toBe(true);
+  });
 
   it('keeps AUTH_ISSUER as written, since it is compared with iss verbatim (v1 issuers end with /)', () => {
     const v1 = 'https://sts.windows.net/7c1f4e2a-93d5-4b86-a0e4-5d2c8b9f1a36/';
