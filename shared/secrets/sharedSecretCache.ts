@@ -1,0 +1,56 @@
+import type { VaultSecret } from './vaultGateway';
+
+/**
+ * Where {@link SharedSecretCache.getOrFill} found a secret:
+ * - `hit`: a stored copy was there, no vault read;
+ * - `waited`: another instance was reading the vault; this one waited and took the copy it stored;
+ * - `filled`: this instance read the vault and stored the copy for the others;
+ * - `loaded`: this instance read the vault and stored nothing (storage failed, the other reader did
+ *   not deliver in time, the secret is disabled, or the secret changed while it was read).
+ */
+export type SharedCacheSource = 'hit' | 'waited' | 'filled' | 'loaded';
+
+/** A secret and where it came from, for telemetry and the audit trail. */
+export interface SharedFill {
+  readonly secret: VaultSecret;
+  readonly source: SharedCacheSource;
+}
+
+/**
+ * The second-level cache that instances of the function app share (`CACHE_SHARED=table`): what
+ * one instance read from Key Vault, the others take from storage instead of asking the vault
+ * again, so a cold fleet costs about one vault read per secret.
+ *
+ * Values are stored encrypted (AES-256-GCM under the data key from `CACHE_SHARED_KEY_SECRET`) and
+ * bound to their vault, name, version and expiry; never in plaintext, and a disabled secret never.
+ * Reading never fails a caller's request: a storage failure, an expired or undecryptable copy is a
+ * miss, logged, and the caller reads the vault as it would without this cache.
+ *
+ * `vault` is the vault alias, `version` the pinned version or undefined for the latest; names and
+ * versions compare without case, as in Key Vault.
+ */
+export interface SharedSecretCache {
+  /** The stored copy, or undefined when there is none, it expired, or it cannot be decrypted. Never throws. */
+  get(vault: string, name: string, version: string | undefined): Promise<VaultSecret | undefined>;
+  /**
+   * Stores `secret` for the shared TTL; does nothing for a disabled secret (`enabled === false`),
+   * or a pinned `version` the secret is not. Resolves with whether a row was written. Never throws.
+   * An unconditional write: prefer {@link getOrFill}, whose write loses to a concurrent {@link delete}.
+   */
+  put(vault: string, name: string, version: string | undefined, secret: VaultSecret): Promise<boolean>;
+  /**
+   * Deletes the stored latest version of `name` (and any fill under way for it), so that instances
+   * told of a new version afterwards read the vault, not the old copy. Pinned versions stay: their
+   * values do not change.
+   * @throws the storage error (other than 404), so the event that asked can be retried.
+   */
+  delete(vault: string, name: string): Promise<void>;
+  /**
+   * The stored copy, or else the vault's answer through `load`, read by one instance for the whole
+   * fleet: on a miss the first instance takes a short fill lease, calls `load` and stores the
+   * result; the others wait for that copy (polling briefly) and fall back to `load` themselves if
+   * it does not come. Storage failures fall back to `load`.
+   * @throws whatever `load` throws (the vault's errors), unchanged.
+   */
+  getOrFill(vault: string, name: string, version: string | undefined, load: () => Promise<VaultSecret>): Promise<SharedFill>;
+}
