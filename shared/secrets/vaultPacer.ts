@@ -55,6 +55,8 @@ export class VaultPacer {
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private pausedUntil = Number.NEGATIVE_INFINITY;
+  /** The pause without its jitter: when the vault itself said it would take calls again. */
+  private resumesAt = Number.NEGATIVE_INFINITY;
   /** The failure that set the pause: what a call that cannot wait it out is told. */
   private pausedBy: VaultError | undefined;
   /** Transient failures in a row, for the backoff. */
@@ -93,7 +95,7 @@ export class VaultPacer {
     for (;;) {
       const wait = this.pauseMs();
       if (wait > 0) {
-        if (options.failFast || this.now() + wait > deadline) throw this.pausedError(wait);
+        if (options.failFast || this.now() + wait > deadline) throw this.pausedError();
         await this.sleep(wait);
         // Another call may have lengthened the pause meanwhile: look again.
         continue;
@@ -120,16 +122,22 @@ export class VaultPacer {
     this.failures++;
     const retryAfterMs = (err.retryAfterSeconds ?? 0) * 1000;
     const base = retryAfterMs > 0 ? retryAfterMs : Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1));
-    const until = this.now() + base * (1 + PAUSE_JITTER * this.random());
+    const now = this.now();
+    const until = now + base * (1 + PAUSE_JITTER * this.random());
     if (until >= this.pausedUntil) {
       this.pausedUntil = until;
+      this.resumesAt = now + base;
       this.pausedBy = err;
     }
   }
 
-  /** The error of a call that cannot wait `waitMs`: the pause's own kind, with `Retry-After`. */
-  private pausedError(waitMs: number): VaultError {
-    const retryAfterSeconds = Math.max(1, Math.ceil(waitMs / 1000));
+  /**
+   * The error of a call that cannot wait out the pause: the pause's own kind, with `Retry-After`
+   * the time the vault asked for (our jitter left out: a caller that comes back a little early
+   * waits the rest here), in whole seconds, at least 1.
+   */
+  private pausedError(): VaultError {
+    const retryAfterSeconds = Math.max(1, Math.ceil((this.resumesAt - this.now()) / 1000));
     const by = this.pausedBy;
     if (by instanceof VaultUnavailableError) {
       // A transient VaultUnavailableError is a timeout or an unreachable vault (isTransientVaultError).

@@ -171,7 +171,7 @@ describe('a throttled vault answered within the deadline', () => {
     const err = await resolve(r, 'impatient-secret').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VaultThrottledError);
     expect(err).toMatchObject({ status: 429, code: 'VaultThrottled' });
-    expect([2, 3]).toContain((err as VaultThrottledError).retryAfterSeconds);
+    expect(err).toMatchObject({ retryAfterSeconds: 2 });
     expect(gets('impatient-secret') - before).toBe(1);
     // The vault is paused for every key: another one fails at once without asking it.
     const otherBefore = gets('other-secret');
