@@ -19,9 +19,11 @@ export const resolveSecrets = {
     handler: withCaller({ operation: 'batch', chargePerItem: true }, async (request, _context, runtime, { caller, audit, charge }) => {
       const refs = parseBatchRequest(await readJsonBody(request, MAX_BATCH_BODY_BYTES, batchBodyTooLarge));
       charge(refs.length);
+      // One deadline for the whole batch: items that start late do not wait a throttled vault out anew.
+      const deadline = runtime.resolver.deadline();
       const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref, item) => {
         try {
-          return secretBody(await runtime.resolver.resolve(caller, ref, audit, { item }));
+          return secretBody(await runtime.resolver.resolve(caller, ref, audit, { item, deadline }));
         } catch (err: unknown) {
           return batchError(ref.name, ref.vault ?? DEFAULT_VAULT_ALIAS, err);
         }

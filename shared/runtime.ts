@@ -15,8 +15,12 @@ import { VaultGateway } from './secrets/vaultGateway';
 import type { Telemetry } from './telemetry';
 import { createTelemetry } from './telemetry';
 
-/** Retries the SDK makes itself: one, quickly. Longer waits belong to stale-if-error, not to callers. */
-const VAULT_RETRY = { maxRetries: 1, retryDelayInMs: 200, maxRetryDelayInMs: 1000 } as const;
+/**
+ * The SDK makes no retries of its own: the resolver's per-vault pacer (secrets/vaultPacer.ts) is the
+ * one retry loop, so that `Retry-After` is honoured, shared by every key of a vault, and bounded
+ * by the request's deadline.
+ */
+const VAULT_RETRY = { maxRetries: 0 } as const;
 
 /** Everything the functions use, built once per process on first use. */
 export interface Runtime {
@@ -34,6 +38,12 @@ export interface Runtime {
   health(): HealthJobDeps;
   /** Where health reports are kept (read by /api/health). */
   healthStore(): HealthReportStore;
+  /**
+   * Reads other instances' invalidations now and applies them to this runtime's cache, as the
+   * background poller does every few seconds; resolves with how many it applied.
+   * @throws the storage error when the query fails.
+   */
+  pollCoherence(): Promise<number>;
   /** Stops this runtime's background work (the coherence poller); for hosts that run many runtimes. */
   dispose(): void;
 }
@@ -61,6 +71,8 @@ export interface RuntimeOptions {
   readonly now?: () => number;
   /** Names this instance in coherence rows and leases. Default `WEBSITE_INSTANCE_ID`, else a random id. */
   readonly instanceId?: string;
+  /** How long a read may wait out a throttled or failing vault. Default `VAULT_DEADLINE_MS` (20 s). */
+  readonly vaultDeadlineMs?: number;
 }
 
 /** Builds a runtime from settings. */
@@ -85,6 +97,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     cache: config.cache,
     signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },
     ...(options.now ? { now: options.now } : {}),
+    ...(options.vaultDeadlineMs !== undefined ? { pacing: { deadlineMs: options.vaultDeadlineMs } } : {}),
   });
   const instanceId = options.instanceId ?? config.instanceId ?? randomBytes(6).toString('hex');
   const consumers = new ConsumerDirectory(config.consumers);
@@ -104,9 +117,12 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     }
     return coherence;
   };
+  const applyInvalidation = (vault: string, secret: string, version: string | undefined): void => {
+    resolver.invalidate(vault, secret, version);
+  };
   let disposed = false;
   const coherenceStart = setTimeout(() => {
-    if (!disposed) coherenceOf().start((vault, secret) => resolver.invalidate(vault, secret));
+    if (!disposed) coherenceOf().start(applyInvalidation);
   }, COHERENCE_START_DELAY_MS);
   coherenceStart.unref();
 
@@ -148,6 +164,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
       return events;
     },
     healthStore: healthStoreOf,
+    pollCoherence: () => coherenceOf().pollOnce(applyInvalidation),
     dispose: () => {
       disposed = true;
       clearTimeout(coherenceStart);

@@ -20,6 +20,9 @@ export const RETENTION_MS = 24 * 60 * 60 * 1000;
 /** How often an instance looks for rows to delete (and once, on its first poll). */
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
+/** Applies one invalidation: `version` is the secret's new version, when the publisher knew it. */
+export type InvalidationHandler = (vault: string, secret: string, version: string | undefined) => void;
+
 /**
  * Tells every instance of the function app that a secret changed, so each drops its cached copy.
  *
@@ -32,18 +35,19 @@ export interface CacheCoherence {
   /** Records that `vault`/`secret` changed (to `version`, when known), for every instance to see. */
   publish(vault: string, secret: string, version: string | null, at?: Date): Promise<void>;
   /**
-   * Polls now and then every `pollIntervalMs`, calling `onInvalidate` once per invalidation seen.
+   * Polls now and then every `pollIntervalMs`, calling `onInvalidate` once per invalidation seen
+   * that another instance published (this instance applied its own when it published them).
    * Timers are unref'd (they never keep the process alive); failures are logged and the next tick
    * tries again. Never throws. A second call while running only replaces the callback.
    */
-  start(onInvalidate: (vault: string, secret: string) => void): void;
+  start(onInvalidate: InvalidationHandler): void;
   /**
    * One poll now (after any poll already running); resolves with how many invalidations it
    * applied, to `onInvalidate` or else to the callback given to `start` (with neither, rows are
-   * only counted, and count as seen).
+   * only counted, and count as seen). This instance's own rows are skipped and not counted.
    * @throws the storage error when the query fails.
    */
-  pollOnce(onInvalidate?: (vault: string, secret: string) => void): Promise<number>;
+  pollOnce(onInvalidate?: InvalidationHandler): Promise<number>;
   /** Stops polling; a poll already running finishes. */
   stop(): void;
 }
@@ -54,7 +58,7 @@ export interface CacheCoherenceOptions {
   pollIntervalMs?: number;
   /** Where failures of background polls go. Default: nowhere. */
   log?: (line: string) => void;
-  /** Stored with each published row, for diagnosis. Default: random. */
+  /** Stored with each published row; rows with this instance's id are not applied again. Default: random. */
   instanceId?: string;
   now?: () => Date;
 }
@@ -67,7 +71,7 @@ export interface CacheCoherenceOptions {
  * `PartitionKey eq 'invalidations' and RowKey gt '<last successful poll − overlap>'` that returns
  * only recent rows. An instance starts from its creation time minus the overlap (its cache starts
  * empty, so nothing older matters) and never reads a row older than that again. Its own
- * invalidations come back to it too, which only drops an entry once more. About once an hour an
+ * invalidations come back to it too and are skipped (`publishedBy`). About once an hour an
  * instance deletes rows older than {@link RETENTION_MS}.
  */
 export function createTableCacheCoherence(connectionString: string, opts: CacheCoherenceOptions = {}): CacheCoherence {
@@ -82,7 +86,7 @@ export function createTableCacheCoherence(connectionString: string, opts: CacheC
   /** RowKeys already applied that are still inside the overlap window. */
   const seen = new Set<string>();
   let lastCleanupAt = Number.NEGATIVE_INFINITY;
-  let handler: ((vault: string, secret: string) => void) | undefined;
+  let handler: InvalidationHandler | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   /** Bumped by every start and stop, so a poll finishing late never revives an old timer chain. */
@@ -96,11 +100,14 @@ export function createTableCacheCoherence(connectionString: string, opts: CacheC
     return client;
   }
 
-  async function poll(apply: ((vault: string, secret: string) => void) | undefined): Promise<number> {
+  async function poll(apply: InvalidationHandler | undefined): Promise<number> {
     const startedAt = now().getTime();
     const from = new Date(lastPollAt - POLL_OVERLAP_MS).toISOString();
     const rows = (await table()).listEntities<InvalidationColumns>({
-      queryOptions: { filter: odata`PartitionKey eq ${PARTITION} and RowKey gt ${from}`, select: ['RowKey', 'vault', 'secret'] },
+      queryOptions: {
+        filter: odata`PartitionKey eq ${PARTITION} and RowKey gt ${from}`,
+        select: ['RowKey', 'vault', 'secret', 'version', 'publishedBy'],
+      },
     });
     let applied = 0;
     for await (const row of rows) {
@@ -109,9 +116,10 @@ export function createTableCacheCoherence(connectionString: string, opts: CacheC
       // Seen at once: if a later page fails, the retry reads from the same place and skips it.
       seen.add(key);
       if (typeof row.vault !== 'string' || typeof row.secret !== 'string') continue;
+      if (row.publishedBy === instanceId) continue;
       applied++;
       try {
-        apply?.(row.vault, row.secret);
+        apply?.(row.vault, row.secret, typeof row.version === 'string' && row.version !== '' ? row.version : undefined);
       } catch (err: unknown) {
         log(`Cache invalidation of ${row.vault}/${row.secret} failed: ${describe(err)}`);
       }
@@ -148,7 +156,7 @@ export function createTableCacheCoherence(connectionString: string, opts: CacheC
     }
   }
 
-  function pollOnce(apply?: (vault: string, secret: string) => void): Promise<number> {
+  function pollOnce(apply?: InvalidationHandler): Promise<number> {
     const result = queue.then(() => poll(apply ?? handler));
     queue = result.catch(() => undefined);
     return result;

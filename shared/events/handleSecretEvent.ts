@@ -39,8 +39,8 @@ export class NotificationsPendingError extends Error {
 }
 
 /**
- * Handles one Key Vault event: drops the secret's cached versions here and, through storage, on
- * every other instance; notifies exactly the consumers subscribed to it; publishes to the Event
+ * Handles one Key Vault event: drops the secret's cached latest value here and, through storage, on
+ * every other instance, where it is not already the new version; notifies exactly the consumers subscribed to it; publishes to the Event
  * Grid topic when one is set. Events of other types are acknowledged; events of vaults that are
  * not configured are refused (logged, never acted on). Malformed events are logged and
  * acknowledged too: redelivering them would not mend them.
@@ -66,7 +66,8 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
   const kind: SecretEventKind = event.kind;
 
   if (kind === 'SecretNewVersionCreated') {
-    const dropped = deps.resolver.invalidate(vault.alias, secret);
+    // Version-aware: an instance that already holds this version (a redelivery) drops nothing.
+    const dropped = deps.resolver.invalidate(vault.alias, secret, event.version);
     await deps.coherence.publish(vault.alias, secret, event.version ?? null);
     log(`event ${event.id}: dropped ${dropped} cached version(s) of ${vault.alias}/${secret} and told the other instances`);
   }

@@ -1,3 +1,9 @@
+/**
+ * Each stored value's TTL is moved by a random share of up to this much either way (±10 %), so the
+ * entries a fleet filled together do not all expire, and reload, together.
+ */
+export const TTL_JITTER = 0.1;
+
 /** How a value came out of the cache. */
 export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'stale';
 
@@ -18,7 +24,29 @@ export interface CacheOptions<V> {
   readonly serveStaleOn: (err: unknown) => boolean;
   /** A shorter life for some values (a cached "not found", say); the default is `ttlMs` / `staleIfErrorMs`. */
   readonly freshnessOf?: (value: V) => Freshness | undefined;
+  /** Share of a TTL by which each stored value's TTL is moved at random, either way. Default {@link TTL_JITTER}. */
+  readonly ttlJitter?: number;
+  /** A number in [0, 1). Default `Math.random`. */
+  readonly random?: () => number;
   readonly now?: () => number;
+}
+
+/** What a load is told about the key it loads. */
+export interface LoadContext {
+  /**
+   * A stale value may answer if this load fails with an error `serveStaleOn` accepts: the load
+   * should then fail fast rather than wait for the vault.
+   */
+  readonly canBridge: boolean;
+}
+
+/** Decides whether a cached value (or a running load's result) is dropped. */
+export type InvalidationMatch<V> = (key: string, value: V) => boolean;
+
+interface Load<V> {
+  readonly promise: Promise<V>;
+  /** Invalidations that arrived while the load ran: its result is stored only if none matches it. */
+  readonly invalidations: InvalidationMatch<V>[];
 }
 
 interface Entry<V> {
@@ -36,18 +64,21 @@ interface Entry<V> {
  * - A value past its TTL is reloaded; if that load fails with an error `serveStaleOn` accepts,
  *   the old value is served until `staleIfErrorMs` past its TTL.
  * - Every value has a TTL, pinned versions too: their value cannot change, but whether the vault
- *   still serves them (disabled, deleted) can, and a revocation must take effect.
+ *   still serves them (disabled, deleted) can, and a revocation must take effect. Each TTL is moved
+ *   at random by up to `ttlJitter` of it, either way.
  * Values live in this process's memory only.
  */
 export class SecretCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
-  private readonly inflight = new Map<string, Promise<V>>();
+  private readonly inflight = new Map<string, Load<V>>();
   private readonly now: () => number;
-  /** Bumped by invalidation so that a load started before it does not store a stale value. */
-  private generation = 0;
+  private readonly random: () => number;
+  private readonly ttlJitter: number;
 
   constructor(private readonly options: CacheOptions<V>) {
     this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.ttlJitter = options.ttlJitter ?? TTL_JITTER;
   }
 
   get size(): number {
@@ -55,12 +86,13 @@ export class SecretCache<V> {
   }
 
   /**
-   * The cached value for `key`, or the result of `load` (shared by all concurrent callers).
+   * The cached value for `key`, or the result of `load` (shared by all concurrent callers, waits
+   * included). `load` is told whether a stale value could answer for it.
    * @throws whatever `load` throws, unless a stale value may be served instead.
    */
   async get(
     key: string,
-    load: () => Promise<V>,
+    load: (context: LoadContext) => Promise<V>,
     options: { serveStaleOn?: (err: unknown) => boolean } = {},
   ): Promise<{ value: V; outcome: CacheOutcome }> {
     const now = this.now();
@@ -71,33 +103,35 @@ export class SecretCache<V> {
     }
     const running = this.inflight.get(key);
     if (running) {
-      return this.settle(key, running, 'coalesced', options.serveStaleOn);
+      return this.settle(key, running.promise, 'coalesced', options.serveStaleOn);
     }
-    const generation = this.generation;
-    const promise = load().then((value) => {
-      if (generation === this.generation) this.store(key, value);
+    const invalidations: InvalidationMatch<V>[] = [];
+    const promise = load({ canBridge: entry !== undefined && now < entry.staleUntil }).then((value) => {
+      if (!invalidations.some((match) => match(key, value))) this.store(key, value);
       return value;
     });
-    this.inflight.set(key, promise);
+    this.inflight.set(key, { promise, invalidations });
     const clear = (): void => {
-      if (this.inflight.get(key) === promise) this.inflight.delete(key);
+      if (this.inflight.get(key)?.promise === promise) this.inflight.delete(key);
     };
     promise.then(clear, clear);
     return this.settle(key, promise, 'miss', options.serveStaleOn);
   }
 
-  /** Drops every entry whose key `match` accepts (and lets no running load store its result). */
-  invalidate(match: (key: string) => boolean): number {
+  /**
+   * Drops every entry that `match` accepts. A load running now stores its result only if `match`
+   * does not accept that result either (a load that began before a rotation may bring the old value).
+   * @returns how many entries were dropped.
+   */
+  invalidate(match: InvalidationMatch<V>): number {
     let dropped = 0;
-    for (const key of [...this.entries.keys()]) {
-      if (match(key)) {
+    for (const [key, entry] of [...this.entries]) {
+      if (match(key, entry.value)) {
         this.entries.delete(key);
         dropped++;
       }
     }
-    for (const key of this.inflight.keys()) {
-      if (match(key)) this.generation++;
-    }
+    for (const load of this.inflight.values()) load.invalidations.push(match);
     return dropped;
   }
 
@@ -121,7 +155,7 @@ export class SecretCache<V> {
   private store(key: string, value: V): void {
     const { ttlMs, staleIfErrorMs } = this.options.freshnessOf?.(value) ?? this.options;
     if (ttlMs <= 0 && staleIfErrorMs <= 0) return;
-    const freshUntil = this.now() + ttlMs;
+    const freshUntil = this.now() + ttlMs * (1 + this.ttlJitter * (2 * this.random() - 1));
     this.entries.delete(key);
     this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + staleIfErrorMs });
     while (this.entries.size > this.options.maxEntries) {

@@ -12,9 +12,12 @@ import {
   VaultUnavailableError,
 } from '../errors';
 import type { AuditRecorder } from '../audit/auditTrail';
-import type { CacheOutcome } from './secretCache';
+import type { CacheOutcome, LoadContext } from './secretCache';
 import { SecretCache } from './secretCache';
 import type { SecretMetadata, VaultGateway, VaultSecret } from './vaultGateway';
+import { VAULT_CALL_TIMEOUT_MS } from './vaultGateway';
+import type { VaultPacerOptions } from './vaultPacer';
+import { VAULT_DEADLINE_MS, VaultPacer } from './vaultPacer';
 
 /** Key Vault's rule for secret names. */
 const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
@@ -43,7 +46,12 @@ export interface SecretResolverDeps {
   readonly cache: { ttlSeconds: number; maxEntries: number; staleIfErrorSeconds: number };
   /** Consumers' signing keys: refused to every caller, read only by the broker itself. */
   readonly signingKeys: { readonly vault: string; readonly names: readonly string[] };
+  /** The cache's clock. Default `Date.now`. */
   readonly now?: () => number;
+  /** A number in [0, 1), for TTL jitter (and the pacers' jitter unless `pacing` has its own). Default `Math.random`. */
+  readonly random?: () => number;
+  /** How each vault's calls are paced and how long a read may wait (its own clock: it sleeps for real). */
+  readonly pacing?: VaultPacerOptions;
 }
 
 /** How long "no such secret or version" is remembered, so repeated misses cost one vault read. */
@@ -79,9 +87,13 @@ export class SecretResolver {
   private readonly now: () => number;
   private readonly signingVault: string;
   private readonly signingNames: ReadonlySet<string>;
+  /** One per vault: all reads of a vault wait out its throttling together. */
+  private readonly pacers = new Map<string, VaultPacer>();
+  private readonly pacing: VaultPacerOptions;
 
   constructor(private readonly deps: SecretResolverDeps) {
     this.now = deps.now ?? Date.now;
+    this.pacing = { ...(deps.random ? { random: deps.random } : {}), ...deps.pacing };
     this.signingVault = deps.signingKeys.vault;
     this.signingNames = new Set(deps.signingKeys.names.map((n) => n.toLowerCase()));
     const ttlMs = deps.cache.ttlSeconds * 1000;
@@ -93,6 +105,7 @@ export class SecretResolver {
       // (not found, disabled, access revoked) may not.
       serveStaleOn: (err: unknown) => err instanceof VaultThrottledError || err instanceof VaultUnavailableError,
       now: this.now,
+      ...(deps.random ? { random: deps.random } : {}),
     };
     const negative = { ttlMs: Math.min(NEGATIVE_CACHE_SECONDS * 1000, ttlMs), staleIfErrorMs: 0 };
     this.secrets = new SecretCache<Cached>({ ...options, freshnessOf: (value) => (isMissing(value) ? negative : undefined) });
@@ -102,19 +115,21 @@ export class SecretResolver {
   /**
    * One secret with its value (or, for `metadata`, the same without it: the caller still needs
    * read permission, and the vault is asked the same way). `item` is its place in a batch.
+   * `deadline` ({@link deadline}, taken once for a whole batch) ends waiting for a throttled or
+   * failing vault; by default each read may wait {@link VAULT_DEADLINE_MS}.
    * @throws BrokerError (400 / 403 / 404 / 409 / 429 / 503).
    */
   async resolve(
     caller: Caller,
     ref: SecretRef,
     audit: AuditRecorder,
-    options: { operation?: 'resolve' | 'metadata'; item?: number } = {},
+    options: { operation?: 'resolve' | 'metadata'; item?: number; deadline?: number } = {},
   ): Promise<Resolution> {
     const started = performance.now();
     let outcome: Outcome = { status: 500, code: 'InternalError' };
     try {
       const gateway = this.check(caller, ref);
-      const { value, outcome: cache } = await this.read(gateway, ref.name, ref.version);
+      const { value, outcome: cache } = await this.read(gateway, ref.name, ref.version, options.deadline);
       if (isMissing(value)) {
         outcome = { status: 404, code: 'SecretNotFound', cache: cache === 'miss' ? 'miss' : 'negative' };
         throw value.missing;
@@ -151,7 +166,9 @@ export class SecretResolver {
     try {
       const perVault = await Promise.all(
         [...this.deps.vaults.values()].map(async (gateway) => {
-          const { value, outcome: cache } = await this.listings.get(`list:${gateway.alias}`, () => gateway.listSecrets());
+          const { value, outcome: cache } = await this.listings.get(`list:${gateway.alias}`, ({ canBridge }) =>
+            this.pacerOf(gateway).run(() => gateway.listSecrets(), { failFast: canBridge }),
+          );
           return { items: value.filter((s) => this.mayRead(caller, gateway.alias, s.name)), cache };
         }),
       );
@@ -182,22 +199,85 @@ export class SecretResolver {
     if (!gateway) throw new InvalidRequestError(`Vault "${this.signingVault}" is not configured`);
     // The broker's own keys may bridge any vault failure but a definite "gone": a firewall or a
     // lost role must not also silence the notifications that report them.
-    const { value } = await this.secrets.get(cacheKey(this.signingVault, name, undefined), () => loadOrMissing(gateway, name), {
-      serveStaleOn: (err) => err instanceof VaultError && !(err instanceof SecretNotFoundError) && !(err instanceof SecretDisabledError),
-    });
+    const { value } = await this.secrets.get(
+      cacheKey(this.signingVault, name, undefined),
+      (context) => this.load(gateway, name, undefined, context),
+      {
+        serveStaleOn: (err) => err instanceof VaultError && !(err instanceof SecretNotFoundError) && !(err instanceof SecretDisabledError),
+      },
+    );
     if (isMissing(value)) throw value.missing;
     return value;
   }
 
-  /** Drops every cached version of a secret, and a cached "not found" (a rotation changes which is latest). */
-  invalidate(vault: string, name: string): number {
+  /**
+   * A rotation: `version` (when known) is now the latest of `vault`/`name`. Drops the cached latest
+   * value unless it already is that version (so a rotation costs each instance one read, and a
+   * redelivered event none), every cached "not found" of the name, and the vault's listing. Pinned
+   * versions stay: their values never change, and their TTL still catches a disabled version.
+   * A load running now does not store a result this would have dropped.
+   * @returns how many cached values were dropped.
+   */
+  invalidate(vault: string, name: string, version?: string): number {
     const prefix = `${vault}/${name.toLowerCase()}@`;
+    const latest = `${prefix}latest`;
+    const named = version ? version.toLowerCase() : undefined;
     this.listings.invalidate((key) => key === `list:${vault}`);
-    return this.secrets.invalidate((key) => key.startsWith(prefix));
+    return this.secrets.invalidate((key, value) => {
+      if (!key.startsWith(prefix)) return false;
+      if (isMissing(value)) return true;
+      if (key !== latest) return false;
+      return named === undefined || value.version?.toLowerCase() !== named;
+    });
   }
 
-  private read(gateway: VaultGateway, name: string, version: string | undefined): Promise<{ value: Cached; outcome: CacheOutcome }> {
-    return this.secrets.get(cacheKey(gateway.alias, name, version), () => loadOrMissing(gateway, name, version));
+  /** When a read that starts now stops waiting for a throttled or failing vault: a batch takes it once for all its items. */
+  deadline(): number {
+    return (this.pacing.now ?? Date.now)() + (this.pacing.deadlineMs ?? VAULT_DEADLINE_MS);
+  }
+
+  private read(
+    gateway: VaultGateway,
+    name: string,
+    version: string | undefined,
+    deadline: number | undefined,
+  ): Promise<{ value: Cached; outcome: CacheOutcome }> {
+    return this.secrets.get(cacheKey(gateway.alias, name, version), (context) => this.load(gateway, name, version, context, deadline));
+  }
+
+  /**
+   * Reads a secret through its vault's pacer: throttling and outages are waited out until the
+   * deadline, unless a stale value can answer (then the vault's error comes at once).
+   * "No such secret or version" is a result to cache, not an error to retry.
+   */
+  private async load(
+    gateway: VaultGateway,
+    name: string,
+    version: string | undefined,
+    context: LoadContext,
+    deadline?: number,
+  ): Promise<Cached> {
+    try {
+      return await this.pacerOf(gateway).run(
+        (remainingMs) => gateway.getSecret(name, version, Math.min(VAULT_CALL_TIMEOUT_MS, remainingMs)),
+        {
+          deadline,
+          failFast: context.canBridge,
+        },
+      );
+    } catch (err: unknown) {
+      if (err instanceof SecretNotFoundError) return { missing: err };
+      throw err;
+    }
+  }
+
+  private pacerOf(gateway: VaultGateway): VaultPacer {
+    let pacer = this.pacers.get(gateway.alias);
+    if (!pacer) {
+      pacer = new VaultPacer(gateway.alias, this.pacing);
+      this.pacers.set(gateway.alias, pacer);
+    }
+    return pacer;
   }
 
   /** Policy and signing-key refusal: a caller may read neither a name the policy denies nor a signing key. */
@@ -235,16 +315,6 @@ export class SecretResolver {
     if (secret.expiresOn && Date.parse(secret.expiresOn) <= now) return 'expired';
     if (secret.notBefore && Date.parse(secret.notBefore) > now) return 'not-yet-valid';
     return 'valid';
-  }
-}
-
-/** Reads a secret; "no such secret or version" is a result to cache, not an error to retry. */
-async function loadOrMissing(gateway: VaultGateway, name: string, version?: string): Promise<Cached> {
-  try {
-    return await gateway.getSecret(name, version);
-  } catch (err: unknown) {
-    if (err instanceof SecretNotFoundError) return { missing: err };
-    throw err;
   }
 }
 

@@ -112,6 +112,19 @@ export function translateVaultError(err: unknown, where: { vault: string; name?:
 }
 
 /**
+ * Whether asking again later may succeed: throttling (429), a failing vault (5xx), a timeout or a
+ * network failure. A definite answer (404, 403, another 4xx) and a missing token are not.
+ */
+export function isTransientVaultError(err: VaultError): boolean {
+  if (err instanceof VaultThrottledError) return true;
+  if (!(err instanceof VaultUnavailableError)) return false;
+  if (err.vaultCause === 'Timeout') return true;
+  if (err.vaultCause !== 'VaultUnreachable') return false;
+  const status = (err.cause as RestErrorLike | undefined)?.statusCode;
+  return typeof status !== 'number' || status >= 500;
+}
+
+/**
  * Whether a 403 says nothing about why (the SDK's paging errors carry neither body nor details):
  * the caller may then find the reason another way.
  */

@@ -403,6 +403,23 @@ describe('CacheCoherence over Table storage', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('skips the rows it published itself, and passes the published version on', async () => {
+    const time = clock();
+    const a = createTableCacheCoherence(azurite.connectionString, { now: time.now, instanceId: 'instance-a' });
+    const b = createTableCacheCoherence(azurite.connectionString, { now: time.now, instanceId: 'instance-b' });
+    await a.publish('contoso-vault2', 'own-row', 'f'.repeat(32));
+    time.advance(1);
+    await a.publish('contoso-vault2', 'no-version', null);
+    time.advance(1000);
+
+    const seenByA: string[] = [];
+    expect(await a.pollOnce((vault, secret, version) => seenByA.push(`${vault}/${secret}@${version}`))).toBe(0);
+    expect(seenByA).toEqual([]);
+    const seenByB: string[] = [];
+    expect(await b.pollOnce((vault, secret, version) => seenByB.push(`${vault}/${secret}@${version}`))).toBe(2);
+    expect(seenByB).toEqual([`contoso-vault2/own-row@${'f'.repeat(32)}`, 'contoso-vault2/no-version@undefined']);
+  });
+
   it('reads rows stamped a little in the past (a slower clock) and never re-reads old ones', async () => {
     const time = clock();
     const a = createTableCacheCoherence(azurite.connectionString, { now: time.now });

@@ -1,4 +1,4 @@
-import { SecretCache } from '../../shared/secrets/secretCache';
+import { SecretCache, TTL_JITTER } from '../../shared/secrets/secretCache';
 import type { CacheOptions } from '../../shared/secrets/secretCache';
 
 class Outage extends Error {}
@@ -12,6 +12,8 @@ function setup(overrides: Partial<CacheOptions<string>> = {}) {
     staleIfErrorMs: 600_000,
     serveStaleOn: (err) => err instanceof Outage,
     now: () => now,
+    // TTL jitter off (a factor of exactly 1) unless a test turns it on.
+    random: () => 0.5,
     ...overrides,
   });
   return { cache, advance: (ms: number) => (now += ms) };
@@ -125,5 +127,54 @@ describe('SecretCache', () => {
     const { cache } = setup({ ttlMs: 0, staleIfErrorMs: 0 });
     await cache.get('k', () => Promise.resolve('v'));
     expect(cache.size).toBe(0);
+  });
+
+  it('moves each TTL by at most ±TTL_JITTER, and not every TTL by the same', async () => {
+    const { cache, advance } = setup({ maxEntries: 1000, random: Math.random });
+    const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+    for (const k of keys) await cache.get(k, () => Promise.resolve('v'));
+    const outcomes = async (): Promise<Map<string, string>> => {
+      const seen = new Map<string, string>();
+      for (const k of keys) seen.set(k, (await cache.get(k, () => Promise.resolve('reloaded'))).outcome);
+      return seen;
+    };
+    advance(60_000 * (1 - TTL_JITTER) - 1);
+    expect(new Set((await outcomes()).values())).toEqual(new Set(['hit']));
+    advance(60_000 * TTL_JITTER + 1);
+    const atTtl = await outcomes();
+    const stillFresh = keys.filter((k) => atTtl.get(k) === 'hit');
+    expect(stillFresh.length).toBeGreaterThan(0);
+    expect(stillFresh.length).toBeLessThan(keys.length);
+    advance(60_000 * TTL_JITTER);
+    for (const k of stillFresh) expect((await cache.get(k, () => Promise.resolve('reloaded'))).outcome).toBe('miss');
+  });
+
+  it('tells the load whether a stale value could answer for it', async () => {
+    const { cache, advance } = setup();
+    const contexts: boolean[] = [];
+    const load = (context: { canBridge: boolean }) => {
+      contexts.push(context.canBridge);
+      return Promise.resolve('v');
+    };
+    await cache.get('k', load);
+    advance(60_000);
+    await cache.get('k', load);
+    advance(60_000 + 600_000);
+    await cache.get('k', load);
+    expect(contexts).toEqual([false, true, false]);
+  });
+
+  it('lets a running load store its result when the invalidation does not apply to that result', async () => {
+    const { cache } = setup();
+    const first = deferred<string>();
+    const second = deferred<string>();
+    const a = cache.get('a', () => first.promise);
+    const b = cache.get('b', () => second.promise);
+    cache.invalidate((_key, value) => value !== 'v2');
+    first.resolve('v2');
+    second.resolve('v1');
+    await Promise.all([a, b]);
+    expect((await cache.get('a', () => Promise.resolve('x'))).outcome).toBe('hit');
+    expect((await cache.get('b', () => Promise.resolve('x'))).outcome).toBe('miss');
   });
 });

@@ -1,7 +1,7 @@
 import type { AuditEntry } from '../../shared/audit/auditRecord';
 import { AccessPolicy } from '../../shared/callers/accessPolicy';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import { ForbiddenError, SecretDisabledError, SecretNotFoundError } from '../../shared/errors';
+import { ForbiddenError, SecretDisabledError, SecretNotFoundError, VaultThrottledError } from '../../shared/errors';
 import { NEGATIVE_CACHE_SECONDS, SecretResolver } from '../../shared/secrets/secretResolver';
 import type { SecretMetadata, VaultGateway, VaultSecret } from '../../shared/secrets/vaultGateway';
 
@@ -22,31 +22,40 @@ function secret(name: string, version = 'b'.repeat(32), vault = 'default'): Vaul
   };
 }
 
+/** What the fake vault answers for a name: a secret, an error, or a script of them. */
+type Answer = VaultSecret | Error | (() => VaultSecret | Error);
+
 /** A vault of names; `getSecret` counts its calls and answers from `state`. */
-function fakeVault(alias: string, state: Map<string, VaultSecret | Error>) {
+function fakeVault(alias: string, state: Map<string, Answer>) {
   const calls: string[] = [];
   const gateway = {
     alias,
     getSecret: (name: string, version?: string) => {
       calls.push(`${name}@${version ?? 'latest'}`);
-      const found = state.get(version ? `${name}@${version}` : name);
+      const answer = state.get(version ? `${name}@${version}` : name);
+      const found = typeof answer === 'function' ? answer() : answer;
       if (!found) return Promise.reject(new SecretNotFoundError(`Secret "${name}" was not found`));
       return found instanceof Error ? Promise.reject(found) : Promise.resolve(found);
     },
     listSecrets: (): Promise<SecretMetadata[]> =>
-      Promise.resolve([...state.entries()].filter(([k, v]) => !k.includes('@') && !(v instanceof Error)).map(([, v]) => v as VaultSecret)),
+      Promise.resolve(
+        [...state.entries()]
+          .filter(([k, v]) => !k.includes('@') && !(v instanceof Error) && typeof v !== 'function')
+          .map(([, v]) => v as VaultSecret),
+      ),
   };
   return { gateway: gateway as unknown as VaultGateway, calls };
 }
 
 function setup(opts: { signingVault?: string } = {}) {
   let now = 1_000_000;
-  const defaults = new Map<string, VaultSecret | Error>([
+  const sleeps: number[] = [];
+  const defaults = new Map<string, Answer>([
     ['erp-token', secret('erp-token')],
     ['whsec-erp', secret('whsec-erp')],
     [`erp-token@${PINNED}`, secret('erp-token', PINNED)],
   ]);
-  const keys = new Map<string, VaultSecret | Error>([['whsec-erp', secret('whsec-erp', 'c'.repeat(32), 'keys')]]);
+  const keys = new Map<string, Answer>([['whsec-erp', secret('whsec-erp', 'c'.repeat(32), 'keys')]]);
   const main = fakeVault('default', defaults);
   const keyVault = fakeVault('keys', keys);
   const audit: AuditEntry[] = [];
@@ -71,6 +80,17 @@ function setup(opts: { signingVault?: string } = {}) {
     cache: { ttlSeconds: 300, maxEntries: 100, staleIfErrorSeconds: 3600 },
     signingKeys: { vault: opts.signingVault ?? 'default', names: ['whsec-erp'] },
     now: () => now,
+    // No TTL jitter (a factor of exactly 1), no pause jitter; the pacers sleep on the same fake clock.
+    random: () => 0.5,
+    pacing: {
+      now: () => now,
+      random: () => 0,
+      sleep: (ms: number) => {
+        sleeps.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+    },
   });
   return {
     resolver,
@@ -79,6 +99,7 @@ function setup(opts: { signingVault?: string } = {}) {
     keyCalls: keyVault.calls,
     audit: { record: (entry: AuditEntry) => audit.push(entry) },
     entries: audit,
+    sleeps,
     advance: (ms: number) => (now += ms),
   };
 }
@@ -147,5 +168,68 @@ describe('SecretResolver', () => {
       expect.objectContaining({ operation: 'resolve', item: 3, vault: 'default', secret: 'erp-token', status: 200, code: 'OK' }),
     ]);
     expect(JSON.stringify(entries)).not.toContain('value-of-');
+  });
+
+  it('drops the cached latest value only when it is not the announced version', async () => {
+    const { resolver, defaults, calls, audit } = setup();
+    await resolver.resolve(everything, { name: 'erp-token' }, audit);
+    expect(resolver.invalidate('default', 'erp-token', 'B'.repeat(32))).toBe(0);
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('hit');
+    defaults.set('erp-token', secret('erp-token', 'd'.repeat(32)));
+    expect(resolver.invalidate('default', 'erp-token', 'd'.repeat(32))).toBe(1);
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).secret.version).toBe('d'.repeat(32));
+    // The same announcement again (a redelivered event) costs nothing.
+    expect(resolver.invalidate('default', 'erp-token', 'd'.repeat(32))).toBe(0);
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('hit');
+    expect(calls).toEqual(['erp-token@latest', 'erp-token@latest']);
+  });
+
+  it('drops the latest value when no version is named, keeps pinned values, and always forgets a "not found"', async () => {
+    const { resolver, calls, audit } = setup();
+    const unknown = 'e'.repeat(32);
+    await resolver.resolve(everything, { name: 'erp-token' }, audit);
+    await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit);
+    await expect(resolver.resolve(everything, { name: 'erp-token', version: unknown }, audit)).rejects.toBeInstanceOf(SecretNotFoundError);
+    expect(resolver.invalidate('default', 'erp-token')).toBe(2);
+    expect((await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit)).cache).toBe('hit');
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('miss');
+    await resolver.resolve(everything, { name: 'erp-token', version: unknown }, audit).catch(() => undefined);
+    expect(resolver.invalidate('default', 'erp-token', 'b'.repeat(32))).toBe(1);
+    expect(calls.filter((c) => c === `erp-token@${unknown}`)).toHaveLength(2);
+  });
+
+  it('serves the stale value at once while the vault throttles, without waiting', async () => {
+    const { resolver, defaults, calls, audit, sleeps, advance } = setup();
+    await resolver.resolve(everything, { name: 'erp-token' }, audit);
+    advance(300_000);
+    defaults.set('erp-token', new VaultThrottledError('Vault "default" is throttling requests', { retryAfterSeconds: 5 }));
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('stale');
+    // The vault is paused now: the next stale answer does not even ask it.
+    expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('stale');
+    expect(calls).toEqual(['erp-token@latest', 'erp-token@latest']);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('waits out throttling for callers with nothing cached: concurrent misses cost one vault call per attempt', async () => {
+    const { resolver, defaults, calls, audit, sleeps } = setup();
+    let answered = 0;
+    defaults.set('erp-token', () =>
+      ++answered <= 2 ? new VaultThrottledError('Vault "default" is throttling requests', { retryAfterSeconds: 1 }) : secret('erp-token'),
+    );
+    const all = await Promise.all(Array.from({ length: 20 }, () => resolver.resolve(everything, { name: 'erp-token' }, audit)));
+    expect(all.every((r) => r.secret.value === 'value-of-erp-token')).toBe(true);
+    expect(calls).toEqual(['erp-token@latest', 'erp-token@latest', 'erp-token@latest']);
+    expect(sleeps).toEqual([1000, 1000]);
+  });
+
+  it('answers 429 VaultThrottled with Retry-After when the wait would pass the deadline', async () => {
+    const { resolver, defaults, calls, audit, entries, sleeps } = setup();
+    defaults.set('erp-token', new VaultThrottledError('Vault "default" is throttling requests', { retryAfterSeconds: 30 }));
+    const err = await resolver.resolve(everything, { name: 'erp-token' }, audit).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultThrottledError);
+    expect(err).toMatchObject({ status: 429, code: 'VaultThrottled', retryAfterSeconds: 30 });
+    expect(calls).toHaveLength(1);
+    expect(sleeps).toEqual([]);
+    expect(entries[0]).toMatchObject({ status: 429, code: 'VaultThrottled' });
   });
 });

@@ -1,0 +1,182 @@
+/**
+ * End to end, in the jest process: real runtimes (createRuntime, real SDK clients over HTTPS) against
+ * the Key Vault emulator and one shared Azurite. A rotation costs each instance one vault read; a
+ * throttled or failing vault is waited out within the deadline, and only past it does the caller
+ * get 429 VaultThrottled with Retry-After.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startAzurite } from '../../local/emulators/azurite';
+import type { Azurite } from '../../local/emulators/azurite';
+import { startLocalAzure } from '../../local/emulators/localAzure';
+import type { LocalAzure } from '../../local/emulators/localAzure';
+import type { Caller } from '../../shared/callers/accessPolicy';
+import type { AppConfig } from '../../shared/config';
+import { loadConfig } from '../../shared/config';
+import { VaultThrottledError } from '../../shared/errors';
+import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
+import type { Runtime, RuntimeOptions } from '../../shared/runtime';
+import { createRuntime } from '../../shared/runtime';
+import { useLocalAzureInProcess } from '../support/inProcessAzure';
+
+const VAULT = 'resilience-vault';
+const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000 };
+const audit = { record: (): void => undefined };
+const log = (): void => undefined;
+
+let azure: LocalAzure;
+let azurite: Azurite;
+let stateDir: string;
+let restoreProcess: (() => void) | undefined;
+let config: AppConfig;
+const runtimes: Runtime[] = [];
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-resilience-'));
+  [azure, azurite] = await Promise.all([
+    startLocalAzure({ stateDir, vaults: [VAULT] }),
+    startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
+  ]);
+  restoreProcess = useLocalAzureInProcess(azure);
+  config = loadConfig({
+    KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
+    ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'app', identities: [{ apiKeySha256: '0'.repeat(64) }], allow: ['*'] }] }),
+    AzureWebJobsStorage: azurite.connectionString,
+  });
+});
+
+afterAll(async () => {
+  for (const runtime of runtimes) runtime.dispose();
+  await azure?.stop();
+  await azurite?.stop();
+  restoreProcess?.();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+afterEach(() => azure.keyVault.clearFaults());
+
+function runtime(options: RuntimeOptions): Runtime {
+  const built = createRuntime(config, options);
+  runtimes.push(built);
+  return built;
+}
+
+/** A runtime whose client has met the vault's auth challenge, so every later request is one counted GET. */
+async function warmRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const built = runtime(options);
+  azure.keyVault.setSecret(VAULT, 'warm-up', 'warm');
+  await resolve(built, 'warm-up');
+  return built;
+}
+
+async function resolve(r: Runtime, name: string): Promise<string> {
+  return (await r.resolver.resolve(caller, { name }, audit)).secret.value;
+}
+
+/** GETs of the secret's latest version (the path filter leaves out versioned paths). */
+function gets(name: string): number {
+  return azure.keyVault.requestCount({ method: 'GET', path: `/secrets/${name}` });
+}
+
+/** Resolves `name` on `r` and counts the vault reads it cost. */
+async function readBy(r: Runtime, name: string): Promise<{ value: string; reads: number }> {
+  const before = gets(name);
+  const value = await resolve(r, name);
+  return { value, reads: gets(name) - before };
+}
+
+/** The Event Grid event Key Vault sends for a new version. */
+function newVersionEvent(name: string, version: string, id: string): Record<string, unknown> {
+  return {
+    id,
+    topic: azure.keyVault.resourceId(VAULT),
+    subject: name,
+    eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+    eventTime: new Date().toISOString(),
+    data: {
+      Id: `${azure.keyVault.vaultUri(VAULT)}secrets/${name}/${version}`,
+      VaultName: VAULT,
+      ObjectType: 'Secret',
+      ObjectName: name,
+      Version: version,
+      NBF: null,
+      EXP: null,
+    },
+    dataVersion: '1',
+    metadataVersion: '1',
+  };
+}
+
+describe('one rotation, one read per instance', () => {
+  it('costs each instance exactly one vault read, also after the coherence rows came back and a redelivery', async () => {
+    const name = 'rotated-secret';
+    azure.keyVault.setSecret(VAULT, name, 'v1');
+    const a = runtime({ instanceId: 'instance-a' });
+    const b = runtime({ instanceId: 'instance-b' });
+    expect(await resolve(a, name)).toBe('v1');
+    expect(await resolve(b, name)).toBe('v1');
+    expect(await readBy(b, name)).toEqual({ value: 'v1', reads: 0 });
+
+    const { version } = azure.keyVault.setSecret(VAULT, name, 'v2');
+    const event = newVersionEvent(name, version, 'rotation-event-1');
+    expect(await handleSecretEvent(event, a.events(), log)).toMatchObject({ outcome: 'handled' });
+    expect(await readBy(a, name)).toEqual({ value: 'v2', reads: 1 });
+
+    // A skips its own row; B drops v1 and reads v2 once.
+    expect(await a.pollCoherence()).toBe(0);
+    await b.pollCoherence();
+    expect(await readBy(b, name)).toEqual({ value: 'v2', reads: 1 });
+    expect(await readBy(a, name)).toEqual({ value: 'v2', reads: 0 });
+
+    // Event Grid delivers the same event again: nobody drops v2, nobody reads.
+    expect(await handleSecretEvent(event, a.events(), log)).toMatchObject({ outcome: 'handled' });
+    await a.pollCoherence();
+    await b.pollCoherence();
+    expect(await readBy(a, name)).toEqual({ value: 'v2', reads: 0 });
+    expect(await readBy(b, name)).toEqual({ value: 'v2', reads: 0 });
+  });
+});
+
+describe('a throttled vault answered within the deadline', () => {
+  it('waits out Retry-After for callers with nothing cached; concurrent misses for one key cost one call per attempt', async () => {
+    const r = await warmRuntime({ instanceId: 'throttled' });
+    azure.keyVault.setSecret(VAULT, 'throttled-secret', 'patient');
+    azure.keyVault.setFault({ kind: 'status', status: 429, retryAfterSeconds: 1, times: 2 }, VAULT);
+    const before = gets('throttled-secret');
+    const started = Date.now();
+    const values = await Promise.all(Array.from({ length: 10 }, () => resolve(r, 'throttled-secret')));
+    expect(values).toEqual(Array<string>(10).fill('patient'));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(gets('throttled-secret') - before).toBe(3);
+  });
+
+  it('backs off where no Retry-After is sent: a 503 and a reset connection are waited out too', async () => {
+    const r = await warmRuntime({ instanceId: 'failing' });
+    azure.keyVault.setSecret(VAULT, 'failing-secret', 'eventually');
+    azure.keyVault.setFault({ kind: 'reset', times: 1 }, VAULT);
+    azure.keyVault.setFault({ kind: 'status', status: 503, times: 1 }, VAULT);
+    const started = Date.now();
+    expect(await readBy(r, 'failing-secret')).toEqual({ value: 'eventually', reads: 3 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250 + 500);
+  });
+
+  it('answers 429 VaultThrottled with Retry-After at once when the wait would pass the deadline, for every key of the vault', async () => {
+    const r = await warmRuntime({ instanceId: 'impatient', vaultDeadlineMs: 500 });
+    azure.keyVault.setSecret(VAULT, 'impatient-secret', 'never-seen');
+    azure.keyVault.setSecret(VAULT, 'other-secret', 'never-seen');
+    azure.keyVault.setFault({ kind: 'status', status: 429, retryAfterSeconds: 2, times: 1 }, VAULT);
+    const before = gets('impatient-secret');
+    const started = Date.now();
+    const err = await resolve(r, 'impatient-secret').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultThrottledError);
+    expect(err).toMatchObject({ status: 429, code: 'VaultThrottled' });
+    expect(err).toMatchObject({ retryAfterSeconds: 2 });
+    expect(gets('impatient-secret') - before).toBe(1);
+    // The vault is paused for every key: another one fails at once without asking it.
+    const otherBefore = gets('other-secret');
+    await expect(resolve(r, 'other-secret')).rejects.toMatchObject({ code: 'VaultThrottled' });
+    expect(gets('other-secret') - otherBefore).toBe(0);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
