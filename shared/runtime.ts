@@ -4,13 +4,16 @@ import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
 import { CallerQuota } from './callers/callerQuota';
 import type { AppConfig } from './config';
-import { loadConfig } from './config';
+import { DEFAULT_VAULT_ALIAS, loadConfig } from './config';
 import type { CacheCoherence } from './events/cacheCoherence';
 import type { SecretEventDeps } from './events/handleSecretEvent';
 import type { HealthJobDeps } from './health/healthCheckJob';
 import type { HealthReportStore } from './health/healthReportStore';
 import { ConsumerDirectory } from './notify/consumerDirectory';
+import { TTL_JITTER } from './secrets/secretCache';
 import { SecretResolver } from './secrets/secretResolver';
+import { dataKeyLoader } from './secrets/sealedValue';
+import type { SharedSecretCache } from './secrets/sharedSecretCache';
 import { VaultGateway } from './secrets/vaultGateway';
 import type { Telemetry } from './telemetry';
 import { createTelemetry } from './telemetry';
@@ -91,15 +94,17 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     const client = new SecretClient(vault.uri, tokenCredential, { retryOptions: VAULT_RETRY });
     vaults.set(vault.alias, new VaultGateway(vault.alias, vault.uri, client, telemetry));
   }
+  const instanceId = options.instanceId ?? config.instanceId ?? randomBytes(6).toString('hex');
+  const shared = config.sharedCache ? sharedCacheOf(config, config.sharedCache.keySecret, vaults, instanceId, options.now) : undefined;
   const resolver = new SecretResolver({
     vaults,
     policy,
     cache: config.cache,
     signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },
+    ...(config.sharedCache ? { reserved: [{ vault: DEFAULT_VAULT_ALIAS, name: config.sharedCache.keySecret }], shared } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.vaultDeadlineMs !== undefined ? { pacing: { deadlineMs: options.vaultDeadlineMs } } : {}),
   });
-  const instanceId = options.instanceId ?? config.instanceId ?? randomBytes(6).toString('hex');
   const consumers = new ConsumerDirectory(config.consumers);
 
   // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
@@ -155,6 +160,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           vaults: config.vaults,
           resolver,
           coherence: coherenceOf(),
+          ...(shared ? { shared } : {}),
           consumers,
           ledger: createTableDeliveryLedger(config.storageConnectionString),
           telemetry,
@@ -193,6 +199,33 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     },
   };
   return runtime;
+}
+
+/**
+ * The fleet's shared cache (`CACHE_SHARED=table`). Its data key is read from the default vault
+ * once, on first use; rows live no longer than the shortest memory TTL (jitter included), so the
+ * shared copy is never older than what an instance would have kept itself.
+ */
+function sharedCacheOf(
+  config: AppConfig,
+  keySecret: string,
+  vaults: ReadonlyMap<string, VaultGateway>,
+  instanceId: string,
+  now: (() => number) | undefined,
+): SharedSecretCache {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+  const { createTableSharedSecretCache } = require('./secrets/tableSharedSecretCache') as typeof import('./secrets/tableSharedSecretCache');
+  const keyVault = vaults.get(DEFAULT_VAULT_ALIAS);
+  return createTableSharedSecretCache(config.storageConnectionString, {
+    dataKey: dataKeyLoader(async () => {
+      if (!keyVault) throw new Error(`CACHE_SHARED_KEY_SECRET: the default vault (KEY_VAULT_URI) holds the data key, and none is set`);
+      return (await keyVault.getSecret(keySecret)).value;
+    }),
+    ttlMs: Math.floor(config.cache.ttlSeconds * 1000 * (1 - TTL_JITTER)),
+    instanceId,
+    log: backgroundLog,
+    ...(now ? { now } : {}),
+  });
 }
 
 /**

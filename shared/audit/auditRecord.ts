@@ -48,7 +48,7 @@ export interface AuditRecord {
   readonly outcome: AuditOutcome;
   readonly status: number;
   readonly code: string;
-  /** `hit`, `miss`, `coalesced`, `stale`, `negative` (a cached "not found") or `none`. */
+  /** `hit`, `shared` (the fleet's shared cache), `miss`, `coalesced`, `stale`, `negative` (a cached "not found") or `none`. */
   readonly cache: string;
   /** `valid`, `expired`, `not-yet-valid`, or null when nothing was served. */
   readonly validity: string | null;
@@ -83,7 +83,7 @@ const SECRET_VERSION = /^[0-9a-fA-F]{32}$/;
 const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const TRACE_PARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
-const CACHE_STATES = new Set(['hit', 'miss', 'coalesced', 'stale', 'negative', 'none']);
+const CACHE_STATES = new Set(['hit', 'shared', 'miss', 'coalesced', 'stale', 'negative', 'none']);
 const VALIDITIES = new Set(['valid', 'expired', 'not-yet-valid']);
 
 /** A request field as it may be recorded: the value when `valid`, else `<invalid>` with its length. */

@@ -10,6 +10,7 @@ import { pendingNotifications } from '../notify/pendingNotifications';
 import type { sendWebhook } from '../notify/sendWebhook';
 import type { SecretResolver } from '../secrets/secretResolver';
 import type { Telemetry } from '../telemetry';
+import type { SharedSecretCache } from '../secrets/sharedSecretCache';
 import type { CacheCoherence } from './cacheCoherence';
 import type { KeyVaultEvent, SecretEventKind } from './keyVaultEvent';
 import { parseKeyVaultEvent } from './keyVaultEvent';
@@ -18,6 +19,8 @@ export interface SecretEventDeps {
   readonly vaults: ReadonlyMap<string, VaultSettings>;
   readonly resolver: Pick<SecretResolver, 'invalidate' | 'readSigningKey'>;
   readonly coherence: Pick<CacheCoherence, 'publish'>;
+  /** The fleet's shared cache, when on: its copy is deleted before any instance is told. */
+  readonly shared?: Pick<SharedSecretCache, 'delete'>;
   readonly consumers: ConsumerDirectory;
   readonly ledger: DeliveryLedger;
   readonly telemetry: Telemetry;
@@ -67,6 +70,9 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
 
   if (kind === 'SecretNewVersionCreated') {
     // Version-aware: an instance that already holds this version (a redelivery) drops nothing.
+    // Storage first: an instance told of the rotation must not find the old value there. A failed
+    // delete fails the invocation, so Event Grid delivers the event again.
+    await deps.shared?.delete(vault.alias, secret);
     const dropped = deps.resolver.invalidate(vault.alias, secret, event.version);
     await deps.coherence.publish(vault.alias, secret, event.version ?? null);
     log(`event ${event.id}: dropped ${dropped} cached version(s) of ${vault.alias}/${secret} and told the other instances`);

@@ -42,7 +42,7 @@ export function secretResponse(r: Resolution, body: Record<string, unknown>): Ht
   const headers: Record<string, string> = {
     'Content-Type': 'application/json; charset=utf-8',
     'Cache-Control': 'no-store',
-    'X-Cache': r.cache === 'hit' || r.cache === 'coalesced' ? 'HIT' : r.cache === 'stale' ? 'STALE' : 'MISS',
+    'X-Cache': r.cache === 'hit' || r.cache === 'coalesced' || r.cache === 'shared' ? 'HIT' : r.cache === 'stale' ? 'STALE' : 'MISS',
   };
   if (r.secret.version) headers.ETag = `"${r.secret.version}"`;
   if (r.validity !== 'valid') headers['X-Secret-Validity'] = r.validity;

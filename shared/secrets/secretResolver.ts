@@ -14,6 +14,7 @@ import {
 import type { AuditRecorder } from '../audit/auditTrail';
 import type { CacheOutcome, LoadContext } from './secretCache';
 import { SecretCache } from './secretCache';
+import type { SharedSecretCache } from './sharedSecretCache';
 import type { SecretMetadata, VaultGateway, VaultSecret } from './vaultGateway';
 import { VAULT_CALL_TIMEOUT_MS } from './vaultGateway';
 import type { VaultPacerOptions } from './vaultPacer';
@@ -34,9 +35,12 @@ export interface SecretRef {
 /** Whether a served secret is inside its validity window. Key Vault serves it either way. */
 export type Validity = 'valid' | 'expired' | 'not-yet-valid';
 
+/** Where a served value came from: the instance's memory cache (see {@link CacheOutcome}), or the fleet's shared cache. */
+export type ResolutionSource = CacheOutcome | 'shared';
+
 export interface Resolution {
   readonly secret: VaultSecret;
-  readonly cache: CacheOutcome;
+  readonly cache: ResolutionSource;
   readonly validity: Validity;
 }
 
@@ -46,6 +50,10 @@ export interface SecretResolverDeps {
   readonly cache: { ttlSeconds: number; maxEntries: number; staleIfErrorSeconds: number };
   /** Consumers' signing keys: refused to every caller, read only by the broker itself. */
   readonly signingKeys: { readonly vault: string; readonly names: readonly string[] };
+  /** More secrets no caller may read, whatever the policy says (the shared cache's data key). */
+  readonly reserved?: readonly { readonly vault: string; readonly name: string }[];
+  /** The fleet's shared second-level cache (`CACHE_SHARED=table`), asked before the vault. */
+  readonly shared?: SharedSecretCache;
   /** The cache's clock. Default `Date.now`. */
   readonly now?: () => number;
   /** A number in [0, 1), for TTL jitter (and the pacers' jitter unless `pacing` has its own). Default `Math.random`. */
@@ -86,7 +94,10 @@ export class SecretResolver {
   private readonly listings: SecretCache<SecretMetadata[]>;
   private readonly now: () => number;
   private readonly signingVault: string;
-  private readonly signingNames: ReadonlySet<string>;
+  /** `vault/name` (lower case) of every secret no caller may read. */
+  private readonly reserved: ReadonlySet<string>;
+  /** Values that came from the shared cache rather than the vault, to say so when they are served. */
+  private readonly fromShared = new WeakSet<VaultSecret>();
   /** One per vault: all reads of a vault wait out its throttling together. */
   private readonly pacers = new Map<string, VaultPacer>();
   private readonly pacing: VaultPacerOptions;
@@ -95,7 +106,11 @@ export class SecretResolver {
     this.now = deps.now ?? Date.now;
     this.pacing = { ...(deps.random ? { random: deps.random } : {}), ...deps.pacing };
     this.signingVault = deps.signingKeys.vault;
-    this.signingNames = new Set(deps.signingKeys.names.map((n) => n.toLowerCase()));
+    this.reserved = new Set(
+      [...deps.signingKeys.names.map((name) => ({ vault: deps.signingKeys.vault, name })), ...(deps.reserved ?? [])].map((r) =>
+        reservedKey(r.vault, r.name),
+      ),
+    );
     const ttlMs = deps.cache.ttlSeconds * 1000;
     const options = {
       ttlMs,
@@ -135,8 +150,9 @@ export class SecretResolver {
         throw value.missing;
       }
       const validity = this.validity(value);
-      outcome = { status: 200, code: 'OK', cache, version: value.version, validity };
-      return { secret: value, cache, validity };
+      const source: ResolutionSource = cache !== 'hit' && cache !== 'stale' && this.fromShared.has(value) ? 'shared' : cache;
+      outcome = { status: 200, code: 'OK', cache: source, version: value.version, validity };
+      return { secret: value, cache: source, validity };
     } catch (err: unknown) {
       if (err instanceof BrokerError) outcome = { ...outcome, status: err.status, code: err.code };
       throw err;
@@ -242,7 +258,27 @@ export class SecretResolver {
     version: string | undefined,
     deadline: number | undefined,
   ): Promise<{ value: Cached; outcome: CacheOutcome }> {
-    return this.secrets.get(cacheKey(gateway.alias, name, version), (context) => this.load(gateway, name, version, context, deadline));
+    return this.secrets.get(cacheKey(gateway.alias, name, version), (context) => {
+      const shared = this.deps.shared;
+      if (!shared) return this.load(gateway, name, version, context, deadline);
+      // The fleet's copy first; on a miss one instance reads the vault for all (a "not found" is not shared).
+      return shared
+        .getOrFill(gateway.alias, name, version, async () => {
+          const loaded = await this.load(gateway, name, version, context, deadline);
+          if (isMissing(loaded)) throw loaded.missing;
+          return loaded;
+        })
+        .then(
+          ({ secret, source }) => {
+            if (source === 'hit' || source === 'waited') this.fromShared.add(secret);
+            return secret;
+          },
+          (err: unknown) => {
+            if (err instanceof SecretNotFoundError) return { missing: err };
+            throw err;
+          },
+        );
+    });
   }
 
   /**
@@ -280,9 +316,9 @@ export class SecretResolver {
     return pacer;
   }
 
-  /** Policy and signing-key refusal: a caller may read neither a name the policy denies nor a signing key. */
+  /** A caller may read neither a name the policy denies nor a reserved secret (signing keys, the shared cache's data key). */
   private mayRead(caller: Caller, alias: string, name: string): boolean {
-    if (alias.toLowerCase() === this.signingVault.toLowerCase() && this.signingNames.has(name.toLowerCase())) return false;
+    if (this.reserved.has(reservedKey(alias, name))) return false;
     return this.deps.policy.isAllowed(caller, alias, name);
   }
 
@@ -316,6 +352,10 @@ export class SecretResolver {
     if (secret.notBefore && Date.parse(secret.notBefore) > now) return 'not-yet-valid';
     return 'valid';
   }
+}
+
+function reservedKey(vault: string, name: string): string {
+  return `${vault.toLowerCase()}/${name.toLowerCase()}`;
 }
 
 /** Cache key: vault alias, lower-cased name (Key Vault names ignore case), version or `latest`. */
