@@ -436,6 +436,14 @@ export class KeyVaultEmulator {
     this.injected = { throttledByLimit: 0, throttledByFault: 0, statusFaults: 0, resets: 0 };
   }
 
+  /**
+   * Destroys every open connection (idle keep-alive ones included) and keeps listening: a
+   * simulation that ran many clients frees their sockets before the next run.
+   */
+  closeConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
   /** Stops listening, destroys every connection (including hung ones) and abandons pending event deliveries. */
   async stop(): Promise<void> {
     this.subscription?.abort.abort();
