@@ -388,6 +388,9 @@ async function main(): Promise<void> {
   const azure = await startLocalAzure({ stateDir, vaults: [VAULT] });
   const azurite = await startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } });
   const restore = useLocalAzureInProcess(azure);
+  // Clients reach the vault through the CONNECT proxy, and tunnels are not pooled: idle ones would
+  // pile up for the server's keep-alive time and exhaust the process's file descriptors.
+  const reaper = setInterval(() => azure.keyVault.closeIdleConnections(), 500);
   const rows: Row[] = [];
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   try {
@@ -420,6 +423,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    clearInterval(reaper);
     restore();
     await azurite.stop();
     await azure.stop();

@@ -444,6 +444,11 @@ export class KeyVaultEmulator {
     for (const socket of this.sockets) socket.destroy();
   }
 
+  /** Closes the keep-alive connections that carry no request right now; requests in flight go on. */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+  }
+
   /** Stops listening, destroys every connection (including hung ones) and abandons pending event deliveries. */
   async stop(): Promise<void> {
     this.subscription?.abort.abort();
