@@ -3,7 +3,12 @@
  * Prints a table and writes bench/results/latest.json. Not part of `npm test`.
  *
  * 1. Cache-hit resolves per second through the local host vs a bare node:http server answering a
- *    fixed JSON body (both separate processes, same load generator).  Goal: >= 0.7x.
+ *    fixed JSON body (both separate processes, same load generator).  Goal: >= 0.7x.  Information
+ *    only: the local host's own per-request work and log lines dominate it, as func's do.
+ * 1b. The same cache-hit resolve as the Node.js worker invokes it (bench/workerPath.ts: registered
+ *    through a stand-in for @azure/functions-core, invoked through the programming model's
+ *    invocation model) vs a trivial handler answering the same bytes through the same path.
+ *    Goal: >= 0.85x.
  * 2. Vault GETs caused by 1,000 concurrent cold requests for one secret.  Goal: exactly 1.
  * 3. Cold import of the function app (until it can serve) vs importing @azure/functions +
  *    @azure/keyvault-secrets + @azure/identity alone.  Goal: <= 1.3x.
@@ -16,7 +21,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +36,7 @@ import { PROBE_CONCURRENCY } from '../shared/health/dataPlaneChecks';
 import { PROBES_PER_SECOND, runHealthCheck } from '../shared/health/runHealthCheck';
 import { createRuntime } from '../shared/runtime';
 import type { WebhookReceiver } from '../local/emulators/webhookReceiver';
+import type { WorkerPathResult } from './workerPath';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DURATION_SECONDS = Number(process.env.BENCH_DURATION_SECONDS ?? 8);
@@ -84,7 +90,7 @@ async function main(): Promise<void> {
         measured: hostRps.toFixed(0),
         baseline: bareRps.toFixed(0),
         ratio: hostRps / bareRps,
-        goal: '>= 0.7',
+        goal: '>= 0.7 (information)',
         met: hostRps / bareRps >= 0.7,
       });
 
@@ -109,6 +115,8 @@ async function main(): Promise<void> {
       host.stop();
       bare.stop();
     }
+
+    rows.push(await benchWorkerPath(env, stateDir));
 
     // 3. Cold import.
     const appMs: number[] = [];
@@ -141,6 +149,39 @@ async function main(): Promise<void> {
     JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows }, null, 2),
   );
   process.stdout.write(`\nwritten: bench/results/latest.json\n`);
+}
+
+/** 1b: the worker path, in a process of its own so nothing else in it competes for the CPU. */
+async function benchWorkerPath(env: Record<string, string>, stateDir: string): Promise<Row> {
+  const azurite = await startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } });
+  const resultFile = path.join(stateDir, 'worker-path.json');
+  try {
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/bench/workerPath.js')], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...env,
+        AzureWebJobsStorage: azurite.connectionString,
+        BENCH_API_KEY: KEY,
+        BENCH_RESULT_FILE: resultFile,
+      },
+      // Its stdout is where the worker's console output (the batched audit log) goes.
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`worker-path bench exited with ${code}`);
+    const r = JSON.parse(readFileSync(resultFile, 'utf8')) as WorkerPathResult;
+    return {
+      benchmark: `cache-hit resolve through the worker's invocation model vs a trivial handler, µs/invocation (${r.answered}; host log messages per invocation ${r.brokerLogsPerInvocation.toFixed(2)} vs ${r.trivialLogsPerInvocation.toFixed(2)})`,
+      measured: r.brokerMicros.toFixed(1),
+      baseline: r.trivialMicros.toFixed(1),
+      ratio: r.ratio,
+      goal: '>= 0.85',
+      met: r.ratio >= 0.85,
+    };
+  } finally {
+    await azurite.stop();
+  }
 }
 
 const HEALTH_SECRETS = 500;

@@ -6,6 +6,7 @@ import type { FunctionTrigger, HttpResponseInit, LogLevel } from '@azure/functio
 import type { FunctionDefinition } from '../functions/index';
 import { HostBodyTooLargeError, MAX_HOST_BODY_BYTES, createLocalHttpRequest, readToEnd, streamRequestBody } from './localHttpRequest';
 import { parseSchedule } from '../shared/health/ncrontab';
+import { processAuditLog } from '../shared/audit/auditLog';
 import { serveAdminInvoke, serveEventGridWebhook } from './triggerEndpoints';
 
 /**
@@ -72,6 +73,16 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   // Lines are only built when they will be written: under load the host logs warnings only.
   const logsInformation = levelIndex('information') >= threshold;
   const logInformation = (line: string): void => writeAt('information', line);
+  /**
+   * In Azure the app's audit records reach the host log in batches (shared/audit/auditLog.ts);
+   * here each request's records are written before it is answered, so the log reads in order.
+   */
+  const flushAuditLog = (functionName: string): void =>
+    processAuditLog().flush((text) => {
+      if (!logsInformation) return;
+      const prefix = `[${new Date().toISOString()}] ${functionName}: `;
+      writeAny(prefix + text.split('\n').join(`\n${prefix}`));
+    });
   const routes = options.definitions.filter((d): d is Extract<FunctionDefinition, { kind: 'http' }> => d.kind === 'http').map(compileRoute);
 
   const server = http.createServer((req, res) => {
@@ -170,7 +181,9 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     let init: HttpResponseInit;
     try {
       init = (await hit.route.definition.options.handler(request, context)) ?? {};
+      flushAuditLog(functionName);
     } catch (err: unknown) {
+      flushAuditLog(functionName);
       writeAt(
         'error',
         `[${new Date().toISOString()}] Executed 'Functions.${functionName}' (Failed, Id=${invocationId}, Duration=${Math.round(performance.now() - started)}ms)`,

@@ -16,15 +16,46 @@ import { sendJson as writeJson } from './sendJson';
  * unauthenticated challenge request. HTTP faults (`status`, `firewall`, `rbac`, `policy`) hit
  * only requests that carry a valid token, as the real service authenticates before it
  * authorises or throttles a caller.
+ *
+ * `probability` (0 to 1) makes a `status` or `reset` fault hit each matching request with that
+ * chance, drawn from the emulator's random source ({@link KeyVaultEmulator.setRandomSource});
+ * only the requests it hits count against `times`.
  */
 export type KeyVaultFault =
   | { kind: 'latency'; ms: number }
-  | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number; times?: number }
-  | { kind: 'reset'; times?: number }
+  | { kind: 'status'; status: 429 | 500 | 503; retryAfterSeconds?: number | null; times?: number; probability?: number }
+  | { kind: 'reset'; times?: number; probability?: number }
   | { kind: 'hang' }
   | { kind: 'firewall' }
   | { kind: 'rbac' }
   | { kind: 'policy' };
+
+/**
+ * Key Vault's service limit, per vault: at most `requests` authenticated requests in any
+ * `windowMs` (a sliding window; the real limit for secrets is 4,000 per 10 s). A request past it
+ * is answered 429 `Throttled` and does not count. `retryAfter` says whether that answer carries
+ * `Retry-After` (seconds until the window has room): `always`, `never`, or `sometimes` (half the
+ * time, from the random source). `now` is the limit's clock (default `Date.now`), so a simulation
+ * running on simulated time is limited in simulated time.
+ */
+export interface KeyVaultRateLimit {
+  requests: number;
+  windowMs: number;
+  retryAfter: 'always' | 'never' | 'sometimes';
+  now?: () => number;
+}
+
+/** What the emulator refused or broke on purpose since start or {@link KeyVaultEmulator.resetCounts}. */
+export interface InjectedCounts {
+  /** 429s answered by the rate limit. */
+  throttledByLimit: number;
+  /** 429s answered by a `status` fault. */
+  throttledByFault: number;
+  /** Other statuses (500 / 503) answered by a `status` fault. */
+  statusFaults: number;
+  /** Connections reset by a `reset` fault. */
+  resets: number;
+}
 
 /** Options of {@link KeyVaultEmulator.setSecret}. */
 export interface EmulatorSecretOptions {
@@ -240,6 +271,11 @@ export class KeyVaultEmulator {
   private readonly outcomes = new Map<string, Promise<EventDeliveryOutcome>>();
   private readonly inFlight = new Set<Promise<EventDeliveryOutcome>>();
   private handshakeResult: { ok: boolean; detail: string } | undefined;
+  private random: () => number = Math.random;
+  private rateLimit: KeyVaultRateLimit | undefined;
+  /** Per vault: when each request admitted within the current window arrived, oldest first. */
+  private readonly admitted = new Map<string, number[]>();
+  private injected: InjectedCounts = { throttledByLimit: 0, throttledByFault: 0, statusFaults: 0, resets: 0 };
 
   private constructor(
     private readonly server: Server,
@@ -348,6 +384,32 @@ export class KeyVaultEmulator {
     this.faults.push({ fault, vault: scope, remaining: times });
   }
 
+  /**
+   * Enforces a per-vault request limit ({@link KeyVaultRateLimit}), or removes it (`null`, the
+   * default). Setting a limit starts its windows empty.
+   * @throws Error when `requests` or `windowMs` is not a positive integer.
+   */
+  setRateLimit(limit: KeyVaultRateLimit | null): void {
+    if (
+      limit !== null &&
+      (!Number.isInteger(limit.requests) || limit.requests <= 0 || !Number.isInteger(limit.windowMs) || limit.windowMs <= 0)
+    ) {
+      throw new Error('setRateLimit: requests and windowMs must be positive integers');
+    }
+    this.rateLimit = limit ?? undefined;
+    this.admitted.clear();
+  }
+
+  /** The random source of probabilistic faults and `retryAfter: 'sometimes'` (default `Math.random`). */
+  setRandomSource(random: () => number): void {
+    this.random = random;
+  }
+
+  /** 429s, status faults and resets the emulator answered on purpose (see {@link InjectedCounts}). */
+  injectedCounts(): InjectedCounts {
+    return { ...this.injected };
+  }
+
   /** Removes every injected fault (hung requests stay hung until {@link stop}). */
   clearFaults(): void {
     this.faults.length = 0;
@@ -368,9 +430,23 @@ export class KeyVaultEmulator {
     return total;
   }
 
-  /** Zeroes the request counters. */
+  /** Zeroes the request counters and {@link injectedCounts}. */
   resetCounts(): void {
     this.counts.clear();
+    this.injected = { throttledByLimit: 0, throttledByFault: 0, statusFaults: 0, resets: 0 };
+  }
+
+  /**
+   * Destroys every open connection (idle keep-alive ones included) and keeps listening: a
+   * simulation that ran many clients frees their sockets before the next run.
+   */
+  closeConnections(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Closes the keep-alive connections that carry no request right now; requests in flight go on. */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
   }
 
   /** Stops listening, destroys every connection (including hung ones) and abandons pending event deliveries. */
@@ -666,6 +742,7 @@ export class KeyVaultEmulator {
   ): void {
     const network = this.takeFault(vault.name, NETWORK_KINDS);
     if (network?.kind === 'reset') {
+      this.injected.resets++;
       // RST rather than FIN so clients see ECONNRESET, as with a dropped load-balancer connection.
       resetSocket(req.socket);
       return;
@@ -696,7 +773,16 @@ export class KeyVaultEmulator {
     query: URLSearchParams,
     caller: Caller,
   ): void {
+    const limited = this.overLimit(vault.name);
+    if (limited !== undefined) {
+      this.injected.throttledByLimit++;
+      return sendError(res, new HttpError(429, 'Throttled', THROTTLED_MESSAGE), limited);
+    }
     const fault = this.takeFault(vault.name, HTTP_KINDS);
+    if (fault?.kind === 'status') {
+      if (fault.status === 429) this.injected.throttledByFault++;
+      else this.injected.statusFaults++;
+    }
     if (fault) return sendFault(res, fault, vault.name, method, path, caller);
     const needsBody = method === 'PUT' || method === 'PATCH';
     if (!needsBody) {
@@ -951,6 +1037,29 @@ export class KeyVaultEmulator {
     else this.counts.set(key, { vault, method, path, n: 1 });
   }
 
+  /**
+   * Admits a request under the rate limit (undefined), or returns the extra headers of its 429:
+   * `Retry-After` when the limit sends one.
+   */
+  private overLimit(vault: string): Record<string, string> | undefined {
+    const limit = this.rateLimit;
+    if (!limit) return undefined;
+    const now = (limit.now ?? Date.now)();
+    let times = this.admitted.get(vault);
+    if (!times) this.admitted.set(vault, (times = []));
+    let expired = 0;
+    while (expired < times.length && (times[expired] ?? 0) <= now - limit.windowMs) expired++;
+    if (expired > 0) times.splice(0, expired);
+    if (times.length < limit.requests) {
+      times.push(now);
+      return undefined;
+    }
+    const send = limit.retryAfter === 'always' || (limit.retryAfter === 'sometimes' && this.random() < 0.5);
+    if (!send) return {};
+    const freeInMs = (times[0] ?? now) + limit.windowMs - now;
+    return { 'Retry-After': String(Math.max(1, Math.ceil(freeInMs / 1000))) };
+  }
+
   private latencyFor(vault: string): number {
     let ms = 0;
     for (const f of this.faults) {
@@ -965,6 +1074,8 @@ export class KeyVaultEmulator {
     for (let i = 0; i < this.faults.length; i++) {
       const f = this.faults[i] as ActiveFault;
       if (!kinds.has(f.fault.kind) || (f.vault !== undefined && f.vault !== vault)) continue;
+      const probability = 'probability' in f.fault ? f.fault.probability : undefined;
+      if (probability !== undefined && !(this.random() < probability)) continue;
       if (f.remaining !== undefined) {
         f.remaining--;
         if (f.remaining <= 0) this.faults.splice(i, 1);
@@ -1021,6 +1132,9 @@ interface RequestContext {
 }
 
 const SECRET_EVENT_KINDS: ReadonlySet<string> = new Set<SecretEventKind>(['SecretNewVersionCreated', 'SecretNearExpiry', 'SecretExpired']);
+/** Key Vault's throttling message; the service names a reason after it. */
+const THROTTLED_MESSAGE =
+  'Request was not processed because too many requests were received. Reason: A generic Key Vault throttling condition was hit.';
 const NETWORK_KINDS: ReadonlySet<KeyVaultFault['kind']> = new Set(['reset', 'hang']);
 const HTTP_KINDS: ReadonlySet<KeyVaultFault['kind']> = new Set(['status', 'firewall', 'rbac', 'policy']);
 
@@ -1312,14 +1426,12 @@ function sendFault(res: ServerResponse, fault: KeyVaultFault, vault: string, met
   switch (fault.kind) {
     case 'status': {
       const extra: Record<string, string> = {};
-      const retryAfter = fault.retryAfterSeconds ?? (fault.status === 429 ? 1 : undefined);
+      // A 429 carries Retry-After: 1 unless the fault names another value, or null for none.
+      const retryAfter = fault.retryAfterSeconds === null ? undefined : (fault.retryAfterSeconds ?? (fault.status === 429 ? 1 : undefined));
       if (retryAfter !== undefined) extra['Retry-After'] = String(retryAfter);
       const [code, message] =
         fault.status === 429
-          ? [
-              'Throttled',
-              'Request was not processed because too many requests were received. Reason: A generic Key Vault throttling condition was hit.',
-            ]
+          ? ['Throttled', THROTTLED_MESSAGE]
           : fault.status === 503
             ? ['ServiceUnavailable', 'The service is temporarily unavailable. Please retry later.']
             : ['InternalServerError', 'An unexpected error occurred while processing the request.'];

@@ -2,23 +2,24 @@ import type { Caller } from '../callers/accessPolicy';
 import type { Telemetry } from '../telemetry';
 import type { AuditEntry, AuditOrigin, AuditRecord } from './auditRecord';
 import { buildAuditRecord } from './auditRecord';
+import type { AuditLog } from './auditLog';
+import { processAuditLog } from './auditLog';
+
+export { AUDIT_LOG_PREFIX } from './auditLog';
 
 /** The Application Insights custom event that carries each audit record. */
 export const AUDIT_EVENT = 'SecretAudit';
-/** What starts an audit line in the host log (where telemetry is off); the JSON record follows. */
-export const AUDIT_LOG_PREFIX = 'audit ';
-
 /** Where finished records go. */
 export type AuditSink = (record: AuditRecord) => void;
 
 /**
  * Audit records go to Application Insights as custom events when telemetry is on: the SDK
- * batches them, and this app's telemetry client samples nothing. Otherwise each is one host log
- * line, `audit ` then the record as JSON (so no field can break out of its quotes or its line).
+ * batches them, and this app's telemetry client samples nothing. Otherwise they go to the host
+ * log through the process's {@link AuditLog}: batched, one `audit {json}` line per record.
  */
-export function auditSink(telemetry: Telemetry, log: (line: string) => void): AuditSink {
+export function auditSink(telemetry: Telemetry, log: Pick<AuditLog, 'add'> = processAuditLog()): AuditSink {
   if (telemetry.enabled) return (record) => telemetry.trackEvent(AUDIT_EVENT, { ...record });
-  return (record) => log(AUDIT_LOG_PREFIX + JSON.stringify(record));
+  return (record) => log.add(record);
 }
 
 /** Records the accesses of one request. */

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash as digest, timingSafeEqual } from 'node:crypto';
 import type { AccessPolicySettings } from '../config';
 import { DEFAULT_VAULT_ALIAS } from '../config';
 
@@ -97,7 +97,8 @@ export class AccessPolicy {
    * of them are compared, so timing tells nothing about which (or whether one) matched.
    */
   findByApiKey(apiKey: string): Caller | undefined {
-    const hash = createHash('sha256').update(apiKey, 'utf8').digest();
+    // One-shot hashing: no Hash object per request on the hot path.
+    const hash = digest('sha256', apiKey, 'buffer');
     let found: CompiledCaller | undefined;
     for (const caller of this.callers) {
       for (const expected of caller.keyHashes) {

@@ -54,7 +54,7 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
     const started = performance.now();
     const trail = new AuditTrail(
       auditOrigin(request.headers, { invocationId: context.invocationId, traceParent: context.traceContext?.traceParent }),
-      auditSink(runtime.telemetry, (line) => context.log(line)),
+      auditSink(runtime.telemetry),
     );
     let status = 500;
     let code = 'InternalError';

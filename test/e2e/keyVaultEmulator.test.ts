@@ -329,6 +329,92 @@ describe('faults', () => {
   });
 });
 
+describe('service limit and probabilistic faults', () => {
+  afterEach(() => {
+    azure.keyVault.setRateLimit(null);
+    azure.keyVault.setRandomSource(Math.random);
+  });
+
+  /** A random source that answers the given values in turn, then repeats the last. */
+  const sequence = (...values: number[]) => {
+    let i = 0;
+    return () => values[Math.min(i++, values.length - 1)] ?? 0;
+  };
+
+  it('answers 429 Throttled with Key Vault’s body and Retry-After once a vault is past its limit, and counts it', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha'); // the challenge, outside the window
+    let now = 1_000_000;
+    azure.keyVault.setRateLimit({ requests: 3, windowMs: 10_000, retryAfter: 'always', now: () => now });
+    azure.keyVault.resetCounts();
+    for (let i = 0; i < 3; i++) expect((await noRetry.getSecret('alpha')).value).toBe('v1');
+    now += 4_000;
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect(err.statusCode).toBe(429);
+    expect(err.code).toBe('Throttled');
+    expect(err.message).toMatch(/^Request was not processed because too many requests were received\. Reason: /);
+    expect(err.response?.headers.get('retry-after')).toBe('6');
+    // Another vault has its own window.
+    azure.keyVault.setSecret(OTHER, 'elsewhere', 'ok');
+    expect((await newClient(OTHER, { retryOptions: { maxRetries: 0 } }).getSecret('elsewhere')).value).toBe('ok');
+    // The window slides: the first requests leave it 10 s after they came.
+    now += 6_000;
+    expect((await noRetry.getSecret('alpha')).value).toBe('v1');
+    expect(azure.keyVault.injectedCounts()).toEqual({ throttledByLimit: 1, throttledByFault: 0, statusFaults: 0, resets: 0 });
+  });
+
+  it.each([
+    ['never', [0.1], null],
+    ['sometimes', [0.7], null],
+    ['sometimes', [0.2], '10'],
+  ] as const)('with retryAfter %s (random %p) the 429 carries Retry-After %p', async (retryAfter, random, header) => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha');
+    azure.keyVault.setRandomSource(sequence(...random));
+    azure.keyVault.setRateLimit({ requests: 1, windowMs: 10_000, retryAfter, now: () => 5_000 });
+    await noRetry.getSecret('alpha');
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect([err.statusCode, err.code, err.response?.headers.get('retry-after') ?? null]).toEqual([429, 'Throttled', header]);
+  });
+
+  it('refuses a limit that is not a positive integer count and window', () => {
+    expect(() => azure.keyVault.setRateLimit({ requests: 0, windowMs: 10_000, retryAfter: 'always' })).toThrow(
+      'setRateLimit: requests and windowMs must be positive integers',
+    );
+  });
+
+  it('hits only the requests the random source picks for a probabilistic 429, with or without Retry-After', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha');
+    azure.keyVault.resetCounts();
+    azure.keyVault.setRandomSource(sequence(0.5, 0.01, 0.9, 0.04));
+    azure.keyVault.setFault({ kind: 'status', status: 429, probability: 0.05, retryAfterSeconds: null });
+    const outcomes = [];
+    for (let i = 0; i < 4; i++) {
+      outcomes.push(
+        await noRetry.getSecret('alpha').then(
+          () => 200,
+          (err: RestError) => `${err.statusCode} ${err.response?.headers.get('retry-after') ?? 'none'}`,
+        ),
+      );
+    }
+    expect(outcomes).toEqual([200, '429 none', 200, '429 none']);
+    expect(azure.keyVault.injectedCounts().throttledByFault).toBe(2);
+  });
+
+  it('resets the connections the random source picks, and counts them', async () => {
+    const noRetry = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    await noRetry.getSecret('alpha');
+    azure.keyVault.resetCounts();
+    azure.keyVault.setRandomSource(sequence(0.005, 0.5));
+    azure.keyVault.setFault({ kind: 'reset', probability: 0.01 });
+    const err = await restError(noRetry.getSecret('alpha'));
+    expect([err.code, err.statusCode]).toEqual(['ECONNRESET', undefined]);
+    expect((await noRetry.getSecret('alpha')).value).toBe('v1');
+    expect(azure.keyVault.injectedCounts().resets).toBe(1);
+  });
+});
+
 describe('request counting', () => {
   it('counts per method, path (trailing slash ignored) and vault', async () => {
     await client.getSecret('alpha');

@@ -1,0 +1,191 @@
+/**
+ * The hot path as the Node.js worker runs it, in its own process: `node dist/bench/workerPath.js`
+ * with the app's settings in the environment (bench/run.ts starts it). `@azure/functions-core`
+ * resolves to bench/functionsCoreStandIn.ts in this process only, so importing the app
+ * (dist/functions/index.js) lands every `app.http` registration there. Each invocation is then
+ * built and run the way the worker does it: an RpcInvocationRequest-like `inputData` carrying an
+ * RpcHttp (GET /api/secrets/bench-secret with x-api-key), the programming model's invocation model
+ * for it, `getArguments`, `invokeFunction`, `getResponse`. The baseline is a trivial handler on the
+ * same route answering the same status, headers and body through the same path.
+ *
+ * Logs the worker would send to the host (`context.log` inside an invocation, `log` outside) are
+ * serialised as JSON by the stand-in; the worker encodes them with protobuf onto its gRPC stream,
+ * which costs more. Console output (where the batched audit log writes) goes to this process's stdout.
+ *
+ * Writes its result as JSON to the file named by BENCH_RESULT_FILE.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const STAND_IN = path.join(__dirname, 'functionsCoreStandIn.js');
+registerHooks({
+  resolve: (specifier, context, next) =>
+    specifier === '@azure/functions-core' ? { url: pathToFileURL(STAND_IN).href, shortCircuit: true } : next(specifier, context),
+});
+
+/* eslint-disable @typescript-eslint/no-require-imports -- loaded after the resolve hook is in place */
+const core = require('@azure/functions-core') as typeof import('./functionsCoreStandIn');
+const { app } = require('@azure/functions') as typeof import('@azure/functions');
+require('../functions/index');
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** The API key the parent put in ACCESS_POLICY. */
+const KEY = process.env.BENCH_API_KEY ?? 'bench-key';
+const ROUNDS = Number(process.env.BENCH_WORKER_ROUNDS ?? 15);
+const PER_ROUND = Number(process.env.BENCH_WORKER_PER_ROUND ?? 2_000);
+const WARM_UP = 3_000;
+
+interface RpcHttpResponse {
+  statusCode?: string;
+  headers?: Record<string, string>;
+  body?: { string?: string; bytes?: Uint8Array };
+}
+
+export interface WorkerPathResult {
+  brokerMicros: number;
+  trivialMicros: number;
+  /** trivial / broker per-invocation time: the broker's throughput as a share of the trivial handler's. */
+  ratio: number;
+  invocations: number;
+  /** Log messages an invocation of each sent the host (context.log). */
+  brokerLogsPerInvocation: number;
+  trivialLogsPerInvocation: number;
+  /** What the broker answered (status, cache header), to show it was a cache hit. */
+  answered: string;
+}
+
+/** Per invocation, the log messages the stand-in counted for the host. */
+let invocationLogs = 0;
+
+function invocationOf(functionName: string, coreLog: (level: string, category: string, message: string) => void) {
+  const entry = core.registered.get(functionName);
+  if (!entry) throw new Error(`${functionName} was not registered`);
+  const trigger = Object.entries(entry.metadata.bindings).find(([, b]) => /trigger$/i.test(b.type));
+  if (!trigger) throw new Error(`${functionName} has no trigger`);
+  const [triggerName] = trigger;
+  const headers: Record<string, string> = {
+    host: 'broker.azurewebsites.net',
+    'x-api-key': KEY,
+    'x-forwarded-for': '203.0.113.9:50123',
+    'x-ms-client-request-id': 'bench-request',
+    'user-agent': 'bench',
+    accept: 'application/json',
+  };
+  return (): { coreCtx: import('./functionsCoreStandIn').CoreInvocationContext; callback: (...args: unknown[]) => unknown } => {
+    const invocationId = randomUUID();
+    const request = {
+      invocationId,
+      functionId: functionName,
+      inputData: [
+        {
+          name: triggerName,
+          data: {
+            http: {
+              method: 'GET',
+              url: 'https://broker.azurewebsites.net/api/secrets/bench-secret',
+              headers,
+              nullableHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, { value: v }])),
+              query: {},
+              nullableQuery: {},
+              params: { name: 'bench-secret' },
+              nullableParams: { name: { value: 'bench-secret' } },
+              identities: [],
+            },
+          },
+        },
+      ],
+      triggerMetadata: {},
+      traceContext: { traceParent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`, traceState: '', attributes: {} },
+    };
+    return {
+      coreCtx: { invocationId, request, metadata: entry.metadata, state: undefined, log: coreLog },
+      callback: entry.callback,
+    };
+  };
+}
+
+/** One invocation, as the worker's invocation handler runs it (no hooks are registered by the app). */
+async function invoke(build: ReturnType<typeof invocationOf>): Promise<RpcHttpResponse> {
+  const { coreCtx, callback } = build();
+  const model = core.getProgrammingModel().getInvocationModel(coreCtx);
+  const { context, inputs } = await model.getArguments();
+  const result = await model.invokeFunction(context, inputs, callback);
+  const response = (await model.getResponse(context, result)) as { returnValue?: { http?: RpcHttpResponse } };
+  return response.returnValue?.http ?? {};
+}
+
+async function timeRound(build: ReturnType<typeof invocationOf>, n: number): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await invoke(build);
+  return ((performance.now() - started) * 1000) / n;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+async function main(): Promise<void> {
+  const coreLog = (level: string, category: string, message: string): void => {
+    invocationLogs++;
+    core.log(level, category, message);
+  };
+  const broker = invocationOf('resolveSecret', coreLog);
+  // The first invocation reads the vault; every later one is a cache hit.
+  const first = await invoke(broker);
+  if (first.statusCode !== '200') throw new Error(`resolveSecret answered ${String(first.statusCode)}: ${first.body?.string ?? ''}`);
+  const hit = await invoke(broker);
+  const headers = { ...(hit.headers ?? {}) };
+  const body = hit.body?.string ?? (hit.body?.bytes ? Buffer.from(hit.body.bytes).toString('utf8') : '');
+  app.http('trivialBench', {
+    methods: ['GET'],
+    route: 'secrets/{name}',
+    authLevel: 'anonymous',
+    handler: () => Promise.resolve({ status: 200, headers, body }),
+  });
+  const trivial = invocationOf('trivialBench', coreLog);
+  const trivialAnswer = await invoke(trivial);
+  if (trivialAnswer.body?.string !== body && Buffer.from(trivialAnswer.body?.bytes ?? []).toString('utf8') !== body) {
+    throw new Error('the trivial handler does not answer the same bytes');
+  }
+
+  await timeRound(broker, WARM_UP);
+  await timeRound(trivial, WARM_UP);
+  const brokerRounds: number[] = [];
+  const trivialRounds: number[] = [];
+  let brokerLogs = 0;
+  let trivialLogs = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    invocationLogs = 0;
+    brokerRounds.push(await timeRound(broker, PER_ROUND));
+    brokerLogs += invocationLogs;
+    invocationLogs = 0;
+    trivialRounds.push(await timeRound(trivial, PER_ROUND));
+    trivialLogs += invocationLogs;
+  }
+  const brokerMicros = median(brokerRounds);
+  const trivialMicros = median(trivialRounds);
+  const result: WorkerPathResult = {
+    brokerMicros,
+    trivialMicros,
+    ratio: trivialMicros / brokerMicros,
+    invocations: ROUNDS * PER_ROUND,
+    brokerLogsPerInvocation: brokerLogs / (ROUNDS * PER_ROUND),
+    trivialLogsPerInvocation: trivialLogs / (ROUNDS * PER_ROUND),
+    answered: `${String(hit.statusCode)} X-Cache ${headers['X-Cache'] ?? headers['x-cache'] ?? '?'}`,
+  };
+  const out = process.env.BENCH_RESULT_FILE;
+  if (out) writeFileSync(out, JSON.stringify(result));
+  else process.stderr.write(`${JSON.stringify(result)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`worker-path bench failed: ${err instanceof Error ? (err.stack ?? err.message) : 'error'}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,112 @@
+import type { AuditRecord } from './auditRecord';
+
+/** What starts an audit line in the host log (where telemetry is off); the JSON record follows. */
+export const AUDIT_LOG_PREFIX = 'audit ';
+/** The longest a record waits in the buffer before it is written. */
+export const AUDIT_FLUSH_INTERVAL_MS = 1_000;
+/** A buffer this full is written at once, so the buffer is bounded and nothing is dropped. */
+export const AUDIT_FLUSH_RECORDS = 100;
+
+/** Where the lines of one flush go: one call, the records one per line. */
+export type AuditLogWrite = (text: string) => void;
+
+export interface AuditLogOptions {
+  /** Default: one `console.info` call per flush (see {@link processAuditLog}). */
+  readonly write?: AuditLogWrite;
+  /** Default {@link AUDIT_FLUSH_RECORDS}. */
+  readonly maxRecords?: number;
+  /** Default {@link AUDIT_FLUSH_INTERVAL_MS}. */
+  readonly flushIntervalMs?: number;
+}
+
+/**
+ * Audit records bound for the host log, written in batches: each flush is one write of
+ * `audit {json}` lines (one record per line, so no field can break out of its quotes or its line).
+ * A flush happens when the buffer holds `maxRecords`, `flushIntervalMs` after the first record
+ * of a batch, and on {@link flush} (hosts, process exit). A write that throws keeps its records
+ * for the next flush; nothing is dropped.
+ */
+export class AuditLog {
+  private records: AuditRecord[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly write: AuditLogWrite;
+  private readonly maxRecords: number;
+  private readonly flushIntervalMs: number;
+
+  constructor(options: AuditLogOptions = {}) {
+    // eslint-disable-next-line no-console -- the Functions host collects the worker's console output
+    this.write = options.write ?? ((text) => console.info(text));
+    this.maxRecords = options.maxRecords ?? AUDIT_FLUSH_RECORDS;
+    this.flushIntervalMs = options.flushIntervalMs ?? AUDIT_FLUSH_INTERVAL_MS;
+  }
+
+  /** Records waiting to be written. */
+  get pending(): number {
+    return this.records.length;
+  }
+
+  /** Buffers a record; the JSON is built when it is written, outside the request where possible. */
+  add(record: AuditRecord): void {
+    this.records.push(record);
+    if (this.records.length >= this.maxRecords) {
+      this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.flushOnTimer(), this.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Writes every buffered record now, in one call to `write` (default: the log's own).
+   * @throws what `write` throws; the records stay buffered.
+   */
+  flush(write: AuditLogWrite = this.write): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.records.length === 0) return;
+    const batch = this.records;
+    this.records = [];
+    try {
+      write(batch.map((r) => AUDIT_LOG_PREFIX + JSON.stringify(r)).join('\n'));
+    } catch (err: unknown) {
+      this.records = batch.concat(this.records);
+      throw err;
+    }
+  }
+
+  private flushOnTimer(): void {
+    this.timer = undefined;
+    try {
+      this.flush();
+    } catch {
+      // Kept for the next flush; retried after another interval.
+      this.timer = setTimeout(() => this.flushOnTimer(), this.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+}
+
+let processLog: AuditLog | undefined;
+
+/**
+ * The process's audit log: records of every request of this worker, written through
+ * `console.info` outside the invocations that made them (the Node.js worker forwards console
+ * output to the Functions host's log), at most {@link AUDIT_FLUSH_INTERVAL_MS} late. What is
+ * still buffered when the process exits is written by an `exit` hook.
+ */
+export function processAuditLog(): AuditLog {
+  if (!processLog) {
+    const log = new AuditLog();
+    process.once('exit', () => {
+      try {
+        log.flush();
+      } catch {
+        // Nothing is left to report to at exit.
+      }
+    });
+    processLog = log;
+  }
+  return processLog;
+}
