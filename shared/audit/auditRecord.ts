@@ -82,6 +82,7 @@ const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 const SECRET_VERSION = /^[0-9a-fA-F]{32}$/;
 const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const IPV4_WITH_PORT = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?::\d{1,5})?$/;
 const TRACE_PARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const CACHE_STATES = new Set(['hit', 'shared', 'miss', 'coalesced', 'stale', 'negative', 'none']);
 const VALIDITIES = new Set(['valid', 'expired', 'not-yet-valid']);
@@ -114,6 +115,9 @@ export function auditOrigin(
 export function clientAddressOf(forwardedFor: string | null): string | null {
   const last = forwardedFor?.split(',').pop()?.trim();
   if (!last) return null;
+  // The common case, an IPv4 address with or without a port, without the general parser.
+  const v4 = IPV4_WITH_PORT.exec(last);
+  if (v4?.[1]) return isIP(v4[1]) === 4 ? v4[1] : null;
   const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(last);
   const candidates = bracketed?.[1] ? [bracketed[1]] : [last, last.replace(/:\d{1,5}$/, '')];
   return candidates.find((c) => isIP(c) !== 0) ?? null;
