@@ -5,24 +5,15 @@
  * key is never a caller's; a wrong data key is a miss, never a wrong value.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
-import { startAzurite } from '../../local/emulators/azurite';
-import type { Azurite } from '../../local/emulators/azurite';
-import { startLocalAzure } from '../../local/emulators/localAzure';
-import type { LocalAzure } from '../../local/emulators/localAzure';
 import type { AuditEntry } from '../../shared/audit/auditRecord';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import type { AppConfig } from '../../shared/config';
-import { loadConfig } from '../../shared/config';
 import { ForbiddenError } from '../../shared/errors';
 import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
-import type { Runtime, RuntimeOptions } from '../../shared/runtime';
-import { createRuntime } from '../../shared/runtime';
+import type { Runtime } from '../../shared/runtime';
 import { SHARED_CACHE_TABLE } from '../../shared/secrets/tableSharedSecretCache';
-import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import type { InProcessFleet } from '../support/inProcessFleet';
+import { startInProcessFleet } from '../support/inProcessFleet';
 
 const VAULT = 'shared-vault';
 const KEY_SECRET = 'broker-cache-key';
@@ -30,46 +21,26 @@ const CANARY = `canary-${randomBytes(16).toString('hex')}`;
 const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000 };
 const log = (): void => undefined;
 
-let azure: LocalAzure;
-let azurite: Azurite;
-let stateDir: string;
-let restoreProcess: (() => void) | undefined;
-let config: AppConfig;
-const runtimes: Runtime[] = [];
+let fleet: InProcessFleet;
+let azure: InProcessFleet['azure'];
+let azurite: InProcessFleet['azurite'];
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-shared-'));
-  [azure, azurite] = await Promise.all([
-    startLocalAzure({ stateDir, vaults: [VAULT] }),
-    startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
-  ]);
-  restoreProcess = useLocalAzureInProcess(azure);
+  fleet = await startInProcessFleet(VAULT, { CACHE_SHARED: 'table', CACHE_SHARED_KEY_SECRET: KEY_SECRET });
+  ({ azure, azurite } = fleet);
   azure.keyVault.setSecret(VAULT, KEY_SECRET, randomBytes(32).toString('base64'));
-  config = loadConfig({
-    KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
-    ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'app', identities: [{ apiKeySha256: '0'.repeat(64) }], allow: ['*'] }] }),
-    AzureWebJobsStorage: azurite.connectionString,
-    CACHE_SHARED: 'table',
-    CACHE_SHARED_KEY_SECRET: KEY_SECRET,
-  });
 });
 
 afterAll(async () => {
-  for (const runtime of runtimes) runtime.dispose();
-  await azure?.stop();
-  await azurite?.stop();
-  restoreProcess?.();
-  rmSync(stateDir, { recursive: true, force: true });
+  await fleet?.stop();
 });
 
-function runtime(options: RuntimeOptions, settings: AppConfig = config): Runtime {
-  const built = createRuntime(settings, options);
-  runtimes.push(built);
-  return built;
+function runtime(options: { instanceId: string }, settings = fleet.config): Runtime {
+  return fleet.runtime(options, settings);
 }
 
 function gets(name: string): number {
-  return azure.keyVault.requestCount({ method: 'GET', path: `/secrets/${name}` });
+  return fleet.gets(name);
 }
 
 async function readBy(r: Runtime, name: string): Promise<{ value: string; reads: number; cache: string | undefined }> {
@@ -142,13 +113,7 @@ describe('the shared cache', () => {
     azure.keyVault.setSecret(VAULT, 'crm-token', 'crm-value');
     const writer = runtime({ instanceId: 'writer' });
     expect((await readBy(writer, 'crm-token')).reads).toBe(1);
-    const wrongKey = loadConfig({
-      KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
-      ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'app', identities: [{ apiKeySha256: '0'.repeat(64) }], allow: ['*'] }] }),
-      AzureWebJobsStorage: azurite.connectionString,
-      CACHE_SHARED: 'table',
-      CACHE_SHARED_KEY_SECRET: 'other-key',
-    });
+    const wrongKey = fleet.settings({ CACHE_SHARED_KEY_SECRET: 'other-key' });
     const reader = runtime({ instanceId: 'reader' }, wrongKey);
     expect(await readBy(reader, 'crm-token')).toMatchObject({ value: 'crm-value', reads: 1, cache: 'miss' });
   });

@@ -4,62 +4,34 @@
  * throttled or failing vault is waited out within the deadline, and only past it does the caller
  * get 429 VaultThrottled with Retry-After.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { startAzurite } from '../../local/emulators/azurite';
-import type { Azurite } from '../../local/emulators/azurite';
-import { startLocalAzure } from '../../local/emulators/localAzure';
-import type { LocalAzure } from '../../local/emulators/localAzure';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import type { AppConfig } from '../../shared/config';
-import { loadConfig } from '../../shared/config';
 import { VaultThrottledError } from '../../shared/errors';
 import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
 import type { Runtime, RuntimeOptions } from '../../shared/runtime';
-import { createRuntime } from '../../shared/runtime';
-import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import type { InProcessFleet } from '../support/inProcessFleet';
+import { startInProcessFleet } from '../support/inProcessFleet';
 
 const VAULT = 'resilience-vault';
 const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000 };
 const audit = { record: (): void => undefined };
 const log = (): void => undefined;
 
-let azure: LocalAzure;
-let azurite: Azurite;
-let stateDir: string;
-let restoreProcess: (() => void) | undefined;
-let config: AppConfig;
-const runtimes: Runtime[] = [];
+let fleet: InProcessFleet;
+let azure: InProcessFleet['azure'];
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-resilience-'));
-  [azure, azurite] = await Promise.all([
-    startLocalAzure({ stateDir, vaults: [VAULT] }),
-    startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
-  ]);
-  restoreProcess = useLocalAzureInProcess(azure);
-  config = loadConfig({
-    KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
-    ACCESS_POLICY: JSON.stringify({ callers: [{ name: 'app', identities: [{ apiKeySha256: '0'.repeat(64) }], allow: ['*'] }] }),
-    AzureWebJobsStorage: azurite.connectionString,
-  });
+  fleet = await startInProcessFleet(VAULT);
+  azure = fleet.azure;
 });
 
 afterAll(async () => {
-  for (const runtime of runtimes) runtime.dispose();
-  await azure?.stop();
-  await azurite?.stop();
-  restoreProcess?.();
-  rmSync(stateDir, { recursive: true, force: true });
+  await fleet?.stop();
 });
 
 afterEach(() => azure.keyVault.clearFaults());
 
 function runtime(options: RuntimeOptions): Runtime {
-  const built = createRuntime(config, options);
-  runtimes.push(built);
-  return built;
+  return fleet.runtime(options);
 }
 
 /** A runtime whose client has met the vault's auth challenge, so every later request is one counted GET. */
@@ -74,9 +46,8 @@ async function resolve(r: Runtime, name: string): Promise<string> {
   return (await r.resolver.resolve(caller, { name }, audit)).secret.value;
 }
 
-/** GETs of the secret's latest version (the path filter leaves out versioned paths). */
 function gets(name: string): number {
-  return azure.keyVault.requestCount({ method: 'GET', path: `/secrets/${name}` });
+  return fleet.gets(name);
 }
 
 /** Resolves `name` on `r` and counts the vault reads it cost. */
