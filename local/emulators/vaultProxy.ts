@@ -10,6 +10,8 @@ export interface VaultProxy {
   stop(): Promise<void>;
 }
 
+/** A tunnel that carries nothing for this long is closed (Key Vault's front end closes idle connections too). */
+const TUNNEL_IDLE_MS = 60_000;
 const VAULT_HOST_RE = /^[a-z0-9-]+\.vault\.azure\.net$/i;
 const MANAGEMENT_HOST = 'management.azure.com';
 
@@ -75,7 +77,18 @@ export async function startVaultProxy(opts: { targetPort: number; managementPort
       else client.destroy();
     });
     client.on('error', () => upstream.destroy());
+    // A tunnel ends as a whole. Once either side has closed, `pipe` has ended the other's writable
+    // side, but it also unpipes and pauses the survivor's readable side, so the survivor never reads
+    // its peer's FIN, never emits 'end' and is never destroyed: its descriptor would stay open (in
+    // TCP state CLOSE) for the life of the process, one per tunnel. So: close each side when the
+    // other has closed, once what we forwarded to it has been written ('finish'), and both when
+    // the tunnel sits idle.
     client.once('close', () => upstream.destroy());
+    upstream.once('close', () => closeAfterFlush(client));
+    client.setTimeout(TUNNEL_IDLE_MS, () => {
+      client.destroy();
+      upstream.destroy();
+    });
   });
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -107,4 +120,15 @@ function resetAndDestroy(socket: Socket): void {
   } catch {
     socket.destroy();
   }
+}
+
+/** Ends `socket` (if not yet ended) and destroys it once its pending writes are flushed. */
+function closeAfterFlush(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end();
 }
