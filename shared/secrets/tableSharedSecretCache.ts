@@ -10,8 +10,15 @@ import type { VaultSecret } from './vaultGateway';
 export const SHARED_CACHE_TABLE = 'brokersharedcache';
 /** How long an instance may take to read the vault for the fleet before the others read it themselves. */
 export const DEFAULT_FILL_LEASE_MS = 5_000;
-/** How often a waiting instance looks for the copy the lease holder stores. */
-export const DEFAULT_FILL_POLL_MS = 150;
+/**
+ * When a waiting instance first looks for the copy the lease holder stores; each later look comes
+ * twice as late (up to {@link MAX_FILL_POLL_MS}), each delay moved at random by ±50 %. A fleet that
+ * missed together (200 instances × 50 secrets) thus sends storage a few thousand reads per second
+ * that spread out, not tens of thousands in lockstep.
+ */
+export const DEFAULT_FILL_POLL_MS = 100;
+/** The longest delay between two looks of a waiting instance. */
+export const MAX_FILL_POLL_MS = 1_000;
 /** One storage call may take this long before the cache gives up on it and reads the vault. */
 export const DEFAULT_STORAGE_TIMEOUT_MS = 2_000;
 /** Table storage's limit for one binary property; a larger sealed secret is not stored. */
@@ -49,6 +56,8 @@ export interface TableSharedSecretCacheOptions {
   readonly fillPollMs?: number;
   /** Default {@link DEFAULT_STORAGE_TIMEOUT_MS}. */
   readonly storageTimeoutMs?: number;
+  /** A number in [0, 1), for the waiters' jitter. Default `Math.random`. */
+  readonly random?: () => number;
 }
 
 /**
@@ -241,10 +250,15 @@ class TableSharedSecretCache implements SharedSecretCache {
 
   /** Another instance holds the lease: wait for its copy, or read the vault when it does not come. */
   private async waitForFill(client: TableClient, slot: Slot, load: () => Promise<VaultSecret>): Promise<SharedFill> {
-    const polls = Math.max(1, Math.ceil(this.fillLeaseMs / this.fillPollMs));
+    const random = this.options.random ?? Math.random;
     let reportedUndecryptable = false;
-    for (let i = 0; i < polls; i++) {
-      await sleep(this.fillPollMs);
+    let delay = this.fillPollMs;
+    // Bounded by the time slept, not by the clock (which a simulation may hold still).
+    for (let waited = 0; waited < this.fillLeaseMs;) {
+      const pause = Math.max(1, Math.round(delay * (0.5 + random())));
+      await sleep(pause);
+      waited += pause;
+      delay = Math.min(delay * 2, MAX_FILL_POLL_MS);
       let row: (RowColumns & { etag: string }) | undefined;
       let lease: LeaseColumns | undefined;
       try {
