@@ -19,6 +19,14 @@
  * - one rotation: every instance holds a secret, a new version is published through cache
  *   coherence (as the event handler does); vault reads until all serve it, and how long that took.
  * - under faults: mixed traffic while the emulator answers 5 % 429 and resets 1 % of connections.
+ *
+ * Connections (FLEET_CONNECTION): `direct` (the default) has each SecretClient talk TLS straight to
+ * the emulator and keep its connection alive, as in Azure: `*.vault.azure.net` resolves to
+ * 127.0.0.1 in this process and a TCP forwarder on 127.0.0.1:443 passes connections on to the
+ * emulator (local/emulators/directVault.ts). `proxy` goes through the CONNECT proxy, as the tests
+ * and `npm start` do, where every request opens a new tunnel and TLS handshake, which caps this
+ * process at about 150 vault requests per second. When port 443 cannot be bound the run falls back
+ * to the proxy; the mode that ran is printed and written to scale.json.
  */
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
@@ -27,6 +35,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { startAzurite } from '../local/emulators/azurite';
 import type { Azurite } from '../local/emulators/azurite';
+import { useDirectVaultConnections } from '../local/emulators/directVault';
+import type { DirectVault } from '../local/emulators/directVault';
 import { useLocalAzureInProcess } from '../local/emulators/inProcessAzure';
 import { startLocalAzure } from '../local/emulators/localAzure';
 import type { LocalAzure } from '../local/emulators/localAzure';
@@ -59,6 +69,10 @@ const FAULT_INSTANCES = num('FLEET_FAULT_INSTANCES', 20);
 const FAULT_SECONDS = num('FLEET_FAULT_SECONDS', 60);
 /** Rotations during the steady state, evenly spread after the warm-up, each of a popular secret. */
 const STEADY_ROTATIONS = num('FLEET_STEADY_ROTATIONS', 4);
+/** `direct` (default) or `proxy`: how the SecretClients reach the emulator. */
+const CONNECTION = process.env.FLEET_CONNECTION ?? 'direct';
+/** Sequential reads by one runtime before the run, to check that its connection is kept alive. */
+const PROBE_READS = 100;
 /** Every wait for the fleet is bounded by this. */
 const MAX_WAIT_MS = 60_000;
 
@@ -444,6 +458,31 @@ async function underFaults(label: string, config: AppConfig, azure: LocalAzure):
   }
 }
 
+/**
+ * One runtime reads PROBE_READS secrets one after the other (each a vault request). In direct mode
+ * they should share one kept-alive connection, as an instance's SecretClient does in Azure.
+ */
+async function probeConnections(
+  azure: LocalAzure,
+  azurite: Azurite,
+  direct: DirectVault | undefined,
+): Promise<{ connections: number; ms: number }> {
+  const config = configFor(false, baseEnv(azure, azurite, 3_600));
+  if (typeof config === 'string') throw new Error(`the probe's settings: ${config}`);
+  const fleet = startFleet(config, 1, 'probe');
+  const before = direct?.accepted ?? 0;
+  const started = performance.now();
+  try {
+    for (let i = 0; i < PROBE_READS; i++) {
+      const { outcome } = await resolveOnce(fleet.runtimes[0]!, fleet.caller, `probe-${i}`);
+      if (outcome !== '200') throw new Error(`probe read ${i}: ${outcome}`);
+    }
+    return { connections: (direct?.accepted ?? 0) - before, ms: performance.now() - started };
+  } finally {
+    fleet.dispose();
+  }
+}
+
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-scale-'));
   const azure = await startLocalAzure({ stateDir, vaults: [VAULT] });
@@ -451,12 +490,38 @@ async function main(): Promise<void> {
   const restore = useLocalAzureInProcess(azure);
   const rows: Row[] = [];
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
+  let direct: DirectVault | undefined;
+  let mode = 'proxy';
+  if (CONNECTION === 'direct') {
+    try {
+      // Before any SDK client exists: the SDK reads NO_PROXY once, with its first pipeline.
+      direct = await useDirectVaultConnections({ targetPort: azure.keyVault.port });
+      mode = 'direct';
+    } catch (err: unknown) {
+      mode = `proxy (direct not available: ${(err as NodeJS.ErrnoException).code ?? String(err)} on 127.0.0.1:443)`;
+    }
+  } else if (CONNECTION !== 'proxy') {
+    throw new Error(`FLEET_CONNECTION must be direct or proxy, not ${CONNECTION}`);
+  }
   try {
     const expiry = { expiresOn: new Date(Date.now() + 365 * 86_400_000) };
+    for (let i = 0; i < PROBE_READS; i++) azure.keyVault.setSecret(VAULT, `probe-${i}`, `value-${i}`, expiry);
     for (let i = 0; i < STEADY_SECRETS; i++) azure.keyVault.setSecret(VAULT, `s-${i}`, `value-${i}`, expiry);
     for (let i = 0; i < BURST_SECRETS; i++) azure.keyVault.setSecret(VAULT, `b-${i}`, `value-${i}`, expiry);
     for (let i = 0; i < 190; i++) azure.keyVault.setSecret(VAULT, `f-${i}`, `value-${i}`, expiry);
     azure.keyVault.setSecret(VAULT, DATA_KEY_SECRET, randomBytes(32).toString('base64'));
+    const probe = await probeConnections(azure, azurite, direct);
+    if (direct && probe.connections === 0) {
+      // The SDK read NO_PROXY before direct mode set it: every request went through the proxy.
+      await direct.stop();
+      direct = undefined;
+      mode = 'proxy (NO_PROXY was read before direct mode set it)';
+    }
+    log(`connection mode: ${mode}`);
+    log(
+      `probe: ${PROBE_READS} sequential vault reads by one runtime in ${probe.ms.toFixed(0)} ms` +
+        (direct ? ` over ${probe.connections} TCP connection(s) at the forwarder` : ''),
+    );
     for (const shared of [false, true]) {
       const label = shared ? 'shared cache' : 'memory cache';
       const scenarios: Array<[string, number, (l: string, c: AppConfig, a: LocalAzure) => Promise<Row[]>]> = [
@@ -473,6 +538,7 @@ async function main(): Promise<void> {
         }
         log(`${label}: ${scenario} ...`);
         const started = performance.now();
+        const acceptedBefore = direct?.accepted ?? 0;
         // Open descriptors and memory, sampled each second: a leak shows here long before EMFILE.
         let peakFds = openFds() ?? 0;
         let peakRss = process.memoryUsage.rss();
@@ -487,22 +553,25 @@ async function main(): Promise<void> {
         }
         const seconds = ((performance.now() - started) / 1000).toFixed(0);
         log(
-          `${label}: ${scenario} done in ${seconds} s; peak ${peakFds} open fds, ${(peakRss / 1e6).toFixed(0)} MB RSS; now ${openFds() ?? '?'} fds`,
+          `${label}: ${scenario} done in ${seconds} s; peak ${peakFds} open fds, ${(peakRss / 1e6).toFixed(0)} MB RSS; now ${openFds() ?? '?'} fds` +
+            (direct ? `; ${direct.accepted - acceptedBefore} vault connections opened, ${direct.open} open` : ''),
         );
       }
     }
   } finally {
+    await direct?.stop();
     restore();
     await azurite.stop();
     await azure.stop();
   }
   log('\nRequests go through each instance runtime.resolver.resolve: the production path minus HTTP, authentication and the audit log.');
+  log(`Connections to the vault: ${mode}.`);
   printTable(rows);
   const outDir = path.join(ROOT, 'bench/results');
   mkdirSync(outDir, { recursive: true });
   writeFileSync(
     path.join(outDir, 'scale.json'),
-    JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rows }, null, 2),
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, connection: mode, rows }, null, 2),
   );
   log('\nwritten: bench/results/scale.json');
 }
