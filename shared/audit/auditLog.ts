@@ -27,7 +27,8 @@ export interface AuditLogOptions {
  * for the next flush; nothing is dropped.
  */
 export class AuditLog {
-  private records: AuditRecord[] = [];
+  /** Each record as its log line, serialised when added: one string per record holds less memory than the object. */
+  private records: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly write: AuditLogWrite;
   private readonly maxRecords: number;
@@ -45,9 +46,9 @@ export class AuditLog {
     return this.records.length;
   }
 
-  /** Buffers a record; the JSON is built when it is written, outside the request where possible. */
+  /** Buffers a record, as its `audit {json}` line. */
   add(record: AuditRecord): void {
-    this.records.push(record);
+    this.records.push(AUDIT_LOG_PREFIX + JSON.stringify(record));
     if (this.records.length >= this.maxRecords) {
       this.flush();
     } else if (!this.timer) {
@@ -69,7 +70,7 @@ export class AuditLog {
     const batch = this.records;
     this.records = [];
     try {
-      write(batch.map((r) => AUDIT_LOG_PREFIX + JSON.stringify(r)).join('\n'));
+      write(batch.join('\n'));
     } catch (err: unknown) {
       this.records = batch.concat(this.records);
       throw err;
