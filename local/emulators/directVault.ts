@@ -1,5 +1,6 @@
 import dns from 'node:dns';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { closeTogether, passFailureOn } from './socketPair';
 
 /**
  * Direct connections from this process to the Key Vault emulator, as in Azure: no proxy, one
@@ -52,22 +53,8 @@ export async function useDirectVaultConnections(opts: { targetPort: number; port
     upstream.setNoDelay(true);
     client.pipe(upstream);
     upstream.pipe(client);
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      // Pass a reset on (the emulator's `reset` fault) so the client sees ECONNRESET as it would directly.
-      if (err.code === 'ECONNRESET') resetAndDestroy(client);
-      else client.destroy();
-    });
-    client.on('error', () => upstream.destroy());
-    // A connection ends as a whole. Once one side has closed, `pipe` has ended the other's writable
-    // side but also unpiped and paused the survivor's readable side, which then never reads its
-    // peer's FIN and never closes (see vaultProxy.ts). So close each side when the other has closed,
-    // once what was forwarded to it has been written.
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => closeAfterFlush(client));
-    client.setTimeout(IDLE_MS, () => {
-      client.destroy();
-      upstream.destroy();
-    });
+    upstream.on('error', (err: NodeJS.ErrnoException) => passFailureOn(client, err));
+    closeTogether(client, upstream, IDLE_MS);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -115,23 +102,4 @@ export async function useDirectVaultConnections(opts: { targetPort: number; port
         for (const socket of sockets) socket.destroy();
       }),
   };
-}
-
-function resetAndDestroy(socket: Socket): void {
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
-}
-
-/** Ends `socket` (if not yet ended) and destroys it once its pending writes are flushed. */
-function closeAfterFlush(socket: Socket): void {
-  if (socket.destroyed) return;
-  if (socket.writableFinished) {
-    socket.destroy();
-    return;
-  }
-  socket.once('finish', () => socket.destroy());
-  socket.end();
 }

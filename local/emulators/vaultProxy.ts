@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { closeTogether, passFailureOn } from './socketPair';
 
 /** A running CONNECT proxy in front of the Key Vault emulator (and, optionally, the ARM emulator). */
 export interface VaultProxy {
@@ -72,23 +73,9 @@ export async function startVaultProxy(opts: { targetPort: number; managementPort
         client.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
         return;
       }
-      // Pass a reset on so the client sees ECONNRESET just as it would without the proxy.
-      if (err.code === 'ECONNRESET') resetAndDestroy(client);
-      else client.destroy();
+      passFailureOn(client, err);
     });
-    client.on('error', () => upstream.destroy());
-    // A tunnel ends as a whole. Once either side has closed, `pipe` has ended the other's writable
-    // side, but it also unpipes and pauses the survivor's readable side, so the survivor never reads
-    // its peer's FIN, never emits 'end' and is never destroyed: its descriptor would stay open (in
-    // TCP state CLOSE) for the life of the process, one per tunnel. So: close each side when the
-    // other has closed, once what we forwarded to it has been written ('finish'), and both when
-    // the tunnel sits idle.
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => closeAfterFlush(client));
-    client.setTimeout(TUNNEL_IDLE_MS, () => {
-      client.destroy();
-      upstream.destroy();
-    });
+    closeTogether(client, upstream, TUNNEL_IDLE_MS);
   });
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -112,23 +99,4 @@ function splitAuthority(authority: string): { host: string; port: string } {
   const idx = authority.lastIndexOf(':');
   if (idx === -1) return { host: authority, port: '' };
   return { host: authority.slice(0, idx), port: authority.slice(idx + 1) };
-}
-
-function resetAndDestroy(socket: Socket): void {
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
-}
-
-/** Ends `socket` (if not yet ended) and destroys it once its pending writes are flushed. */
-function closeAfterFlush(socket: Socket): void {
-  if (socket.destroyed) return;
-  if (socket.writableFinished) {
-    socket.destroy();
-    return;
-  }
-  socket.once('finish', () => socket.destroy());
-  socket.end();
 }
