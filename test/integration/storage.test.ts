@@ -53,6 +53,12 @@ describe('startAzurite', () => {
     expect(azurite.connectionString).toContain(`TableEndpoint=http://127.0.0.1:${azurite.tablePort}/devstoreaccount1`);
   });
 
+  it('refuses oauth without https, which Azurite requires for bearer tokens', async () => {
+    await expect(startAzurite({ oauth: 'basic' })).rejects.toThrow(
+      'startAzurite: oauth needs https (Azurite takes bearer tokens over HTTPS only)',
+    );
+  });
+
   it('refuses inMemory together with a location', async () => {
     await expect(startAzurite({ inMemory: true, location: os.tmpdir() })).rejects.toThrow(
       'startAzurite: inMemory and location exclude each other',
