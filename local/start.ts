@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { DEFAULT_STORAGE, parseStorage } from '../shared/config';
 import { ensureDevelopmentStorage } from './emulators/azurite';
 import { startLocalAzure } from './emulators/localAzure';
 import type { LocalAzure } from './emulators/localAzure';
@@ -49,11 +50,12 @@ async function main(): Promise<void> {
     notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with demo-api-key)`);
   }
 
-  // Like `func start` with `UseDevelopmentStorage=true`: Azurite must be there. Start it when
-  // nothing listens on its ports (someone else's Azurite is used as it is).
-  const storage = env.AzureWebJobsStorage?.trim() || 'UseDevelopmentStorage=true';
+  // Like `func start` with `UseDevelopmentStorage=true` (also the default when no storage form is
+  // set): Azurite must be there. Start it when nothing listens on its ports (someone else's
+  // Azurite is used as it is). Identity-based storage is the developer's own account.
+  const storage = parseStorage(env);
   let azurite: { started: boolean; stop(): Promise<void> } | undefined;
-  if (storage === 'UseDevelopmentStorage=true') {
+  if (storage.kind === 'connectionString' && storage.connectionString === DEFAULT_STORAGE) {
     azurite = await ensureDevelopmentStorage();
     notes.push(
       azurite.started

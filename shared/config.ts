@@ -14,6 +14,8 @@ export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
 export const DEFAULT_HEALTH_CHECK_SCHEDULE = '0 */15 * * * *';
 /** Storage used when `AzureWebJobsStorage` is not set (Azurite). */
 export const DEFAULT_STORAGE = 'UseDevelopmentStorage=true';
+/** The public cloud's storage suffix: `AzureWebJobsStorage__accountName` means `https://<account>.table.core.windows.net`. */
+export const STORAGE_ENDPOINT_SUFFIX = 'core.windows.net';
 /** The alias of the vault named by `KEY_VAULT_URI`. */
 export const DEFAULT_VAULT_ALIAS = 'default';
 /** Requests (batch items count one each) a caller may make per minute on one instance, unless its entry says otherwise. */
@@ -182,11 +184,30 @@ export interface AppConfig {
   readonly notifyEventGridEndpoint: string | undefined;
   /** The vault alias that holds consumers' signing keys (`SIGNING_KEY_VAULT`). */
   readonly signingKeyVault: string;
-  readonly storageConnectionString: string;
+  /** Where the broker's tables live (`AzureWebJobsStorage` and its identity-based forms). */
+  readonly storage: StorageSettings;
   readonly appInsightsConnectionString: string | undefined;
   /** The App Service instance (`WEBSITE_INSTANCE_ID`), when running in Azure. */
   readonly instanceId: string | undefined;
 }
+
+/**
+ * The storage account of `AzureWebJobsStorage`: a connection string (account key, SAS,
+ * `UseDevelopmentStorage=true`), or the identity-based form the Functions host accepts, reached
+ * with a Microsoft Entra token (`DefaultAzureCredential`; a user-assigned managed identity when
+ * `clientId` or `resourceId` names one).
+ */
+export type StorageSettings =
+  | { readonly kind: 'connectionString'; readonly connectionString: string }
+  | {
+      readonly kind: 'identity';
+      /** `https://<account>.table.core.windows.net`, or `AzureWebJobsStorage__tableServiceUri` without a trailing `/`. */
+      readonly tableServiceUri: string;
+      /** `AzureWebJobsStorage__clientId`: the user-assigned managed identity to use. */
+      readonly clientId: string | undefined;
+      /** `AzureWebJobsStorage__managedIdentityResourceId`: the user-assigned managed identity to use. */
+      readonly resourceId: string | undefined;
+    };
 
 type Env = Record<string, string | undefined>;
 
@@ -255,10 +276,91 @@ export function loadConfig(env: Env = process.env): AppConfig {
     healthCheckSchedule: schedule,
     notifyEventGridEndpoint: notify,
     signingKeyVault,
-    storageConnectionString: nonEmpty(env.AzureWebJobsStorage) ?? DEFAULT_STORAGE,
+    storage: parseStorage(env),
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
     instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
   });
+}
+
+const STORAGE_ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
+const STORAGE = 'AzureWebJobsStorage';
+
+/**
+ * The storage setting as the Functions host reads it: `AzureWebJobsStorage` (a connection string),
+ * or `AzureWebJobsStorage__accountName` / `AzureWebJobsStorage__tableServiceUri` with the optional
+ * `__credential` (`managedidentity`) and `__clientId` or `__managedIdentityResourceId`; neither:
+ * {@link DEFAULT_STORAGE}. Exported for the local host, which starts Azurite for the default.
+ * @throws ConfigError naming the setting when the forms are mixed or a value is malformed.
+ */
+export function parseStorage(env: Env): StorageSettings {
+  const setting = (suffix: string): [name: string, value: string | undefined] => [
+    `${STORAGE}__${suffix}`,
+    nonEmpty(env[`${STORAGE}__${suffix}`]),
+  ];
+  const accountName = setting('accountName');
+  const tableServiceUri = setting('tableServiceUri');
+  const credential = setting('credential');
+  const clientId = setting('clientId');
+  const resourceId = setting('managedIdentityResourceId');
+  const identityForms = [accountName, tableServiceUri, credential, clientId, resourceId].filter(([, value]) => value !== undefined);
+
+  const connectionString = nonEmpty(env[STORAGE]);
+  if (connectionString) {
+    const [other] = identityForms;
+    if (other) throw new ConfigError(`${STORAGE}: a connection string excludes the identity-based ${other[0]}; set one or the other`);
+    return Object.freeze({ kind: 'connectionString' as const, connectionString });
+  }
+  if (accountName[1] && tableServiceUri[1]) {
+    throw new ConfigError(`${tableServiceUri[0]}: names the table endpoint, so ${accountName[0]} must not be set as well`);
+  }
+  let uri: string | undefined;
+  if (accountName[1]) {
+    if (!STORAGE_ACCOUNT_NAME.test(accountName[1])) {
+      throw new ConfigError(
+        `${accountName[0]}: must be a storage account name (3-24 lower-case letters and digits), got "${accountName[1]}"`,
+      );
+    }
+    uri = `https://${accountName[1]}.table.${STORAGE_ENDPOINT_SUFFIX}`;
+  } else if (tableServiceUri[1]) {
+    checkRemoteUrl(tableServiceUri[0], tableServiceUri[1]);
+    const url = new URL(tableServiceUri[1]);
+    if (url.search || url.hash || url.username || url.password) {
+      throw new ConfigError(
+        `${tableServiceUri[0]}: must be a table service URI like https://contoso.table.core.windows.net, got "${tableServiceUri[1]}"`,
+      );
+    }
+    uri = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  }
+  if (!uri) {
+    // The host takes blob and queue URIs; the broker's tables need the table one.
+    const [other] =
+      identityForms.length > 0 ? identityForms : [setting('blobServiceUri'), setting('queueServiceUri')].filter(([, value]) => value);
+    if (other) throw new ConfigError(`${other[0]}: needs ${accountName[0]} or ${tableServiceUri[0]} (the broker keeps its tables there)`);
+    return Object.freeze({ kind: 'connectionString' as const, connectionString: DEFAULT_STORAGE });
+  }
+  if (credential[1] !== undefined && credential[1].toLowerCase() !== 'managedidentity') {
+    throw new ConfigError(`${credential[0]}: must be managedidentity, got "${credential[1]}"`);
+  }
+  for (const [name, value] of [clientId, resourceId]) {
+    if (value !== undefined && credential[1] === undefined) {
+      throw new ConfigError(`${name}: needs ${credential[0]}=managedidentity`);
+    }
+  }
+  if (clientId[1] && resourceId[1]) {
+    throw new ConfigError(`${resourceId[0]}: names the identity, so ${clientId[0]} must not be set as well`);
+  }
+  if (clientId[1] && !UUID.test(clientId[1])) {
+    throw new ConfigError(`${clientId[0]}: must be the client id (a GUID) of a user-assigned managed identity, got "${clientId[1]}"`);
+  }
+  if (
+    resourceId[1] &&
+    !/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[^/]+$/i.test(
+      resourceId[1],
+    )
+  ) {
+    throw new ConfigError(`${resourceId[0]}: must be the ARM id of a user-assigned managed identity, got "${resourceId[1]}"`);
+  }
+  return Object.freeze({ kind: 'identity' as const, tableServiceUri: uri, clientId: clientId[1], resourceId: resourceId[1] });
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -3,7 +3,7 @@ import type { TokenCredential } from '@azure/identity';
 import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
 import { CallerQuota } from './callers/callerQuota';
-import type { AppConfig } from './config';
+import type { AppConfig, StorageSettings } from './config';
 import { DEFAULT_VAULT_ALIAS, loadConfig } from './config';
 import type { CacheCoherence } from './events/cacheCoherence';
 import type { SecretEventDeps } from './events/handleSecretEvent';
@@ -87,6 +87,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
   const identity = require('@azure/identity') as typeof import('@azure/identity');
   const tokenCredential = credential ?? new identity.DefaultAzureCredential();
+  const storageCredential = storageCredentialOf(config.storage, tokenCredential, identity, credential !== undefined);
   const telemetry = createTelemetry(config.appInsightsConnectionString);
   const policy = new AccessPolicy(config.policy);
   const vaults = new Map<string, VaultGateway>();
@@ -95,7 +96,9 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     vaults.set(vault.alias, new VaultGateway(vault.alias, vault.uri, client, telemetry));
   }
   const instanceId = options.instanceId ?? config.instanceId ?? randomBytes(6).toString('hex');
-  const shared = config.sharedCache ? sharedCacheOf(config, config.sharedCache.keySecret, vaults, instanceId, options.now) : undefined;
+  const shared = config.sharedCache
+    ? sharedCacheOf(config, config.sharedCache.keySecret, vaults, instanceId, options.now, storageCredential)
+    : undefined;
   const resolver = new SecretResolver({
     vaults,
     policy,
@@ -114,7 +117,8 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
       const { createTableCacheCoherence } = require('./events/cacheCoherence') as typeof import('./events/cacheCoherence');
       const clock = options.now;
-      coherence = createTableCacheCoherence(config.storageConnectionString, {
+      coherence = createTableCacheCoherence(config.storage, {
+        credential: storageCredential,
         log: backgroundLog,
         instanceId,
         ...(clock ? { now: () => new Date(clock()) } : {}),
@@ -138,7 +142,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     if (!healthStore) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
       const { createTableHealthReportStore } = require('./health/healthReportStore') as typeof import('./health/healthReportStore');
-      healthStore = createTableHealthReportStore(config.storageConnectionString);
+      healthStore = createTableHealthReportStore(config.storage, storageCredential);
     }
     return healthStore;
   };
@@ -162,7 +166,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           coherence: coherenceOf(),
           ...(shared ? { shared } : {}),
           consumers,
-          ledger: createTableDeliveryLedger(config.storageConnectionString),
+          ledger: createTableDeliveryLedger(config.storage, storageCredential),
           telemetry,
           topic: config.notifyEventGridEndpoint ? new EventGridTopicPublisher(config.notifyEventGridEndpoint, tokenCredential) : undefined,
         };
@@ -212,11 +216,13 @@ function sharedCacheOf(
   vaults: ReadonlyMap<string, VaultGateway>,
   instanceId: string,
   now: (() => number) | undefined,
+  credential: TokenCredential,
 ): SharedSecretCache {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
   const { createTableSharedSecretCache } = require('./secrets/tableSharedSecretCache') as typeof import('./secrets/tableSharedSecretCache');
   const keyVault = vaults.get(DEFAULT_VAULT_ALIAS);
-  return createTableSharedSecretCache(config.storageConnectionString, {
+  return createTableSharedSecretCache(config.storage, {
+    credential,
     dataKey: dataKeyLoader(async () => {
       if (!keyVault) throw new Error(`CACHE_SHARED_KEY_SECRET: the default vault (KEY_VAULT_URI) holds the data key, and none is set`);
       return (await keyVault.getSecret(keySecret)).value;
@@ -240,4 +246,20 @@ function backgroundLog(line: string): void {
 /** Sends what telemetry still holds; call before the process exits. */
 export async function flushRuntime(): Promise<void> {
   await current?.telemetry.flush();
+}
+
+/**
+ * The credential of identity-based storage: the runtime's own, unless `AzureWebJobsStorage__clientId`
+ * or `__managedIdentityResourceId` names a user-assigned identity (and no credential was given).
+ */
+function storageCredentialOf(
+  storage: StorageSettings,
+  runtimeCredential: TokenCredential,
+  identity: typeof import('@azure/identity'),
+  given: boolean,
+): TokenCredential {
+  if (given || storage.kind !== 'identity') return runtimeCredential;
+  if (storage.clientId) return new identity.DefaultAzureCredential({ managedIdentityClientId: storage.clientId });
+  if (storage.resourceId) return new identity.DefaultAzureCredential({ managedIdentityResourceId: storage.resourceId });
+  return runtimeCredential;
 }

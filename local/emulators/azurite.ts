@@ -4,12 +4,14 @@ import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEVELOPMENT_STORAGE_PORTS, developmentConnectionString } from '../../shared/storage/tableStorage';
+import { DEVELOPMENT_ACCOUNT_NAME, DEVELOPMENT_STORAGE_PORTS, developmentConnectionString } from '../../shared/storage/tableStorage';
 
 /** A running Azurite (blob, queue and table services) on 127.0.0.1. */
 export interface Azurite {
   /** Account-key connection string with explicit endpoints, so it works on any ports. */
   connectionString: string;
+  /** The table service of the emulator's account, e.g. `http://127.0.0.1:10002/devstoreaccount1`. */
+  tableServiceUri: string;
   blobPort: number;
   queuePort: number;
   tablePort: number;
@@ -28,6 +30,16 @@ export interface AzuriteOptions {
   debugLogPath?: string;
   /** How long to wait for all three services to listen. Default {@link START_TIMEOUT_MS}. */
   startTimeoutMs?: number;
+  /**
+   * Serve HTTPS with this certificate and key (PEM files), e.g. the dev certificate of
+   * devCertificate.ts; the client must trust it.
+   */
+  https?: { certPath: string; keyPath: string };
+  /**
+   * `basic`: accept OAuth bearer tokens too (Azurite checks their issuer, audience and lifetime,
+   * not their signature). Azurite allows this over HTTPS only, so it needs `https`.
+   */
+  oauth?: 'basic';
 }
 
 /** Azurite starts in about a second; this is generous for a loaded CI machine. */
@@ -66,6 +78,10 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
     '--skipApiVersionCheck',
     '--disableTelemetry',
   ];
+  if (opts.oauth && !opts.https) throw new Error('startAzurite: oauth needs https (Azurite takes bearer tokens over HTTPS only)');
+  if (opts.https) args.push('--cert', resolve(opts.https.certPath), '--key', resolve(opts.https.keyPath));
+  if (opts.oauth) args.push('--oauth', opts.oauth);
+  const protocol = opts.https ? 'https' : 'http';
   // Azurite writes nothing in memory mode, but still checks that its location (the working
   // directory) exists and is accessible; a temporary folder keeps it off the caller's tree.
   let cwd = tmpdir();
@@ -111,7 +127,8 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
     const listening = await waitForPorts(child, keep, opts.startTimeoutMs ?? START_TIMEOUT_MS);
     let stopping: Promise<void> | undefined;
     return {
-      connectionString: developmentConnectionString(listening),
+      connectionString: developmentConnectionString(listening, protocol),
+      tableServiceUri: `${protocol}://127.0.0.1:${listening.table}/${DEVELOPMENT_ACCOUNT_NAME}`,
       blobPort: listening.blob,
       queuePort: listening.queue,
       tablePort: listening.table,

@@ -11,6 +11,8 @@ export interface DevCertificate {
   keyPem: string;
   /** Absolute-or-relative path of `dev-ca.pem`, suitable for NODE_EXTRA_CA_CERTS. */
   certPath: string;
+  /** Path of `dev-ca.key`, the private key's PEM (for servers that read their key from a file). */
+  keyPath: string;
 }
 
 const CERT_FILE = 'dev-ca.pem';
@@ -39,12 +41,12 @@ export async function createDevCertificate(dir: string): Promise<DevCertificate>
   const release = await acquireLock(join(dir, LOCK_FILE));
   try {
     const existing = await readUsablePair(certPath, keyPath);
-    if (existing) return { ...existing, certPath };
+    if (existing) return { ...existing, certPath, keyPath };
     const fresh = await generatePair();
     // Write-then-rename so a reader never sees a half-written PEM.
     await writeAtomic(keyPath, fresh.keyPem, 0o600);
     await writeAtomic(certPath, fresh.certPem, 0o644);
-    return { ...fresh, certPath };
+    return { ...fresh, certPath, keyPath };
   } finally {
     await release();
   }

@@ -2,7 +2,7 @@ import tls from 'node:tls';
 import type { LocalAzure } from './localAzure';
 
 /** Everything that could steer DefaultAzureCredential or the SDK's proxy away from the emulators. */
-const ENV_KEYS = [
+export const AZURE_STEERING_ENV_KEYS = [
   'IDENTITY_ENDPOINT',
   'IDENTITY_HEADER',
   'IDENTITY_SERVER_THUMBPRINT',
@@ -35,8 +35,8 @@ const ENV_KEYS = [
 export function useLocalAzureInProcess(azure: LocalAzure): () => void {
   const savedCAs = tls.getCACertificates('default');
   tls.setDefaultCACertificates([...savedCAs, azure.certPem]);
-  const savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
-  for (const k of ENV_KEYS) delete process.env[k];
+  const savedEnv = Object.fromEntries(AZURE_STEERING_ENV_KEYS.map((k) => [k, process.env[k]]));
+  for (const k of AZURE_STEERING_ENV_KEYS) delete process.env[k];
   for (const k of ['IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'HTTPS_PROXY', 'NO_PROXY'] as const) {
     process.env[k] = azure.env[k];
   }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
 import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 
 /** Table of published invalidations. */
@@ -61,6 +63,8 @@ export interface CacheCoherenceOptions {
   /** Stored with each published row; rows with this instance's id are not applied again. Default: random. */
   instanceId?: string;
   now?: () => Date;
+  /** Serves identity-based storage. Default `DefaultAzureCredential`. */
+  credential?: TokenCredential;
 }
 
 /**
@@ -74,7 +78,7 @@ export interface CacheCoherenceOptions {
  * invalidations come back to it too and are skipped (`publishedBy`). About once an hour an
  * instance deletes rows older than {@link RETENTION_MS}.
  */
-export function createTableCacheCoherence(connectionString: string, opts: CacheCoherenceOptions = {}): CacheCoherence {
+export function createTableCacheCoherence(storage: StorageSettings | string, opts: CacheCoherenceOptions = {}): CacheCoherence {
   const pollIntervalMs = opts.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
   const log = opts.log ?? ((): void => undefined);
   const instanceId = opts.instanceId ?? randomBytes(6).toString('hex');
@@ -95,7 +99,7 @@ export function createTableCacheCoherence(connectionString: string, opts: CacheC
   let queue: Promise<unknown> = Promise.resolve();
 
   async function table(): Promise<TableClient> {
-    client ??= createTableClient(connectionString, INVALIDATIONS_TABLE);
+    client ??= createTableClient(storage, INVALIDATIONS_TABLE, opts.credential);
     await ensureTable(client);
     return client;
   }

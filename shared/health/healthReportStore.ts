@@ -3,6 +3,8 @@ import { promisify } from 'node:util';
 import { constants as zlibConstants, gunzip, gzip } from 'node:zlib';
 import type { Edm, TableClient } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
 import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 import type { HealthReport, HealthStatus } from './healthReport';
 
@@ -78,9 +80,12 @@ export interface HealthReportStore {
   tryAcquireRunLease(holder: string, ttlMs: number, now?: Date): Promise<(() => Promise<void>) | undefined>;
 }
 
-/** The store in Azure Table storage (`AzureWebJobsStorage`), table {@link HEALTH_TABLE}; created on first use. */
-export function createTableHealthReportStore(connectionString: string): HealthReportStore {
-  return createStore(new TableRows(connectionString));
+/**
+ * The store in Azure Table storage (`AzureWebJobsStorage`), table {@link HEALTH_TABLE}; created on
+ * first use. `credential` serves identity-based storage (default `DefaultAzureCredential`).
+ */
+export function createTableHealthReportStore(storage: StorageSettings | string, credential?: TokenCredential): HealthReportStore {
+  return createStore(new TableRows(storage, credential));
 }
 
 /**
@@ -263,7 +268,10 @@ const SYSTEM_COLUMNS = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp', '
 class TableRows implements Rows {
   private client: TableClient | undefined;
 
-  constructor(private readonly connectionString: string) {}
+  constructor(
+    private readonly storage: StorageSettings | string,
+    private readonly credential: TokenCredential | undefined,
+  ) {}
 
   async read(partitionKey: string, rowKey: string, select?: readonly string[]): Promise<{ columns: Columns; etag: string } | undefined> {
     const client = await this.table();
@@ -322,7 +330,7 @@ class TableRows implements Rows {
   }
 
   private async table(): Promise<TableClient> {
-    this.client ??= createTableClient(this.connectionString, HEALTH_TABLE);
+    this.client ??= createTableClient(this.storage, HEALTH_TABLE, this.credential);
     await ensureTable(this.client);
     return this.client;
   }

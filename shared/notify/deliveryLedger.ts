@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
 import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 
 /** Table of delivery records, one per (event id, consumer). */
@@ -118,9 +120,12 @@ export interface DeliveryResult {
   reason: string;
 }
 
-/** The ledger in Azure Table storage (`AzureWebJobsStorage`); tables are created on first use. */
-export function createTableDeliveryLedger(connectionString: string): DeliveryLedger {
-  return createLedger(new TableLedgerStore(connectionString));
+/**
+ * The ledger in Azure Table storage (`AzureWebJobsStorage`); tables are created on first use.
+ * `credential` serves identity-based storage (default `DefaultAzureCredential`).
+ */
+export function createTableDeliveryLedger(storage: StorageSettings | string, credential?: TokenCredential): DeliveryLedger {
+  return createLedger(new TableLedgerStore(storage, credential));
 }
 
 /** The ledger in this process's memory, with the same semantics; for tests and local runs. */
@@ -407,7 +412,10 @@ class TableLedgerStore implements LedgerStore {
   private deliveriesClient: TableClient | undefined;
   private deadLettersClient: TableClient | undefined;
 
-  constructor(private readonly connectionString: string) {}
+  constructor(
+    private readonly storage: StorageSettings | string,
+    private readonly credential: TokenCredential | undefined,
+  ) {}
 
   async read(eventId: string, consumer: string): Promise<{ record: StoredRecord; etag: string } | undefined> {
     const client = await this.deliveries();
@@ -513,13 +521,13 @@ class TableLedgerStore implements LedgerStore {
   }
 
   private async deliveries(): Promise<TableClient> {
-    this.deliveriesClient ??= createTableClient(this.connectionString, DELIVERIES_TABLE);
+    this.deliveriesClient ??= createTableClient(this.storage, DELIVERIES_TABLE, this.credential);
     await ensureTable(this.deliveriesClient);
     return this.deliveriesClient;
   }
 
   private async deadLetters(): Promise<TableClient> {
-    this.deadLettersClient ??= createTableClient(this.connectionString, DEAD_LETTERS_TABLE);
+    this.deadLettersClient ??= createTableClient(this.storage, DEAD_LETTERS_TABLE, this.credential);
     await ensureTable(this.deadLettersClient);
     return this.deadLettersClient;
   }

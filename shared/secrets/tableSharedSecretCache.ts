@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
 import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 import { openValue, sealingContext, sealValue, SharedCacheDecryptError } from './sealedValue';
 import type { SharedCacheSource, SharedFill, SharedSecretCache } from './sharedSecretCache';
@@ -34,6 +36,8 @@ const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
 
 /** Options of {@link createTableSharedSecretCache}. */
 export interface TableSharedSecretCacheOptions {
+  /** Serves identity-based storage. Default `DefaultAzureCredential`. */
+  readonly credential?: TokenCredential;
   /**
    * The data key (32 bytes). The caller reads `CACHE_SHARED_KEY_SECRET` from Key Vault once and
    * caches it (`dataKeyLoader` of sealedValue.ts); a rejection is logged and counts as a miss.
@@ -74,8 +78,8 @@ export interface TableSharedSecretCacheOptions {
  * releases the lease in one entity group transaction that requires the lease unchanged (ETag):
  * when {@link SharedSecretCache.delete} removed the lease meanwhile, the old value is not stored.
  */
-export function createTableSharedSecretCache(connectionString: string, options: TableSharedSecretCacheOptions): SharedSecretCache {
-  return new TableSharedSecretCache(connectionString, options);
+export function createTableSharedSecretCache(storage: StorageSettings | string, options: TableSharedSecretCacheOptions): SharedSecretCache {
+  return new TableSharedSecretCache(storage, options);
 }
 
 /** A type, not an interface: transactions take entities as records. */
@@ -121,7 +125,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   private readonly storageTimeoutMs: number;
 
   constructor(
-    private readonly connectionString: string,
+    private readonly storage: StorageSettings | string,
     private readonly options: TableSharedSecretCacheOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -462,7 +466,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   }
 
   private async table(): Promise<TableClient> {
-    this.client ??= createTableClient(this.connectionString, SHARED_CACHE_TABLE);
+    this.client ??= createTableClient(this.storage, SHARED_CACHE_TABLE, this.options.credential);
     await withTimeout(ensureTable(this.client), this.storageTimeoutMs, `creating table ${SHARED_CACHE_TABLE}`);
     return this.client;
   }

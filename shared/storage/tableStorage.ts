@@ -1,5 +1,7 @@
 import { AzureNamedKeyCredential, AzureSASCredential, RestError, TableClient } from '@azure/data-tables';
 import type { TableServiceClientOptions } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
 
 /** The storage emulator's fixed account (the same in Azurite and the old Storage Emulator). */
 export const DEVELOPMENT_ACCOUNT_NAME = 'devstoreaccount1';
@@ -13,12 +15,15 @@ const DEFAULT_ENDPOINT_SUFFIX = 'core.windows.net';
 /**
  * The explicit connection string for an emulator account on 127.0.0.1 with the given ports,
  * equivalent to `UseDevelopmentStorage=true` for the default ports. Naming every endpoint lets
- * any client reach an emulator on any port.
+ * any client reach an emulator on any port. `https` for an emulator started with a certificate.
  */
-export function developmentConnectionString(ports: { blob: number; queue: number; table: number } = DEVELOPMENT_STORAGE_PORTS): string {
-  const endpoint = (port: number): string => `http://127.0.0.1:${port}/${DEVELOPMENT_ACCOUNT_NAME}`;
+export function developmentConnectionString(
+  ports: { blob: number; queue: number; table: number } = DEVELOPMENT_STORAGE_PORTS,
+  protocol: 'http' | 'https' = 'http',
+): string {
+  const endpoint = (port: number): string => `${protocol}://127.0.0.1:${port}/${DEVELOPMENT_ACCOUNT_NAME}`;
   return [
-    'DefaultEndpointsProtocol=http',
+    `DefaultEndpointsProtocol=${protocol}`,
     `AccountName=${DEVELOPMENT_ACCOUNT_NAME}`,
     `AccountKey=${DEVELOPMENT_ACCOUNT_KEY}`,
     `BlobEndpoint=${endpoint(ports.blob)}`,
@@ -28,33 +33,25 @@ export function developmentConnectionString(ports: { blob: number; queue: number
 }
 
 /**
- * The storage setting of a function app as one connection string: `AzureWebJobsStorage` when set,
- * else the identity-based form Functions documents (`AzureWebJobsStorage__tableServiceUri` or
- * `AzureWebJobsStorage__accountName`) as `TableEndpoint=...` with no key, which
- * {@link createTableClient} serves with `DefaultAzureCredential`; else `UseDevelopmentStorage=true`.
- */
-export function storageConnectionFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  const connectionString = env.AzureWebJobsStorage?.trim();
-  if (connectionString) return connectionString;
-  const tableServiceUri = env.AzureWebJobsStorage__tableServiceUri?.trim();
-  if (tableServiceUri) return `TableEndpoint=${tableServiceUri}`;
-  const accountName = env.AzureWebJobsStorage__accountName?.trim();
-  if (accountName) return `TableEndpoint=https://${accountName}.table.${DEFAULT_ENDPOINT_SUFFIX}`;
-  return 'UseDevelopmentStorage=true';
-}
-
-/**
- * A `TableClient` for `tableName` in the account a connection string names.
+ * A `TableClient` for `tableName` in the storage account of the storage setting (or of a
+ * connection string).
  *
- * Accepts `UseDevelopmentStorage=true` (Azurite on 127.0.0.1:10002), account-key and SAS
- * connection strings (with `TableEndpoint` or `AccountName` + `EndpointSuffix`, default
- * `core.windows.net`), and `TableEndpoint=https://...` alone, which authenticates with
- * `DefaultAzureCredential` (managed identity in Azure). `http` endpoints (emulators) are allowed
- * because the connection string asks for them explicitly.
- * @throws Error naming what is missing when the string names no table endpoint or account.
+ * Identity-based storage (`AzureWebJobsStorage__accountName` / `__tableServiceUri`) authenticates
+ * with `credential`, by default a `DefaultAzureCredential` (managed identity in Azure); `http`
+ * is allowed to a loopback URI only, as the settings allow it.
+ *
+ * A connection string may be `UseDevelopmentStorage=true` (Azurite on 127.0.0.1:10002), an
+ * account-key or SAS string (with `TableEndpoint` or `AccountName` + `EndpointSuffix`, default
+ * `core.windows.net`), or `TableEndpoint=https://...` alone, which authenticates like the identity
+ * form. `http` endpoints (emulators) are allowed because the connection string asks for them.
+ * @throws Error naming what is missing when a connection string names no table endpoint or account.
  */
-export function createTableClient(connectionString: string, tableName: string): TableClient {
-  const parts = parseConnectionString(connectionString);
+export function createTableClient(storage: StorageSettings | string, tableName: string, credential?: TokenCredential): TableClient {
+  if (typeof storage !== 'string') {
+    if (storage.kind === 'identity') return identityClient(storage.tableServiceUri, tableName, credential);
+    return createTableClient(storage.connectionString, tableName, credential);
+  }
+  const parts = parseConnectionString(storage);
   if (parts.get('usedevelopmentstorage')?.toLowerCase() === 'true') {
     return createTableClient(developmentConnectionString(), tableName);
   }
@@ -68,10 +65,19 @@ export function createTableClient(connectionString: string, tableName: string): 
   }
   const sas = parts.get('sharedaccesssignature');
   if (sas) return new TableClient(url, tableName, new AzureSASCredential(sas), options);
-  // Loaded only for identity-based storage, so key-based apps never pay for it at cold start.
+  return identityClient(url, tableName, credential);
+}
+
+function identityClient(url: string, tableName: string, credential: TokenCredential | undefined): TableClient {
+  const options: TableServiceClientOptions = { allowInsecureConnection: new URL(url).protocol === 'http:' };
+  return new TableClient(url, tableName, credential ?? defaultCredential(), options);
+}
+
+/** Loaded only for identity-based storage, so key-based apps never pay for it at cold start. */
+function defaultCredential(): TokenCredential {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
   const identity = require('@azure/identity') as typeof import('@azure/identity');
-  return new TableClient(url, tableName, new identity.DefaultAzureCredential(), options);
+  return new identity.DefaultAzureCredential();
 }
 
 /** Tables already created (or found) by this process, by account URL and table name. */

@@ -19,13 +19,7 @@ import {
   DELIVERIES_TABLE,
 } from '../../shared/notify/deliveryLedger';
 import type { DeliveryLedger } from '../../shared/notify/deliveryLedger';
-import {
-  createTableClient,
-  developmentConnectionString,
-  ensureTable,
-  storageConnectionFromEnv,
-  tableErrorStatus,
-} from '../../shared/storage/tableStorage';
+import { createTableClient, developmentConnectionString, ensureTable, tableErrorStatus } from '../../shared/storage/tableStorage';
 
 let azurite: Azurite;
 
@@ -57,6 +51,12 @@ describe('startAzurite', () => {
       developmentConnectionString({ blob: azurite.blobPort, queue: azurite.queuePort, table: azurite.tablePort }),
     );
     expect(azurite.connectionString).toContain(`TableEndpoint=http://127.0.0.1:${azurite.tablePort}/devstoreaccount1`);
+  });
+
+  it('refuses oauth without https, which Azurite requires for bearer tokens', async () => {
+    await expect(startAzurite({ oauth: 'basic' })).rejects.toThrow(
+      'startAzurite: oauth needs https (Azurite takes bearer tokens over HTTPS only)',
+    );
   });
 
   it('refuses inMemory together with a location', async () => {
@@ -97,12 +97,19 @@ describe('createTableClient', () => {
   });
 
   it.each([
-    [{ AzureWebJobsStorage: 'UseDevelopmentStorage=true' }, 'UseDevelopmentStorage=true'],
-    [{ AzureWebJobsStorage__accountName: 'contoso' }, 'TableEndpoint=https://contoso.table.core.windows.net'],
-    [{ AzureWebJobsStorage__tableServiceUri: 'https://t.example/' }, 'TableEndpoint=https://t.example/'],
-    [{}, 'UseDevelopmentStorage=true'],
-  ])('reads the storage setting %j as %s', (env, expected) => {
-    expect(storageConnectionFromEnv(env)).toBe(expected);
+    ['the identity-based setting', 'https://contoso.table.core.windows.net'],
+    ['a loopback emulator URI', 'http://127.0.0.1:10002/devstoreaccount1'],
+  ])('takes %s with the credential it is given', (_label, tableServiceUri) => {
+    const credential = { getToken: () => Promise.resolve(null) };
+    const client = createTableClient({ kind: 'identity', tableServiceUri, clientId: undefined, resourceId: undefined }, 't1', credential);
+    expect(client.url).toBe(tableServiceUri);
+    expect(client.tableName).toBe('t1');
+  });
+
+  it('takes the connection-string setting as the string itself', () => {
+    expect(createTableClient({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' }, 't1').url).toBe(
+      'http://127.0.0.1:10002/devstoreaccount1',
+    );
   });
 
   it('tolerates a table another instance created (409 TableAlreadyExists) and creates it once', async () => {

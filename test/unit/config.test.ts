@@ -16,7 +16,7 @@ describe('loadConfig', () => {
     expect(config.cache).toEqual({ ttlSeconds: DEFAULT_CACHE_TTL_SECONDS, maxEntries: 1000, staleIfErrorSeconds: 3600 });
     expect(config.expiryWarningDays).toBe(30);
     expect(config.healthCheckSchedule).toBe('0 */15 * * * *');
-    expect(config.storageConnectionString).toBe('UseDevelopmentStorage=true');
+    expect(config.storage).toEqual({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' });
     expect(config.appInsightsConnectionString).toBeUndefined();
     expect(config.sharedCache).toBeUndefined();
     expect(Object.isFrozen(config)).toBe(true);
