@@ -40,9 +40,23 @@ export interface VaultSettings {
   readonly expectations: VaultExpectations;
 }
 
+/** What a reader of `VAULT_EXPECTATIONS` may need to read: the three kinds of Key Vault object. */
+export const READER_PERMISSIONS = ['secrets', 'keys', 'certificates'] as const;
+export type ReaderPermission = (typeof READER_PERMISSIONS)[number];
+/** What a reader needs when its entry names no `permissions`. */
+export const DEFAULT_READER_PERMISSIONS: readonly ReaderPermission[] = ['secrets'];
+
+/** What `VAULT_EXPECTATIONS` declares of one vault; the health check compares the vault with it. */
 export interface VaultExpectations {
   readonly firewall: 'on' | 'off' | 'any';
-  readonly readers: readonly { readonly name: string; readonly principalId: string }[];
+  /** The Azure region the vault must be in (e.g. `westeurope`), as written; undefined: not checked. */
+  readonly location?: string | undefined;
+  readonly readers: readonly {
+    readonly name: string;
+    readonly principalId: string;
+    /** The kinds it must be able to read; default {@link DEFAULT_READER_PERMISSIONS}. */
+    readonly permissions: readonly ReaderPermission[];
+  }[];
 }
 
 const identitySchema = v.union(
@@ -148,11 +162,32 @@ const expectationsSchema = v.record(
   v.string(),
   v.strictObject({
     firewall: v.optional(v.picklist(['on', 'off', 'any'], 'must be "on", "off" or "any"'), 'any'),
+    location: v.optional(
+      v.pipe(
+        v.string('must be a string'),
+        v.trim(),
+        v.regex(/^[A-Za-z][A-Za-z0-9 ]{1,49}$/, 'must be an Azure region name, e.g. "westeurope" or "West Europe"'),
+      ),
+    ),
     readers: v.optional(
       v.array(
         v.strictObject({
           name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
           principalId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a GUID')),
+          permissions: v.optional(
+            v.pipe(
+              v.array(
+                v.picklist(
+                  READER_PERMISSIONS,
+                  (issue) => `must be "secrets", "keys" or "certificates", got ${JSON.stringify(issue.input) ?? String(issue.input)}`,
+                ),
+                'must be a list',
+              ),
+              v.minLength(1, 'must not be empty'),
+              v.transform((kinds) => [...new Set(kinds)]),
+            ),
+            () => [...DEFAULT_READER_PERMISSIONS],
+          ),
         }),
         'must be a list',
       ),

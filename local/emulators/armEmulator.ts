@@ -15,6 +15,8 @@ export const KEY_VAULT_READER = '21090545-7ca7-4776-b22c-e363652d74d2';
 export const KEY_VAULT_ADMINISTRATOR = '00482a5a-887f-4fb3-b363-3b7fe8e74483';
 /** Built-in role `Key Vault Secrets Officer`: every secret operation except managing permissions. */
 export const KEY_VAULT_SECRETS_OFFICER = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7';
+/** Built-in role `Key Vault Crypto User`: read keys and use them for cryptographic operations. */
+export const KEY_VAULT_CRYPTO_USER = '12338af0-0e69-4776-bea7-57ae8d297424';
 /** Built-in role `Reader`: read every control-plane resource (e.g. `vaults.get`). */
 export const READER = 'acdd72a7-3385-48ef-bd42-f606fba81ae7';
 
@@ -39,8 +41,13 @@ export interface VaultState {
   enablePurgeProtection: boolean;
   /** `properties.enableRbacAuthorization`. */
   enableRbacAuthorization: boolean;
-  /** `properties.accessPolicies`; only secret permissions are modelled (keys, certificates, storage are empty). */
-  accessPolicies: { objectId: string; secrets: string[] }[];
+  /**
+   * `properties.accessPolicies`: per object id, the permissions on secrets, keys and certificates
+   * (ARM's names, e.g. `Get`, `List`, `all`; absent kinds are empty lists; storage is always empty).
+   */
+  accessPolicies: { objectId: string; secrets: string[]; keys?: string[]; certificates?: string[] }[];
+  /** The resource's `location` (ARM region name, e.g. `westeurope`). */
+  location: string;
 }
 
 /** A failure the emulator injects into every request until {@link ArmEmulator.setFault} is called with `null`. */
@@ -89,6 +96,7 @@ const DEFAULT_STATE: VaultState = {
   enablePurgeProtection: false,
   enableRbacAuthorization: true,
   accessPolicies: [],
+  location: 'westeurope',
 };
 
 /** ARM accepts tokens for either of its historical resource URIs, with or without the slash. */
@@ -96,7 +104,6 @@ const AUDIENCES = [ARM_ENDPOINT, `${ARM_ENDPOINT}/`, 'https://management.core.wi
 const API_VERSION_RE = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
 const VAULT_NAME_RE = /^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
 const DEFAULT_PAGE_SIZE = 100;
-const LOCATION = 'westeurope';
 
 type Json = Record<string, unknown>;
 
@@ -189,7 +196,7 @@ export class ArmEmulator {
 
   /**
    * Registers a vault with the defaults (Allow, no IP/VNet rules, public access Enabled, soft delete on
-   * with 90 days, purge protection off, RBAC mode on, no access policies) overridden by `opts`.
+   * with 90 days, purge protection off, RBAC mode on, no access policies, location `westeurope`) overridden by `opts`.
    * Registering a name again replaces its state; its role assignments stay.
    */
   addVault(name: string, opts: Partial<VaultState> = {}): void {
@@ -404,7 +411,7 @@ export class ArmEmulator {
       accessPolicies: s.accessPolicies.map((p) => ({
         tenantId: EMULATOR_TENANT_ID,
         objectId: p.objectId,
-        permissions: { keys: [], secrets: [...p.secrets], certificates: [], storage: [] },
+        permissions: { keys: [...(p.keys ?? [])], secrets: [...p.secrets], certificates: [...(p.certificates ?? [])], storage: [] },
       })),
       enabledForDeployment: false,
       enabledForDiskEncryption: false,
@@ -422,7 +429,7 @@ export class ArmEmulator {
       id: this.resourceId(v.name),
       name: v.name,
       type: 'Microsoft.KeyVault/vaults',
-      location: LOCATION,
+      location: s.location,
       tags: {},
       systemData: {
         createdBy: EMULATOR_TENANT_ID,
@@ -627,7 +634,12 @@ function cloneState(s: VaultState): VaultState {
     ...s,
     ipRules: [...s.ipRules],
     virtualNetworkRules: [...s.virtualNetworkRules],
-    accessPolicies: s.accessPolicies.map((p) => ({ objectId: p.objectId, secrets: [...p.secrets] })),
+    accessPolicies: s.accessPolicies.map((p) => ({
+      objectId: p.objectId,
+      secrets: [...p.secrets],
+      keys: [...(p.keys ?? [])],
+      certificates: [...(p.certificates ?? [])],
+    })),
   };
 }
 

@@ -1,15 +1,46 @@
 import type { TokenCredential } from '@azure/identity';
-import type { VaultSettings } from '../config';
+import type { ReaderPermission, VaultSettings } from '../config';
 import type { HealthCause, HealthCheckName, HealthCheckResult, HealthStatus } from './healthReport';
 import { remedyFor } from './remedies';
 
-/** Roles that let a principal read secrets (RBAC vaults). Key Vault Reader is accepted as the issue asks. */
-export const READER_ROLE_IDS: ReadonlySet<string> = new Set([
-  '4633458b-17de-408a-b874-0445c86b69e6', // Key Vault Secrets User
-  '21090545-7ca7-4776-b22c-e363652d74d2', // Key Vault Reader
-  'b86a8fe4-44ce-4948-aee5-eccb2c155cd7', // Key Vault Secrets Officer
-  '00482a5a-887f-4fb3-b363-3b7fe8e74483', // Key Vault Administrator
-]);
+/** Built-in role definition GUIDs (Azure docs, "Azure built-in roles", Security). */
+const ROLE = {
+  keyVaultAdministrator: '00482a5a-887f-4fb3-b363-3b7fe8e74483',
+  keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2',
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+  keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424',
+  keyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
+  keyVaultCertificateUser: 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba',
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985',
+} as const;
+
+/**
+ * The built-in roles that give a principal read on each kind of object of an RBAC vault, at the
+ * vault's scope or above.
+ *
+ * - `secrets` means reading secret values (`secrets/getSecret/action`): **Key Vault Secrets User**,
+ *   Secrets Officer or Administrator. **Key Vault Reader** is not enough: it reads secret metadata only.
+ * - `keys` and `certificates` mean reading those objects (`keys/read`, `certificates/read`), which
+ *   **Key Vault Reader** grants for both, as do the broader Crypto User / Crypto Officer (keys),
+ *   Certificate User / Certificates Officer (certificates) and Administrator.
+ *
+ * So Customer Insights' documented RBAC requirement, "Key Vault Reader and Key Vault Secrets User",
+ * is exactly `permissions: ["secrets", "keys", "certificates"]`.
+ */
+export const READER_ROLE_IDS: Readonly<Record<ReaderPermission, ReadonlySet<string>>> = {
+  secrets: new Set([ROLE.keyVaultSecretsUser, ROLE.keyVaultSecretsOfficer, ROLE.keyVaultAdministrator]),
+  keys: new Set([ROLE.keyVaultReader, ROLE.keyVaultCryptoUser, ROLE.keyVaultCryptoOfficer, ROLE.keyVaultAdministrator]),
+  certificates: new Set([ROLE.keyVaultReader, ROLE.keyVaultCertificateUser, ROLE.keyVaultCertificatesOfficer, ROLE.keyVaultAdministrator]),
+};
+
+/** An access policy entry of a vault, with its permission lists per kind (ARM's names, any case). */
+export interface VaultAccessPolicy {
+  readonly objectId: string;
+  readonly secrets: readonly string[];
+  readonly keys: readonly string[];
+  readonly certificates: readonly string[];
+}
 
 /** What the checks read of a vault's ARM resource. */
 export interface VaultResource {
@@ -21,7 +52,9 @@ export interface VaultResource {
   readonly softDeleteRetentionInDays: number | undefined;
   readonly enablePurgeProtection: boolean | undefined;
   readonly enableRbacAuthorization: boolean | undefined;
-  readonly accessPolicies: readonly { objectId: string; secrets: readonly string[] }[];
+  readonly accessPolicies: readonly VaultAccessPolicy[];
+  /** The vault resource's `location`, e.g. `westeurope`. */
+  readonly location: string | undefined;
 }
 
 /** The management-plane reads, narrowed to what the checks need. */
@@ -60,7 +93,13 @@ export function createArmManagementReader(credential: TokenCredential): Manageme
         softDeleteRetentionInDays: p.softDeleteRetentionInDays,
         enablePurgeProtection: p.enablePurgeProtection,
         enableRbacAuthorization: p.enableRbacAuthorization,
-        accessPolicies: (p.accessPolicies ?? []).map((a) => ({ objectId: a.objectId, secrets: (a.permissions.secrets ?? []).map(String) })),
+        accessPolicies: (p.accessPolicies ?? []).map((a) => ({
+          objectId: a.objectId,
+          secrets: (a.permissions.secrets ?? []).map(String),
+          keys: (a.permissions.keys ?? []).map(String),
+          certificates: (a.permissions.certificates ?? []).map(String),
+        })),
+        location: vault.location,
       };
     },
     async roleIdsOf(resourceId, principalId, signal) {
@@ -87,8 +126,10 @@ export function createArmManagementReader(credential: TokenCredential): Manageme
 
 /**
  * Management-plane checks of one vault: firewall and public network access against what
- * VAULT_EXPECTATIONS declares, soft delete and purge protection, and whether each declared reader
- * still holds read permission. Without a resource id every one of them is `skipped`, never `ok`.
+ * VAULT_EXPECTATIONS declares, soft delete and purge protection, the region (only where an
+ * expectation names one), and whether each declared reader still holds read on each kind it needs
+ * (see {@link READER_ROLE_IDS}; on an access-policy vault Get and List, or All, in that kind's list).
+ * Without a resource id every one of them is `skipped`, never `ok`.
  */
 export async function managementChecks(
   vault: VaultSettings,
@@ -101,6 +142,7 @@ export async function managementChecks(
     { check: 'publicNetworkAccess', target: null },
     { check: 'softDelete', target: null },
     { check: 'purgeProtection', target: null },
+    ...(vault.expectations.location === undefined ? [] : [{ check: 'location' as const, target: null }]),
     ...readers.map((r) => ({ check: 'reader' as const, target: `${r.name} (${r.principalId})` })),
   ];
   if (!vault.resourceId || !reader) {
@@ -168,18 +210,30 @@ export async function managementChecks(
       : { ...result(vault, 'purgeProtection', null, 'warning', 'PurgeProtectionOff'), durationMs: ms },
   );
 
+  const expectedLocation = vault.expectations.location;
+  if (expectedLocation !== undefined) {
+    const target = `expected ${expectedLocation}, is ${resource.location ?? 'unknown'}`;
+    out.push(
+      resource.location !== undefined && sameRegion(resource.location, expectedLocation)
+        ? { check: 'location', target, status: 'ok', cause: null, remedy: null, durationMs: ms }
+        : { ...result(vault, 'location', target, 'failed', 'LocationNotAsExpected'), durationMs: ms },
+    );
+  }
+
   for (const expectedReader of readers) {
     const target = `${expectedReader.name} (${expectedReader.principalId})`;
     const readerStarted = performance.now();
-    let holds: boolean;
+    let missing: ReaderPermission[];
     try {
       if (resource.enableRbacAuthorization) {
         const roles = await reader.roleIdsOf(vault.resourceId, expectedReader.principalId, AbortSignal.timeout(timeoutMs));
-        holds = roles.some((id) => READER_ROLE_IDS.has(id));
+        missing = expectedReader.permissions.filter((kind) => !roles.some((id) => READER_ROLE_IDS[kind].has(id.toLowerCase())));
       } else {
         const policy = resource.accessPolicies.find((a) => a.objectId.toLowerCase() === expectedReader.principalId.toLowerCase());
-        const secrets = new Set((policy?.secrets ?? []).map((s) => s.toLowerCase()));
-        holds = secrets.has('all') || (secrets.has('get') && secrets.has('list'));
+        missing = expectedReader.permissions.filter((kind) => {
+          const granted = new Set((policy?.[kind] ?? []).map((p) => p.toLowerCase()));
+          return !(granted.has('all') || (granted.has('get') && granted.has('list')));
+        });
       }
     } catch {
       out.push({
@@ -190,9 +244,10 @@ export async function managementChecks(
     }
     const durationMs = Math.round(performance.now() - readerStarted);
     out.push(
-      holds
+      missing.length === 0
         ? { check: 'reader', target, status: 'ok', cause: null, remedy: null, durationMs }
-        : { ...result(vault, 'reader', target, 'failed', 'ReaderPermissionMissing'), durationMs },
+        : // The target names the kinds it can no longer read, so the remedy says what to grant.
+          { ...result(vault, 'reader', `${target}: ${missing.join(', ')}`, 'failed', 'ReaderPermissionMissing'), durationMs },
     );
   }
   return out;
@@ -206,6 +261,12 @@ function result(
   cause: HealthCause,
 ): HealthCheckResult {
   return { check, target, status, cause, remedy: remedyFor(cause, vault.alias, target), durationMs: 0 };
+}
+
+/** ARM's region names ignore case and spaces: "West Europe" is `westeurope`. */
+function sameRegion(a: string, b: string): boolean {
+  const norm = (region: string): string => region.replace(/\s+/g, '').toLowerCase();
+  return norm(a) === norm(b);
 }
 
 function parseResourceId(id: string): { subscription: string; resourceGroup: string; name: string } {

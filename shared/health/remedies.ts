@@ -22,7 +22,7 @@ const REMEDIES: Record<HealthCause, string> = {
   SoftDeleteOff: 'Enable soft delete on vault {vault} so deleted secrets can be recovered.',
   PurgeProtectionOff: 'Enable purge protection on vault {vault} so deleted secrets cannot be purged before their retention ends.',
   ReaderPermissionMissing:
-    'Give {target} the "Key Vault Secrets User" role (RBAC vault) or Get/List secret permissions (access policy) on vault {vault} again.',
+    'Grant what "{target}" names as missing on vault {vault}: on an RBAC vault the "Key Vault Secrets User" role for secrets and "Key Vault Reader" for keys and certificates, with access policies Get and List on each kind named.',
   LocationNotAsExpected:
     'Vault {vault} is not in the region VAULT_EXPECTATIONS names ({target}): services such as Customer Insights need their vault in their own region; link a vault there, or change the expectation.',
   ManagementUnavailable:

@@ -173,6 +173,18 @@ describe('vaults.get', () => {
         ],
       },
     ],
+    [
+      'access policies on keys and certificates',
+      { accessPolicies: [{ objectId: EMULATOR_PRINCIPAL_ID, secrets: ['Get', 'List'], keys: ['Get', 'List'], certificates: ['all'] }] },
+      {
+        accessPolicies: [
+          expect.objectContaining({
+            objectId: EMULATOR_PRINCIPAL_ID,
+            permissions: { keys: ['Get', 'List'], secrets: ['Get', 'List'], certificates: ['all'], storage: [] },
+          }),
+        ],
+      },
+    ],
   ];
 
   it.each(patches)('reports a patched %s and leaves the other vault alone', async (_label, patch, expected) => {
@@ -185,6 +197,14 @@ describe('vaults.get', () => {
       publicNetworkAccess: 'Enabled',
       enableRbacAuthorization: true,
     });
+  });
+
+  it('reports the location a test sets (westeurope by default) and leaves the other vault in its own', async () => {
+    expect((await kvm.vaults.get(EMULATOR_RESOURCE_GROUP, VAULT)).location).toBe('westeurope');
+    azure.arm.setVault(VAULT, { location: 'northeurope' });
+    expect((await kvm.vaults.get(EMULATOR_RESOURCE_GROUP, VAULT)).location).toBe('northeurope');
+    expect((await kvm.vaults.get(EMULATOR_RESOURCE_GROUP, OTHER)).location).toBe('westeurope');
+    expect(azure.arm.getVault(VAULT).location).toBe('northeurope');
   });
 
   it('keeps earlier patches when a later one changes another setting', async () => {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KEY_VAULT_SECRETS_USER } from '../../local/emulators/armEmulator';
+import { KEY_VAULT_CRYPTO_USER, KEY_VAULT_READER, KEY_VAULT_SECRETS_USER } from '../../local/emulators/armEmulator';
 import { startAzurite } from '../../local/emulators/azurite';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { startIngestionEndpoint } from '../../local/emulators/ingestionEndpoint';
@@ -25,6 +25,12 @@ const APP_KEY = 'app-health-key';
 const MAIN = 'health-vault';
 const OTHER = 'other-vault';
 const CUSTOMER_INSIGHTS = '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff';
+const CI_TARGET = `Customer Insights (${CUSTOMER_INSIGHTS})`;
+/** Customer Insights' documented RBAC grant: read on keys, secrets and certificates. */
+const grantCustomerInsights = (): void => {
+  azure.arm.addRoleAssignment(MAIN, CUSTOMER_INSIGHTS, KEY_VAULT_READER);
+  azure.arm.addRoleAssignment(MAIN, CUSTOMER_INSIGHTS, KEY_VAULT_SECRETS_USER);
+};
 const sha = (key: string): string => createHash('sha256').update(key).digest('hex');
 const inDays = (days: number): Date => new Date(Date.now() + days * 86_400_000);
 
@@ -80,7 +86,7 @@ beforeAll(async () => {
   kv.setSecret(MAIN, 'erp-cert', 'v1', { expiresOn: inDays(365) });
   kv.setSecret(OTHER, 'sftp-password', 'v1', { expiresOn: inDays(365) });
   azure.arm.setVault(MAIN, { enablePurgeProtection: true, enableRbacAuthorization: true });
-  azure.arm.addRoleAssignment(MAIN, CUSTOMER_INSIGHTS, KEY_VAULT_SECRETS_USER);
+  grantCustomerInsights();
   host = await startBrokerHost({
     ...azure.env,
     KEY_VAULT_URI: kv.vaultUri(MAIN),
@@ -88,7 +94,12 @@ beforeAll(async () => {
     // Only the main vault's resource id: the other vault's management checks are skipped.
     KEY_VAULT_RESOURCE_IDS: kv.resourceId(MAIN),
     VAULT_EXPECTATIONS: JSON.stringify({
-      default: { firewall: 'off', readers: [{ name: 'Customer Insights', principalId: CUSTOMER_INSIGHTS }] },
+      // The README's ready Customer Insights expectation, in the emulator's region written the portal's way.
+      default: {
+        firewall: 'off',
+        location: 'West Europe',
+        readers: [{ name: 'Customer Insights', principalId: CUSTOMER_INSIGHTS, permissions: ['secrets', 'keys', 'certificates'] }],
+      },
     }),
     ACCESS_POLICY: JSON.stringify({
       callers: [
@@ -138,6 +149,7 @@ describe('a healthy set of vaults', () => {
         'softDelete:ok',
         'purgeProtection:ok',
         'reader:ok',
+        'location:ok',
       ]),
     );
     expect(main.checks.filter((c) => c.check === 'getSecret').map((c) => c.target)).toEqual(['erp-cert', 'erp-token', 'whsec-ops']);
@@ -239,11 +251,48 @@ describe('each cause in turn', () => {
     azure.keyVault.setSecret(OTHER, 'sftp-password', 'v3', { expiresOn: inDays(365) });
   });
 
-  it('a principal that lost its role is reported with its name', async () => {
+  it('a principal that lost its roles is reported with its name and every kind it can no longer read', async () => {
     azure.arm.removeRoleAssignments(MAIN, CUSTOMER_INSIGHTS);
     const report = await runCheck();
-    expect(failing(report, 'default')).toEqual([`reader:Customer Insights (${CUSTOMER_INSIGHTS}):ReaderPermissionMissing`]);
+    expect(failing(report, 'default')).toEqual([`reader:${CI_TARGET}: secrets, keys, certificates:ReaderPermissionMissing`]);
+    grantCustomerInsights();
+  });
+
+  it('a reader that can read secrets and keys but not certificates (RBAC) is reported naming certificates', async () => {
+    azure.arm.removeRoleAssignments(MAIN, CUSTOMER_INSIGHTS);
     azure.arm.addRoleAssignment(MAIN, CUSTOMER_INSIGHTS, KEY_VAULT_SECRETS_USER);
+    azure.arm.addRoleAssignment(MAIN, CUSTOMER_INSIGHTS, KEY_VAULT_CRYPTO_USER);
+    const report = await runCheck();
+    expect(failing(report, 'default')).toEqual([`reader:${CI_TARGET}: certificates:ReaderPermissionMissing`]);
+    expect(vaultOf(report, 'default').checks.find((c) => c.check === 'reader')?.remedy).toContain(
+      '"Key Vault Reader" for keys and certificates',
+    );
+    azure.arm.removeRoleAssignments(MAIN, CUSTOMER_INSIGHTS);
+    grantCustomerInsights();
+  });
+
+  it('a reader without certificate Get and List in an access-policy vault is reported naming certificates', async () => {
+    azure.arm.setVault(MAIN, {
+      enableRbacAuthorization: false,
+      accessPolicies: [{ objectId: CUSTOMER_INSIGHTS, secrets: ['Get', 'List'], keys: ['Get', 'List'], certificates: ['Get'] }],
+    });
+    const report = await runCheck();
+    expect(failing(report, 'default')).toEqual([`reader:${CI_TARGET}: certificates:ReaderPermissionMissing`]);
+    azure.arm.setVault(MAIN, {
+      accessPolicies: [{ objectId: CUSTOMER_INSIGHTS, secrets: ['Get', 'List'], keys: ['Get', 'List'], certificates: ['Get', 'List'] }],
+    });
+    expect(failing(await runCheck(), 'default')).toEqual([]);
+    azure.arm.setVault(MAIN, { enableRbacAuthorization: true, accessPolicies: [] });
+  });
+
+  it('a vault in another region than the expectation fails the location check with its remedy', async () => {
+    azure.arm.setVault(MAIN, { location: 'northeurope' });
+    const report = await runCheck();
+    expect(failing(report, 'default')).toEqual(['location:expected West Europe, is northeurope:LocationNotAsExpected']);
+    expect(vaultOf(report, 'default').checks.find((c) => c.check === 'location')?.remedy).toBe(
+      'Vault default is not in the region VAULT_EXPECTATIONS names (expected West Europe, is northeurope): services such as Customer Insights need their vault in their own region; link a vault there, or change the expectation.',
+    );
+    azure.arm.setVault(MAIN, { location: 'westeurope' });
   });
 
   it('an expiring secret warns and an expired one fails', async () => {

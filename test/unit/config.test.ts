@@ -134,6 +134,38 @@ describe('loadConfig', () => {
       { ...VAULT, VAULT_EXPECTATIONS: '{"default":{"firewall":"maybe"}}' },
       'VAULT_EXPECTATIONS: default.firewall must be "on", "off" or "any"',
     ],
+    [
+      {
+        ...VAULT,
+        VAULT_EXPECTATIONS: JSON.stringify({
+          default: { readers: [{ name: 'CI', principalId: '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff', permissions: ['secrets', 'storage'] }] },
+        }),
+      },
+      'VAULT_EXPECTATIONS: default.readers[0].permissions[1] must be "secrets", "keys" or "certificates", got "storage"',
+    ],
+    [
+      {
+        ...VAULT,
+        VAULT_EXPECTATIONS: JSON.stringify({
+          default: { readers: [{ name: 'CI', principalId: '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff', permissions: 'secrets' }] },
+        }),
+      },
+      'VAULT_EXPECTATIONS: default.readers[0].permissions must be a list',
+    ],
+    [
+      {
+        ...VAULT,
+        VAULT_EXPECTATIONS: JSON.stringify({
+          default: { readers: [{ name: 'CI', principalId: '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff', permissions: [] }] },
+        }),
+      },
+      'VAULT_EXPECTATIONS: default.readers[0].permissions must not be empty',
+    ],
+    [
+      { ...VAULT, VAULT_EXPECTATIONS: '{"default":{"location":"west-europe"}}' },
+      'VAULT_EXPECTATIONS: default.location must be an Azure region name, e.g. "westeurope" or "West Europe"',
+    ],
+    [{ ...VAULT, VAULT_EXPECTATIONS: '{"default":{"region":"westeurope"}}' }, 'VAULT_EXPECTATIONS: default.region'],
     [{ ...VAULT, CACHE_SHARED: 'redis' }, 'CACHE_SHARED: must be "table" or "off", got "redis"'],
     [
       { ...VAULT, CACHE_SHARED: 'table' },
@@ -215,5 +247,40 @@ describe('loadConfig', () => {
     });
     expect(config.vaults.get('default')?.resourceId).toBe(id);
     expect(config.vaults.get('default')?.expectations.firewall).toBe('off');
+  });
+
+  it("reads an expected location and readers' permissions, defaulting them to secrets", () => {
+    const config = loadConfig({
+      ...VAULT,
+      VAULT_EXPECTATIONS: JSON.stringify({
+        default: {
+          firewall: 'off',
+          location: 'West Europe',
+          readers: [
+            {
+              name: 'Customer Insights',
+              principalId: '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff',
+              permissions: ['secrets', 'keys', 'certificates', 'keys'],
+            },
+            { name: 'ERP', principalId: '11111111-1111-1111-1111-111111111111' },
+          ],
+        },
+      }),
+    });
+    const expectations = config.vaults.get('default')?.expectations;
+    expect(expectations).toEqual({
+      firewall: 'off',
+      location: 'West Europe',
+      readers: [
+        {
+          name: 'Customer Insights',
+          principalId: '0bfc4568-a4ba-4c58-bd3e-5d3e76bd7fff',
+          permissions: ['secrets', 'keys', 'certificates'],
+        },
+        { name: 'ERP', principalId: '11111111-1111-1111-1111-111111111111', permissions: ['secrets'] },
+      ],
+    });
+    expect(Object.isFrozen(expectations?.readers[1]?.permissions)).toBe(true);
+    expect(loadConfig(VAULT).vaults.get('default')?.expectations).toEqual({ firewall: 'any', readers: [] });
   });
 });
