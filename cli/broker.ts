@@ -1,0 +1,217 @@
+/**
+ * The operator commands: `node dist/cli/broker.js <command>` (`npm run broker -- <command>`).
+ * Exit codes: 0 done (allowed, healthy), 1 denied or health failed, 2 bad usage or settings.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { applySettingsFile } from '../local/localSettings';
+import { explainAccess } from '../shared/callers/explainAccess';
+import type { AccessExplanation } from '../shared/callers/explainAccess';
+import { DEFAULT_VAULT_ALIAS, loadConfig } from '../shared/config';
+import { asError, ConfigError } from '../shared/errors';
+import { runHealthCheck } from '../shared/health/runHealthCheck';
+import { createRuntime } from '../shared/runtime';
+import { formatHealthTable, useColour } from './healthTable';
+
+const SETTINGS_HELP = '  --settings <file>  read settings from this local.settings.json-format file (environment variables win)';
+
+const HELP = {
+  keys: `Usage: broker keys new <caller> [--settings <file>]
+
+Prints a new API key (32 random bytes, base64url) once, its identity {"apiKeySha256":"<hex>"} and the
+caller's ACCESS_POLICY entry with the new hash added (or a new entry). The key is written nowhere else.
+
+${SETTINGS_HELP}`,
+  policy: `Usage: broker policy explain <caller> <name> [--vault <alias>] [--settings <file>]
+
+Says whether ACCESS_POLICY lets <caller> read the secret <name> and which pattern decides.
+Exit code 0 when allowed, 1 when denied.
+
+  --vault <alias>    the vault alias (default: the KEY_VAULT_URI vault)
+${SETTINGS_HELP}`,
+  health: `Usage: broker health [--settings <file>]
+
+Runs the health check once against the configured vaults with your sign-in (DefaultAzureCredential:
+az login, AZURE_* variables, ...) and prints the report as a table. Exit code 1 when it failed.
+
+${SETTINGS_HELP}`,
+} as const;
+
+const USAGE = `Usage: broker <command> [options]
+
+Commands:
+  keys new <caller>                            a new API key and its policy entry
+  policy explain <caller> <name> [--vault a]   allowed or denied, and by which pattern
+  health                                       run the health check and print the report
+
+Run "broker <command> --help" for a command's options.`;
+
+const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+
+/** A command line that cannot be run: the message and the usage to show, exit code 2. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** Runs one command line; resolves with the process's exit code. */
+export async function runBroker(argv: readonly string[], env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+  try {
+    return await dispatch(argv, env, io);
+  } catch (err: unknown) {
+    if (err instanceof UsageError) {
+      io.err(`${err.message}\n\n${err.usage}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      io.err(`${err.message}\n`);
+      return 2;
+    }
+    io.err(`error: ${asError(err).message}\n`);
+    return 1;
+  }
+}
+
+async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: { settings: { type: 'string' }, vault: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (err: unknown) {
+    throw new UsageError(asError(err).message, USAGE);
+  }
+  const { values, positionals } = parsed;
+  const [command, sub, ...rest] = positionals;
+  const help = command === 'keys' || command === 'policy' || command === 'health' ? HELP[command] : undefined;
+  if (values.help) {
+    io.out(`${help ?? USAGE}\n`);
+    return 0;
+  }
+  if (help === undefined) throw new UsageError(command === undefined ? 'No command given.' : `Unknown command "${command}".`, USAGE);
+  if (values.vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
+  if (values.settings !== undefined) {
+    try {
+      applySettingsFile(values.settings, env);
+    } catch (err: unknown) {
+      throw new ConfigError(asError(err).message);
+    }
+  }
+
+  if (command === 'keys') {
+    if (sub !== 'new' || rest.length !== 1 || !rest[0]) throw new UsageError('Expected: keys new <caller>', help);
+    newKey(rest[0], env, io);
+    return 0;
+  }
+  if (command === 'policy') {
+    const [caller, name, ...extra] = rest;
+    if (sub !== 'explain' || !caller || !name || extra.length > 0) throw new UsageError('Expected: policy explain <caller> <name>', help);
+    return explain(caller, name, values.vault, env, io);
+  }
+  if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
+  return health(env, io);
+}
+
+/** `keys new`: the key is printed here once and kept nowhere. */
+function newKey(caller: string, env: NodeJS.ProcessEnv, io: Output): void {
+  let entry: Record<string, unknown> | undefined;
+  if (env.ACCESS_POLICY?.trim()) {
+    loadConfig(env); // validates the policy (and the rest) first: the entry below is then well-formed
+    const raw = JSON.parse(env.ACCESS_POLICY) as { callers: Record<string, unknown>[] };
+    entry = raw.callers.find((c) => c.name === caller);
+  }
+  const key = randomBytes(32).toString('base64url');
+  const identity = { apiKeySha256: createHash('sha256').update(key).digest('hex') };
+  const updated = entry
+    ? { ...entry, identities: [...(entry.identities as unknown[]), identity] }
+    : { name: caller, identities: [identity], allow: [], deny: [] };
+  io.out(
+    [
+      `New API key for "${caller}" (shown this once; the broker keeps only its hash):`,
+      '',
+      `  ${key}`,
+      '',
+      `Identity: ${JSON.stringify(identity)}`,
+      '',
+      entry
+        ? `ACCESS_POLICY entry of "${caller}" with the new hash added (both keys work; remove the old hash once every client has the new key):`
+        : `New ACCESS_POLICY entry for "${caller}" (add the patterns it may read to "allow"):`,
+      JSON.stringify(updated, null, 2),
+      '',
+    ].join('\n'),
+  );
+}
+
+function explain(caller: string, name: string, vault: string | undefined, env: NodeJS.ProcessEnv, io: Output): number {
+  const config = loadConfig(env);
+  const alias = vault ?? DEFAULT_VAULT_ALIAS;
+  if (vault !== undefined && !config.vaults.has(alias)) {
+    throw new UsageError(
+      `--vault: "${alias}" is not a configured vault alias (known: ${[...config.vaults.keys()].join(', ')})`,
+      HELP.policy,
+    );
+  }
+  if (!SECRET_NAME.test(name)) throw new UsageError(`"${name}" is not a secret name (1 to 127 letters, digits and dashes).`, HELP.policy);
+  const explanation = explainAccess(config, caller, alias, name);
+  io.out(
+    `${describe(
+      explanation,
+      caller,
+      config.policy.callers.map((c) => c.name),
+    )}\n`,
+  );
+  return explanation.decision === 'allowed' ? 0 : 1;
+}
+
+function describe(e: AccessExplanation, caller: string, known: readonly string[]): string {
+  const refused = 'refused to every caller, whatever the policy says';
+  switch (e.reason) {
+    case 'allow':
+      return `allowed: "${caller}" may read "${e.subject}" (allow pattern "${e.pattern}")`;
+    case 'deny':
+      return `denied: "${caller}" may not read "${e.subject}" (deny pattern "${e.pattern}")`;
+    case 'noAllowMatch':
+      return `denied: "${caller}" may not read "${e.subject}" (no allow pattern matches (deny by default))`;
+    case 'signingKey':
+      return `denied: "${e.subject}" is a consumer's signing key (CONSUMERS signingSecret), ${refused}`;
+    case 'sharedCacheKey':
+      return `denied: "${e.subject}" is the shared cache's data key (CACHE_SHARED_KEY_SECRET), ${refused}`;
+    case 'unknownCaller':
+      return `denied: ACCESS_POLICY has no caller "${caller}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`;
+  }
+}
+
+/**
+ * `health`: the same checks as the timer's run (runHealthCheck), without its lease, stored report,
+ * telemetry or notifications, so it needs no storage and changes nothing an operator did not ask for.
+ */
+async function health(env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+  const config = loadConfig(env);
+  // A laptop's run is not the app's availability: nothing goes to Application Insights.
+  const runtime = createRuntime({ ...config, appInsightsConnectionString: undefined });
+  runtime.dispose(); // no cache coherence poller: this process reads no secrets for callers
+  const { gateways, management } = runtime.health();
+  const report = await runHealthCheck({ config: runtime.config, gateways, management });
+  io.out(`${formatHealthTable(report, { colour: useColour(process.stdout, env) }).join('\n')}\n`);
+  return report.status === 'failed' ? 1 : 0;
+}
+
+if (require.main === module) {
+  const io: Output = { out: (text) => process.stdout.write(text), err: (text) => process.stderr.write(text) };
+  void runBroker(process.argv.slice(2), process.env, io).then((code) => {
+    // The SDKs' keep-alive connections would hold the process open; exit once the output is written.
+    process.stdout.write('', () => process.exit(code));
+  });
+}

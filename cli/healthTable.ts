@@ -1,0 +1,46 @@
+import type { HealthReport, HealthStatus } from '../shared/health/healthReport';
+
+const COLUMNS = ['vault', 'check', 'target', 'status', 'cause', 'remedy'] as const;
+
+/** ANSI SGR colours of a status: green ok, yellow warning, red failed; skipped stays plain. */
+const COLOUR: Record<HealthStatus, string | undefined> = { ok: '32', warning: '33', failed: '31', skipped: undefined };
+
+const paint = (status: HealthStatus, text: string, colour: boolean): string => {
+  const code = COLOUR[status];
+  return colour && code ? `\u001b[${code}m${text}\u001b[0m` : text;
+};
+
+/**
+ * The health report as lines of a plain-text table (vault, check, target, status, cause, remedy),
+ * after a summary line. Columns are padded on the visible text, so colour codes never shift them;
+ * `colour` paints statuses (see {@link useColour}).
+ */
+export function formatHealthTable(report: HealthReport, options: { colour: boolean }): string[] {
+  const rows = report.vaults.flatMap((vault) =>
+    vault.checks.map((c) => ({
+      status: c.status,
+      cells: [vault.vault, c.check, c.target ?? '-', c.status, c.cause ?? '-', c.remedy ?? ''],
+    })),
+  );
+  const widths = COLUMNS.map((title, i) => Math.max(title.length, ...rows.map((r) => r.cells[i]?.length ?? 0)));
+  const line = (cells: readonly string[], status?: HealthStatus): string =>
+    cells
+      .map((cell, i) => {
+        const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0);
+        return i === COLUMNS.indexOf('status') && status ? paint(status, padded, options.colour) : padded;
+      })
+      .join('  ')
+      .trimEnd();
+  const vaults = report.vaults.map((v) => `${v.vault}=${paint(v.status, v.status, options.colour)}`).join(', ');
+  return [
+    `Health: ${paint(report.status, report.status, options.colour)} (${vaults}; started ${report.startedAt}, ${report.durationMs} ms)`,
+    '',
+    line(COLUMNS),
+    ...rows.map((r) => line(r.cells, r.status)),
+  ];
+}
+
+/** Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org). */
+export function useColour(stream: { isTTY?: boolean }, env: Record<string, string | undefined>): boolean {
+  return stream.isTTY === true && !env.NO_COLOR;
+}
