@@ -3,7 +3,7 @@ import type { TableClient } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StorageSettings } from '../config';
-import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
+import { createTableClient, describeStorageError as describe, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 
 /** Table of published invalidations. */
 export const INVALIDATIONS_TABLE = 'brokerinvalidations';
@@ -216,10 +216,4 @@ interface InvalidationColumns {
   secret?: string;
   version?: string;
   publishedBy?: string;
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return 'non-error value thrown';
-  const status = tableErrorStatus(err);
-  return status === undefined ? err.message : `${status} ${err.message}`;
 }

@@ -3,7 +3,7 @@ import type { TableClient } from '@azure/data-tables';
 import { odata } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StorageSettings } from '../config';
-import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
+import { createTableClient, describeStorageError as describe, ensureTable, tableErrorStatus } from '../storage/tableStorage';
 import { openValue, sealingContext, sealValue, SharedCacheDecryptError } from './sealedValue';
 import type { SharedCacheSource, SharedFill, SharedSecretCache } from './sharedSecretCache';
 import type { VaultSecret } from './vaultGateway';
@@ -529,22 +529,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
  * One line about a failure: for a storage answer its status and error code (never its body), else
  * the first line of the message.
  */
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return 'non-error value thrown';
-  const status = tableErrorStatus(err);
-  if (status !== undefined) return `${status} ${storageErrorCode(err) ?? 'storage error'}`;
-  return `${err.name}: ${(err.message.split('\n')[0] ?? '').slice(0, 200)}`;
-}
-
-/** The Table service's error code: `x-ms-error-code`, or `odata.error.code` of the body the SDK puts in the message. */
-function storageErrorCode(err: Error): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  try {
-    const body = JSON.parse(err.message) as { 'odata.error'?: { code?: unknown } } | null;
-    const inner = body?.['odata.error']?.code;
-    return typeof inner === 'string' && /^[A-Za-z]{1,100}$/.test(inner) ? inner : undefined;
-  } catch {
-    return undefined;
-  }
-}

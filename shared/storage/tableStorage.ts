@@ -141,3 +141,27 @@ function accountNameFromUrl(url: string): string {
   if (!segment) throw new Error('Storage connection string: AccountName is missing');
   return segment;
 }
+
+/**
+ * A storage failure as a short, safe log phrase: the HTTP status and the Table service's error code.
+ * `@azure/data-tables` puts the raw response body into `RestError.message`; that is never logged.
+ */
+export function describeStorageError(err: unknown): string {
+  if (!(err instanceof Error)) return 'non-error value thrown';
+  const status = tableErrorStatus(err);
+  if (status !== undefined) return `${status} ${storageErrorCode(err) ?? 'storage error'}`;
+  return `${err.name}: ${(err.message.split('\n')[0] ?? '').slice(0, 200)}`;
+}
+
+/** The Table service's error code: `x-ms-error-code`, or `odata.error.code` of the body the SDK puts in the message. */
+function storageErrorCode(err: Error): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  try {
+    const body = JSON.parse(err.message) as { 'odata.error'?: { code?: unknown } } | null;
+    const inner = body?.['odata.error']?.code;
+    return typeof inner === 'string' && /^[A-Za-z]{1,100}$/.test(inner) ? inner : undefined;
+  } catch {
+    return undefined;
+  }
+}
