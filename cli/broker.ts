@@ -3,7 +3,9 @@
  * Exit codes: 0 done (allowed, healthy), 1 denied or health failed, 2 bad usage or settings.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DefaultAzureCredential } from '@azure/identity';
 import { applySettingsFile } from '../local/localSettings';
 import { explainAccess } from '../shared/callers/explainAccess';
 import type { AccessExplanation } from '../shared/callers/explainAccess';
@@ -11,6 +13,9 @@ import { DEFAULT_VAULT_ALIAS, loadConfig } from '../shared/config';
 import { asError, ConfigError } from '../shared/errors';
 import { runHealthCheck } from '../shared/health/runHealthCheck';
 import { createRuntime } from '../shared/runtime';
+import { deploy } from './deploy/deploy';
+import { readDeploymentFile } from './deploy/deploymentFile';
+import { DeployError } from './deploy/reconcile';
 import { formatHealthTable, useColour } from './healthTable';
 
 const SETTINGS_HELP = '  --settings <file>  read settings from this local.settings.json-format file (environment variables win)';
@@ -35,6 +40,19 @@ Runs the health check once against the configured vaults with your sign-in (Defa
 az login, AZURE_* variables, ...) and prints the report as a table. Exit code 1 when it failed.
 
 ${SETTINGS_HELP}`,
+  deploy: `Usage: broker deploy <deployment file> [--what-if]    (npm run deploy -- <file> [--what-if])
+
+Creates or updates, idempotently, everything the broker needs in Azure: resource group, storage
+(shared keys off), Log Analytics and Application Insights, a Flex Consumption Function App with its
+identity and settings, role assignments (or access policies) on storage, vaults and the notification
+topic, the code package, each vault's Event Grid subscription to secretEvents; then a smoke test.
+Signs in with DefaultAzureCredential (az login, AZURE_* variables, a managed identity). The file's
+format is in the README ("Deploying"). A run that stopped half way can simply be run again.
+
+  --what-if   print what would be created, updated (with the differing properties) or left
+              unchanged, and change nothing
+Exit code 0 done, 1 a step failed (the message names the resource and what Azure said) or the
+smoke test's health check failed, 2 a bad file or settings.`,
 } as const;
 
 const USAGE = `Usage: broker <command> [options]
@@ -43,6 +61,7 @@ Commands:
   keys new <caller>                            a new API key and its policy entry
   policy explain <caller> <name> [--vault a]   allowed or denied, and by which pattern
   health                                       run the health check and print the report
+  deploy <file> [--what-if]                    deploy the broker to Azure (npm run deploy)
 
 Run "broker <command> --help" for a command's options.`;
 
@@ -88,20 +107,31 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: { settings: { type: 'string' }, vault: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        settings: { type: 'string' },
+        vault: { type: 'string' },
+        'what-if': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
   } catch (err: unknown) {
     throw new UsageError(asError(err).message, USAGE);
   }
   const { values, positionals } = parsed;
   const [command, sub, ...rest] = positionals;
-  const help = command === 'keys' || command === 'policy' || command === 'health' ? HELP[command] : undefined;
+  const help = command === 'keys' || command === 'policy' || command === 'health' || command === 'deploy' ? HELP[command] : undefined;
   if (values.help) {
     io.out(`${help ?? USAGE}\n`);
     return 0;
   }
   if (help === undefined) throw new UsageError(command === undefined ? 'No command given.' : `Unknown command "${command}".`, USAGE);
   if (values.vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
+  if (values['what-if'] !== undefined && command !== 'deploy') throw new UsageError('--what-if is an option of "deploy" only.', help);
+  if (command === 'deploy') {
+    if (values.settings !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
+    if (sub === undefined || rest.length > 0) throw new UsageError('Expected: deploy <deployment file>', help);
+    return runDeploy(sub, values['what-if'] === true, env, io);
+  }
   if (values.settings !== undefined) {
     try {
       applySettingsFile(values.settings, env);
@@ -206,6 +236,31 @@ async function health(env: NodeJS.ProcessEnv, io: Output): Promise<number> {
   const report = await runHealthCheck({ config: runtime.config, gateways, management });
   io.out(`${formatHealthTable(report, { colour: useColour(process.stdout, env) }).join('\n')}\n`);
   return report.status === 'failed' ? 1 : 0;
+}
+
+/** `deploy`: the file is checked first (exit 2); a failed step names its resource and Azure's answer (exit 1). */
+async function runDeploy(file: string, whatIf: boolean, env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+  const deployment = readDeploymentFile(file);
+  try {
+    const result = await deploy(deployment, {
+      whatIf,
+      credential: new DefaultAzureCredential(),
+      root: path.resolve(__dirname, '../..'),
+      progress: { line: (text) => io.out(`${text}\n`) },
+      colour: useColour(process.stdout, env),
+    });
+    if (result.report?.status === 'failed') {
+      io.err('\nDeployed, but the health check failed: see the report above (docs/operations.md has a runbook per cause).\n');
+      return 1;
+    }
+    return 0;
+  } catch (err: unknown) {
+    if (err instanceof DeployError) {
+      io.err(`\nerror: ${err.message}\nNothing after this step was changed; fix the cause and run the same command again.\n`);
+      return 1;
+    }
+    throw err;
+  }
 }
 
 if (require.main === module) {

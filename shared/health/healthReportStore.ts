@@ -274,7 +274,7 @@ class TableRows implements Rows {
   ) {}
 
   async read(partitionKey: string, rowKey: string, select?: readonly string[]): Promise<{ columns: Columns; etag: string } | undefined> {
-    const client = await this.table();
+    const client = this.reader();
     try {
       const entity = await client.getEntity(partitionKey, rowKey, select && { queryOptions: { select: [...select] } });
       return { columns: fromEntity(entity), etag: entity.etag };
@@ -285,10 +285,15 @@ class TableRows implements Rows {
   }
 
   async list(partitionKey: string): Promise<Columns[]> {
-    const client = await this.table();
+    const client = this.reader();
     const out: Columns[] = [];
-    for await (const entity of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } })) {
-      out.push(fromEntity(entity));
+    try {
+      for await (const entity of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } })) {
+        out.push(fromEntity(entity));
+      }
+    } catch (err: unknown) {
+      if (tableErrorStatus(err) === 404) return [];
+      throw err;
     }
     return out;
   }
@@ -329,10 +334,20 @@ class TableRows implements Rows {
     }
   }
 
-  private async table(): Promise<TableClient> {
+  /**
+   * For reads: a missing table reads as empty rather than being created, so a reader with only
+   * Storage Table Data Reader (the deployer's smoke test) can read the report.
+   */
+  private reader(): TableClient {
     this.client ??= createTableClient(this.storage, HEALTH_TABLE, this.credential);
-    await ensureTable(this.client);
     return this.client;
+  }
+
+  /** For writes: the table is created on first use. */
+  private async table(): Promise<TableClient> {
+    const client = this.reader();
+    await ensureTable(client);
+    return client;
   }
 }
 

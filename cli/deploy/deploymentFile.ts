@@ -1,0 +1,272 @@
+/**
+ * The deployment file of `npm run deploy` (README "Deploying"): where the broker goes, the vaults it
+ * reads, and its settings. Parsed and checked here, before anything in Azure is read or changed; the
+ * broker's own settings are then checked by the app's `loadConfig` (see {@link appSettingsFor}).
+ */
+import { readFileSync } from 'node:fs';
+import * as v from 'valibot';
+import { DEFAULT_VAULT_ALIAS, loadConfig } from '../../shared/config';
+import { ConfigError } from '../../shared/errors';
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** App Service names: 2-60 letters, digits and hyphens, not starting or ending with a hyphen. */
+const APP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9-]{0,58}[a-zA-Z0-9]$/;
+const STORAGE_ACCOUNT = /^[a-z0-9]{3,24}$/;
+const RESOURCE_GROUP = /^[-\w._()]{1,89}[-\w_()]$/;
+const RESOURCE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9-]{1,61}[a-zA-Z0-9]$/;
+const LOCATION = /^[a-z0-9]+$/;
+const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+export const VAULT_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
+export const TOPIC_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.EventGrid\/topics\/([A-Za-z0-9-]{3,50})$/i;
+
+/**
+ * Settings the deployment derives itself and the file may not set: the vaults (from `vaults`), the
+ * storage (the app's identity), telemetry (the Application Insights it creates), the notification
+ * endpoint when `notificationTopic` names the topic, and what Flex Consumption keeps out of app
+ * settings (the runtime is in `functionAppConfig`).
+ */
+const DERIVED_SETTINGS = [
+  'KEY_VAULT_URI',
+  'KEY_VAULT_ALIASES',
+  'KEY_VAULT_RESOURCE_IDS',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'FUNCTIONS_WORKER_RUNTIME',
+  'FUNCTIONS_EXTENSION_VERSION',
+  'WEBSITE_RUN_FROM_PACKAGE',
+  'WEBSITE_NODE_DEFAULT_VERSION',
+] as const;
+
+/** The broker's own settings (README "Settings") a deployment file may give. */
+export const BROKER_SETTINGS = [
+  'ACCESS_POLICY',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'CONSUMERS',
+  'CACHE_TTL_SECONDS',
+  'CACHE_MAX_ENTRIES',
+  'CACHE_STALE_IF_ERROR_SECONDS',
+  'CACHE_SHARED',
+  'CACHE_SHARED_KEY_SECRET',
+  'EXPIRY_WARNING_DAYS',
+  'HEALTH_CHECK_SCHEDULE',
+  'VAULT_EXPECTATIONS',
+  'NOTIFY_EVENTGRID_ENDPOINT',
+  'SIGNING_KEY_VAULT',
+] as const;
+
+const settingValue = v.union(
+  [v.string(), v.number(), v.boolean(), v.array(v.unknown()), v.record(v.string(), v.unknown())],
+  'must be a string, number, boolean, list or object',
+);
+
+const fileSchema = v.strictObject({
+  $schema: v.optional(v.string()),
+  subscriptionId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a subscription id (a GUID)')),
+  resourceGroup: v.pipe(v.string('must be a string'), v.regex(RESOURCE_GROUP, 'must be a resource group name')),
+  location: v.pipe(v.string('must be a string'), v.regex(LOCATION, 'must be an Azure region name such as "westeurope"')),
+  appName: v.pipe(
+    v.string('must be a string'),
+    v.regex(APP_NAME, 'must be 2-60 letters, digits and hyphens, not starting or ending with a hyphen'),
+  ),
+  storageAccount: v.optional(v.pipe(v.string(), v.regex(STORAGE_ACCOUNT, 'must be 3-24 lower-case letters and digits'))),
+  logAnalyticsWorkspace: v.optional(v.pipe(v.string(), v.regex(RESOURCE_NAME, 'must be 3-63 letters, digits and hyphens'))),
+  applicationInsights: v.optional(v.pipe(v.string(), v.regex(RESOURCE_NAME, 'must be 3-63 letters, digits and hyphens'))),
+  plan: v.optional(v.pipe(v.string(), v.regex(RESOURCE_NAME, 'must be 3-63 letters, digits and hyphens'))),
+  instanceMemoryMB: v.optional(v.picklist([512, 2048, 4096], 'must be 512, 2048 or 4096'), 2048),
+  maximumInstanceCount: v.optional(v.pipe(v.number(), v.integer('must be an integer'), v.minValue(1), v.maxValue(1000)), 100),
+  tags: v.optional(v.record(v.string(), v.string('must be a string')), {}),
+  vaults: v.pipe(
+    v.record(
+      v.pipe(v.string(), v.regex(ALIAS, 'is not a vault alias')),
+      v.pipe(
+        v.string('must be a vault resource id'),
+        v.regex(
+          VAULT_ID,
+          'must be a vault resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>)',
+        ),
+      ),
+      'must be an object of vault alias to vault resource id',
+    ),
+    v.check((vaults) => DEFAULT_VAULT_ALIAS in vaults, `must name the "${DEFAULT_VAULT_ALIAS}" vault`),
+  ),
+  events: v.optional(
+    v.strictObject({
+      schema: v.optional(
+        v.picklist(['CloudEventSchemaV1_0', 'EventGridSchema'], 'must be CloudEventSchemaV1_0 or EventGridSchema'),
+        'CloudEventSchemaV1_0',
+      ),
+    }),
+    { schema: 'CloudEventSchemaV1_0' as const },
+  ),
+  notificationTopic: v.optional(v.pipe(v.string(), v.regex(TOPIC_ID, 'must be an Event Grid topic resource id'))),
+  smokeTest: v.optional(v.boolean('must be true or false'), true),
+  settings: v.optional(v.record(v.string(), settingValue), {}),
+});
+
+/** A parsed deployment file, names filled in. */
+export interface Deployment {
+  readonly subscriptionId: string;
+  readonly resourceGroup: string;
+  readonly location: string;
+  readonly appName: string;
+  readonly storageAccount: string;
+  readonly logAnalyticsWorkspace: string;
+  readonly applicationInsights: string;
+  readonly plan: string;
+  readonly instanceMemoryMB: 512 | 2048 | 4096;
+  readonly maximumInstanceCount: number;
+  readonly tags: Readonly<Record<string, string>>;
+  /** By alias (`default` first), the vault's ARM id and its parts. */
+  readonly vaults: readonly VaultRef[];
+  readonly eventSchema: 'CloudEventSchemaV1_0' | 'EventGridSchema';
+  readonly notificationTopic: string | undefined;
+  readonly smokeTest: boolean;
+  /** The broker settings as app setting strings (objects and lists as compact JSON). */
+  readonly settings: Readonly<Record<string, string>>;
+}
+
+export interface VaultRef {
+  readonly alias: string;
+  readonly id: string;
+  readonly subscriptionId: string;
+  readonly resourceGroup: string;
+  readonly name: string;
+}
+
+/** Reads and checks a deployment file; a problem is a ConfigError naming the file and the field. */
+export function readDeploymentFile(path: string): Deployment {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err: unknown) {
+    throw new ConfigError(`${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${path}: is not valid JSON`);
+  }
+  return parseDeployment(json, path);
+}
+
+/** {@link readDeploymentFile} on JSON already read; `source` names it in messages. */
+export function parseDeployment(json: unknown, source = 'deployment file'): Deployment {
+  const parsed = v.safeParse(fileSchema, json);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const where = (issue.path ?? []).map((p) => String(p.key)).join('.');
+    throw new ConfigError(`${source}: ${where ? `${where} ` : ''}${issue.message}`);
+  }
+  const f = parsed.output;
+  const settings: Record<string, string> = {};
+  for (const [key, value] of Object.entries(f.settings)) {
+    if ((DERIVED_SETTINGS as readonly string[]).includes(key) || key.startsWith('AzureWebJobsStorage')) {
+      throw new ConfigError(`${source}: settings.${key} is set by the deployment itself and may not be given`);
+    }
+    if (key === 'NOTIFY_EVENTGRID_ENDPOINT' && f.notificationTopic) {
+      throw new ConfigError(`${source}: settings.NOTIFY_EVENTGRID_ENDPOINT comes from notificationTopic; give one or the other`);
+    }
+    if (!(BROKER_SETTINGS as readonly string[]).includes(key)) {
+      throw new ConfigError(`${source}: settings.${key} is not a setting of the broker (known: ${BROKER_SETTINGS.join(', ')})`);
+    }
+    settings[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  // Consumption plans take NCRONTAB only; the hh:mm:ss interval form is for dedicated plans.
+  const schedule = settings.HEALTH_CHECK_SCHEDULE;
+  if (schedule !== undefined && /^\s*\d{1,2}:\d{2}:\d{2}\s*$/.test(schedule)) {
+    throw new ConfigError(
+      `${source}: settings.HEALTH_CHECK_SCHEDULE: Flex Consumption takes NCRONTAB only (e.g. "0 */15 * * * *"), not hh:mm:ss`,
+    );
+  }
+  const vaults = Object.entries(f.vaults)
+    .map(([alias, id]): VaultRef => {
+      const m = VAULT_ID.exec(id) as RegExpExecArray;
+      return { alias, id, subscriptionId: m[1] as string, resourceGroup: m[2] as string, name: m[3] as string };
+    })
+    .sort((a, b) => (a.alias === DEFAULT_VAULT_ALIAS ? -1 : b.alias === DEFAULT_VAULT_ALIAS ? 1 : a.alias.localeCompare(b.alias)));
+  const names = new Set<string>();
+  for (const vault of vaults) {
+    if (names.has(vault.name.toLowerCase())) throw new ConfigError(`${source}: vaults: "${vault.name}" is named twice`);
+    names.add(vault.name.toLowerCase());
+  }
+  return Object.freeze({
+    subscriptionId: f.subscriptionId,
+    resourceGroup: f.resourceGroup,
+    location: f.location,
+    appName: f.appName,
+    storageAccount: f.storageAccount ?? defaultStorageAccount(f.appName),
+    logAnalyticsWorkspace: f.logAnalyticsWorkspace ?? `${f.appName}-logs`,
+    applicationInsights: f.applicationInsights ?? f.appName,
+    plan: f.plan ?? `${f.appName}-plan`,
+    instanceMemoryMB: f.instanceMemoryMB,
+    maximumInstanceCount: f.maximumInstanceCount,
+    tags: f.tags,
+    vaults,
+    eventSchema: f.events.schema,
+    notificationTopic: f.notificationTopic,
+    smokeTest: f.smokeTest,
+    settings,
+  });
+}
+
+/** The app name's letters and digits, lower case, with `st`: a storage account name (3-24). */
+function defaultStorageAccount(appName: string): string {
+  return `${appName
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 22)}st`.padEnd(3, '0');
+}
+
+/** What the deployment learns from Azure before it can write the app settings. */
+export interface Discovered {
+  /** By alias, the vault's URI (`properties.vaultUri`). */
+  readonly vaultUris: ReadonlyMap<string, string>;
+  /** The Application Insights connection string; undefined while the component does not exist. */
+  readonly appInsightsConnectionString: string | undefined;
+  /** The notification topic's endpoint, when `notificationTopic` is set. */
+  readonly notifyEndpoint: string | undefined;
+}
+
+/** Stands for a value Azure assigns on creation, in `--what-if` output and in the settings check. */
+export const KNOWN_AFTER_CREATE = '(known after create)';
+const PLACEHOLDER_CONNECTION_STRING =
+  'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://placeholder.in.applicationinsights.azure.com/';
+
+/**
+ * The Function App's app settings: the file's broker settings plus the derived ones. They are then
+ * checked by the app's own `loadConfig`, so a setting the app would refuse at start-up stops the
+ * deployment here instead.
+ * @throws ConfigError naming the setting.
+ */
+export function appSettingsFor(d: Deployment, found: Discovered): Record<string, string> {
+  const vaultUri = (alias: string): string => {
+    const uri = found.vaultUris.get(alias);
+    if (!uri) throw new ConfigError(`vaults.${alias}: the vault's URI is unknown`);
+    return uri;
+  };
+  const others = d.vaults.filter((x) => x.alias !== DEFAULT_VAULT_ALIAS);
+  const settings: Record<string, string> = {
+    ...d.settings,
+    AzureWebJobsStorage__accountName: d.storageAccount,
+    KEY_VAULT_URI: vaultUri(DEFAULT_VAULT_ALIAS),
+    KEY_VAULT_RESOURCE_IDS: d.vaults.map((x) => `${x.alias}=${x.id}`).join(';'),
+    APPLICATIONINSIGHTS_CONNECTION_STRING: found.appInsightsConnectionString ?? KNOWN_AFTER_CREATE,
+  };
+  if (others.length > 0) settings.KEY_VAULT_ALIASES = others.map((x) => `${x.alias}=${vaultUri(x.alias)}`).join(';');
+  if (d.notificationTopic) settings.NOTIFY_EVENTGRID_ENDPOINT = found.notifyEndpoint ?? KNOWN_AFTER_CREATE;
+  const check = { ...settings };
+  if (check.APPLICATIONINSIGHTS_CONNECTION_STRING === KNOWN_AFTER_CREATE)
+    check.APPLICATIONINSIGHTS_CONNECTION_STRING = PLACEHOLDER_CONNECTION_STRING;
+  if (check.NOTIFY_EVENTGRID_ENDPOINT === KNOWN_AFTER_CREATE)
+    check.NOTIFY_EVENTGRID_ENDPOINT = 'https://placeholder.eventgrid.azure.net/api/events';
+  try {
+    loadConfig(check);
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) throw new ConfigError(`settings: ${err.message}`);
+    throw err;
+  }
+  return settings;
+}

@@ -1,0 +1,109 @@
+/**
+ * Key Vault events to the `secretEvents` function: per vault, its Event Grid system topic (Azure
+ * allows one per vault, so an existing one is reused wherever it lives) with a system-assigned
+ * identity, that identity's right to write dead letters, and a subscription for the three secret
+ * events with 30 attempts over 24 hours and dead letters to a blob container.
+ */
+import type { EventSubscription, SystemTopic } from '@azure/arm-eventgrid';
+import { assignRole } from './access';
+import type { Difference } from './changes';
+import { differences } from './changes';
+import type { VaultRef } from './deploymentFile';
+import { DEAD_LETTER_CONTAINER, type Ctx } from './infrastructure';
+import { orAbsent, reconcile, step } from './reconcile';
+
+export const SECRET_EVENT_TYPES = [
+  'Microsoft.KeyVault.SecretNewVersionCreated',
+  'Microsoft.KeyVault.SecretNearExpiry',
+  'Microsoft.KeyVault.SecretExpired',
+] as const;
+/** The subscription's name on each vault's system topic. */
+export const EVENT_SUBSCRIPTION = 'secret-broker';
+const EVENT_FUNCTION = 'secretEvents';
+
+export interface VaultFacts extends VaultRef {
+  readonly location: string;
+}
+
+/** The system topic of a vault: the existing one (found by its source), or one to create in the deployment's group. */
+async function findSystemTopic(ctx: Ctx, vault: VaultFacts): Promise<{ resourceGroup: string; name: string; subscriptionId: string }> {
+  const client = ctx.clients.eventGrid(vault.subscriptionId);
+  const existing = await step(`system topics of subscription ${vault.subscriptionId}`, 'list', async () => {
+    for await (const topic of client.systemTopics.listBySubscription()) {
+      if (topic.source?.toLowerCase() === vault.id.toLowerCase() && topic.id) return topic;
+    }
+    return undefined;
+  });
+  if (existing?.id && existing.name) {
+    const rg = /\/resourceGroups\/([^/]+)\//i.exec(existing.id)?.[1] ?? ctx.d.resourceGroup;
+    return { resourceGroup: rg, name: existing.name, subscriptionId: vault.subscriptionId };
+  }
+  return { resourceGroup: ctx.d.resourceGroup, name: `${vault.name}-events`.slice(0, 128), subscriptionId: vault.subscriptionId };
+}
+
+/** The topic, the dead-letter role of its identity and the subscription to `secretEvents`. */
+export async function subscribeVault(ctx: Ctx, vault: VaultFacts, siteId: string | undefined, storageId: string): Promise<void> {
+  const { d } = ctx;
+  const client = ctx.clients.eventGrid(vault.subscriptionId);
+  const where = await findSystemTopic(ctx, vault);
+  const topicDesired = { source: vault.id, topicType: 'Microsoft.KeyVault.vaults', identity: { type: 'SystemAssigned' } };
+  const topic = await reconcile<SystemTopic>(ctx.run, {
+    resource: `Event Grid system topic ${where.name} (vault ${vault.name})`,
+    read: () => orAbsent(() => client.systemTopics.get(where.resourceGroup, where.name)),
+    desired: topicDesired,
+    // A topic made elsewhere may have a user-assigned identity as well: system-assigned is what is needed.
+    compare: (t): Difference[] => [
+      ...differences({ source: vault.id, topicType: topicDesired.topicType }, t),
+      ...(/SystemAssigned/i.test(t.identity?.type ?? '') ? [] : [{ path: 'identity.type', from: t.identity?.type, to: 'SystemAssigned' }]),
+    ],
+    apply: (t) =>
+      client.systemTopics.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, {
+        location: t?.location ?? vault.location,
+        source: vault.id,
+        topicType: topicDesired.topicType,
+        tags: t?.tags,
+        identity:
+          t?.identity?.type && /UserAssigned/i.test(t.identity.type)
+            ? { ...t.identity, type: 'SystemAssigned, UserAssigned' }
+            : { type: 'SystemAssigned' },
+      }),
+  });
+  const deadLetterScope = `${storageId}/blobServices/default/containers/${DEAD_LETTER_CONTAINER}`;
+  await assignRole(
+    ctx,
+    { label: `system topic ${where.name}`, objectId: topic?.identity?.principalId, type: 'ServicePrincipal' },
+    'Storage Blob Data Contributor',
+    deadLetterScope,
+  );
+
+  const functionId = `${siteId ?? `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Web/sites/${d.appName}`}/functions/${EVENT_FUNCTION}`;
+  const desired: EventSubscription = {
+    destination: { endpointType: 'AzureFunction', resourceId: functionId, maxEventsPerBatch: 1, preferredBatchSizeInKilobytes: 64 },
+    filter: { includedEventTypes: [...SECRET_EVENT_TYPES] },
+    eventDeliverySchema: d.eventSchema,
+    retryPolicy: { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 },
+    deadLetterWithResourceIdentity: {
+      identity: { type: 'SystemAssigned' },
+      deadLetterDestination: { endpointType: 'StorageBlob', resourceId: storageId, blobContainerName: DEAD_LETTER_CONTAINER },
+    },
+  };
+  await reconcile<EventSubscription>(ctx.run, {
+    resource: `event subscription ${where.name}/${EVENT_SUBSCRIPTION} -> ${d.appName}/${EVENT_FUNCTION}`,
+    read: () => orAbsent(() => client.systemTopicEventSubscriptions.get(where.resourceGroup, where.name, EVENT_SUBSCRIPTION)),
+    desired,
+    compare: (s) => [
+      ...differences({ destination: { endpointType: 'AzureFunction', resourceId: functionId, maxEventsPerBatch: 1 } }, s),
+      ...differences({ filter: { includedEventTypes: [...SECRET_EVENT_TYPES] } }, s, { unordered: true }),
+      ...differences(
+        {
+          eventDeliverySchema: desired.eventDeliverySchema,
+          retryPolicy: desired.retryPolicy,
+          deadLetterWithResourceIdentity: desired.deadLetterWithResourceIdentity,
+        },
+        s,
+      ),
+    ],
+    apply: () =>
+      client.systemTopicEventSubscriptions.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, EVENT_SUBSCRIPTION, desired),
+  });
+}

@@ -1,0 +1,204 @@
+/**
+ * The deployment's own resources: resource group, storage (shared keys off), Log Analytics and
+ * workspace-based Application Insights, the Flex Consumption plan and the Function App with its
+ * system-assigned identity and app settings. Each goes through {@link reconcile}.
+ */
+import type { Site } from '@azure/arm-appservice';
+import type { StorageAccount } from '@azure/arm-storage';
+import type { AzureClients } from './azureClients';
+import { differences, sameLocation, settingDifferences, type Difference } from './changes';
+import type { Deployment } from './deploymentFile';
+import { orAbsent, reconcile, type RunOptions } from './reconcile';
+
+/** The blob container Flex Consumption deploys the code package to (named as azd names it). */
+export const packageContainer = (d: Deployment): string => `app-package-${d.appName.toLowerCase()}`.slice(0, 63).replace(/-+$/, '');
+/** The blob container Event Grid writes undeliverable events to. */
+export const DEAD_LETTER_CONTAINER = 'eventgrid-deadletters';
+/** Tag on the Function App: SHA-256 of the code package it last took, so an unchanged package is not sent again. */
+export const PACKAGE_TAG = 'secret-broker-package';
+
+export interface Ctx {
+  readonly run: RunOptions;
+  readonly clients: AzureClients;
+  readonly d: Deployment;
+}
+
+const tagsOf = (d: Deployment): Record<string, string> => ({ 'secret-broker': d.appName, ...d.tags });
+const locationDiff = (want: string, have: string | undefined): Difference[] =>
+  sameLocation(want, have) ? [] : [{ path: 'location', from: have, to: want }];
+
+export async function resourceGroup(ctx: Ctx): Promise<void> {
+  const { clients, d } = ctx;
+  const desired = { location: d.location, tags: tagsOf(d) };
+  await reconcile(ctx.run, {
+    resource: `resource group ${d.resourceGroup}`,
+    read: () => orAbsent(() => clients.resources.resourceGroups.get(d.resourceGroup)),
+    desired,
+    compare: (rg) => [...locationDiff(d.location, rg.location), ...differences({ tags: desired.tags }, rg)],
+    apply: (rg) =>
+      clients.resources.resourceGroups.createOrUpdate(d.resourceGroup, {
+        ...rg,
+        location: rg?.location ?? d.location,
+        tags: { ...rg?.tags, ...desired.tags },
+      }),
+  });
+}
+
+/** The storage account (shared-key access off), the package and dead-letter containers, and the health table. */
+export async function storage(ctx: Ctx): Promise<StorageAccount | undefined> {
+  const { clients, d } = ctx;
+  const desired = {
+    sku: { name: 'Standard_LRS' },
+    kind: 'StorageV2',
+    allowSharedKeyAccess: false,
+    allowBlobPublicAccess: false,
+    minimumTlsVersion: 'TLS1_2',
+    enableHttpsTrafficOnly: true,
+    tags: tagsOf(d),
+  };
+  const account = await reconcile(ctx.run, {
+    resource: `storage account ${d.storageAccount}`,
+    read: () => orAbsent(() => clients.storage.storageAccounts.getProperties(d.resourceGroup, d.storageAccount)),
+    desired,
+    compare: (a) => [...locationDiff(d.location, a.location), ...differences(desired, a)],
+    apply: () =>
+      clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, {
+        location: d.location,
+        sku: { name: 'Standard_LRS' },
+        kind: 'StorageV2',
+        allowSharedKeyAccess: false,
+        allowBlobPublicAccess: false,
+        minimumTlsVersion: 'TLS1_2',
+        enableHttpsTrafficOnly: true,
+        tags: desired.tags,
+      }),
+  });
+  for (const container of [packageContainer(d), DEAD_LETTER_CONTAINER]) {
+    await reconcile(ctx.run, {
+      resource: `blob container ${d.storageAccount}/${container}`,
+      read: () =>
+        account
+          ? orAbsent(() => clients.storage.blobContainers.get(d.resourceGroup, d.storageAccount, container))
+          : Promise.resolve(undefined),
+      desired: { publicAccess: 'None' },
+      apply: () => clients.storage.blobContainers.create(d.resourceGroup, d.storageAccount, container, { publicAccess: 'None' }),
+    });
+  }
+  return account;
+}
+
+/** The broker's health-report table, made ahead so the smoke test's reader role has a scope. */
+export async function healthTable(ctx: Ctx, table: string, accountExists: boolean): Promise<void> {
+  const { clients, d } = ctx;
+  await reconcile(ctx.run, {
+    resource: `table ${d.storageAccount}/${table}`,
+    read: () =>
+      accountExists ? orAbsent(() => clients.storage.table.get(d.resourceGroup, d.storageAccount, table)) : Promise.resolve(undefined),
+    desired: {},
+    apply: () => clients.storage.table.create(d.resourceGroup, d.storageAccount, table),
+  });
+}
+
+/** Log Analytics and the workspace-based Application Insights component; answers its connection string. */
+export async function monitoring(ctx: Ctx): Promise<string | undefined> {
+  const { clients, d } = ctx;
+  const workspaceDesired = { sku: { name: 'PerGB2018' }, retentionInDays: 30, tags: tagsOf(d) };
+  const workspace = await reconcile(ctx.run, {
+    resource: `Log Analytics workspace ${d.logAnalyticsWorkspace}`,
+    read: () => orAbsent(() => clients.workspaces.workspaces.get(d.resourceGroup, d.logAnalyticsWorkspace)),
+    desired: workspaceDesired,
+    compare: (w) => [...locationDiff(d.location, w.location), ...differences(workspaceDesired, w)],
+    apply: (w) =>
+      clients.workspaces.workspaces.createOrUpdate(d.resourceGroup, d.logAnalyticsWorkspace, {
+        ...w,
+        location: d.location,
+        ...workspaceDesired,
+      }),
+  });
+  const workspaceId =
+    workspace?.id ??
+    `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${d.logAnalyticsWorkspace}`;
+  const componentDesired = {
+    kind: 'web',
+    applicationType: 'web',
+    workspaceResourceId: workspaceId,
+    ingestionMode: 'LogAnalytics',
+    tags: tagsOf(d),
+  };
+  const component = await reconcile(ctx.run, {
+    resource: `Application Insights ${d.applicationInsights}`,
+    read: () => orAbsent(() => clients.insights.components.get(d.resourceGroup, d.applicationInsights)),
+    desired: componentDesired,
+    compare: (c) => [...locationDiff(d.location, c.location), ...differences(componentDesired, c)],
+    apply: () =>
+      clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, { location: d.location, ...componentDesired }),
+  });
+  return component?.connectionString;
+}
+
+/** The Flex Consumption plan and the Function App (Linux, Node.js 22, system-assigned identity). */
+export async function functionApp(ctx: Ctx, account: StorageAccount | undefined): Promise<Site | undefined> {
+  const { clients, d } = ctx;
+  const planDesired = { sku: { name: 'FC1', tier: 'FlexConsumption' }, kind: 'functionapp', reserved: true, tags: tagsOf(d) };
+  const plan = await reconcile(ctx.run, {
+    resource: `Flex Consumption plan ${d.plan}`,
+    read: () => orAbsent(() => clients.web.appServicePlans.get(d.resourceGroup, d.plan)),
+    desired: planDesired,
+    compare: (p) => [...locationDiff(d.location, p.location), ...differences(planDesired, p)],
+    apply: () => clients.web.appServicePlans.createOrUpdate(d.resourceGroup, d.plan, { location: d.location, ...planDesired }),
+  });
+  const planId =
+    plan?.id ?? `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Web/serverfarms/${d.plan}`;
+  const blobEndpoint = account?.primaryEndpoints?.blob ?? `https://${d.storageAccount}.blob.core.windows.net/`;
+  const desired = {
+    kind: 'functionapp,linux',
+    identity: { type: 'SystemAssigned' },
+    serverFarmId: planId,
+    httpsOnly: true,
+    siteConfig: { minTlsVersion: '1.2', ftpsState: 'Disabled', http20Enabled: true },
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer',
+          value: `${blobEndpoint.replace(/\/+$/, '')}/${packageContainer(d)}`,
+          authentication: { type: 'SystemAssignedIdentity' },
+        },
+      },
+      runtime: { name: 'node', version: '22' },
+      scaleAndConcurrency: { maximumInstanceCount: d.maximumInstanceCount, instanceMemoryMB: d.instanceMemoryMB },
+    },
+  };
+  return reconcile(ctx.run, {
+    resource: `Function App ${d.appName}`,
+    read: () => orAbsent(() => clients.web.webApps.get(d.resourceGroup, d.appName)),
+    desired,
+    compare: (s) => [
+      ...locationDiff(d.location, s.location),
+      ...differences(desired, s),
+      ...differences(tagsOf(d), s.tags ?? {}, {}, 'tags'),
+    ],
+    // The package tag is the code step's: an update keeps it.
+    apply: (s) =>
+      clients.web.webApps.createOrUpdate(d.resourceGroup, d.appName, {
+        location: d.location,
+        ...desired,
+        identity: { type: 'SystemAssigned' },
+        tags: { ...tagsOf(d), ...(s?.tags?.[PACKAGE_TAG] ? { [PACKAGE_TAG]: s.tags[PACKAGE_TAG] } : {}) },
+      }),
+  });
+}
+
+/** The app settings, replaced as a whole: a setting added by hand in the portal is removed (and shown). */
+export async function appSettings(ctx: Ctx, settings: Record<string, string>, siteExists: boolean): Promise<void> {
+  const { clients, d } = ctx;
+  await reconcile(ctx.run, {
+    resource: `app settings of ${d.appName}`,
+    read: async () =>
+      siteExists ? ((await clients.web.webApps.listApplicationSettings(d.resourceGroup, d.appName)).properties ?? {}) : undefined,
+    desired: settings,
+    compare: (current) => settingDifferences(settings, current),
+    apply: async () =>
+      (await clients.web.webApps.updateApplicationSettings(d.resourceGroup, d.appName, { properties: settings })).properties ?? {},
+    hideValues: true,
+  });
+}

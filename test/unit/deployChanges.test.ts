@@ -1,0 +1,84 @@
+import { describeChange, differences, sameLocation, settingDifferences, summarise } from '../../cli/deploy/changes';
+
+describe('differences', () => {
+  it('compares only what the deployment manages, key by key', () => {
+    const actual = {
+      kind: 'StorageV2',
+      sku: { name: 'Standard_LRS', tier: 'Standard' },
+      provisioningState: 'Succeeded',
+      allowSharedKeyAccess: true,
+    };
+    expect(differences({ kind: 'StorageV2', sku: { name: 'Standard_LRS' } }, actual)).toEqual([]);
+    expect(differences({ kind: 'StorageV2', sku: { name: 'Standard_LRS' }, allowSharedKeyAccess: false }, actual)).toEqual([
+      { path: 'allowSharedKeyAccess', from: true, to: false },
+    ]);
+    expect(differences({ siteConfig: { minTlsVersion: '1.2' } }, { siteConfig: {} })).toEqual([
+      { path: 'siteConfig.minTlsVersion', from: undefined, to: '1.2' },
+    ]);
+    expect(differences({ a: { b: 1 } }, undefined)).toEqual([{ path: 'a.b', from: undefined, to: 1 }]);
+  });
+
+  it('treats resource ids without regard to case, other strings exactly', () => {
+    expect(
+      differences(
+        { serverFarmId: '/subscriptions/S/resourceGroups/RG/providers/Microsoft.Web/serverfarms/P' },
+        { serverFarmId: '/subscriptions/s/resourcegroups/rg/providers/microsoft.web/serverFarms/p' },
+      ),
+    ).toEqual([]);
+    expect(differences({ kind: 'functionapp,linux' }, { kind: 'FunctionApp,Linux' })).toHaveLength(1);
+  });
+
+  it('compares lists as wholes, in order unless told otherwise', () => {
+    expect(differences({ types: ['a', 'b'] }, { types: ['b', 'a'] })).toHaveLength(1);
+    expect(differences({ types: ['a', 'b'] }, { types: ['b', 'a'] }, { unordered: true })).toEqual([]);
+    expect(differences({ types: ['a', 'b'] }, { types: ['a'] }, { unordered: true })).toEqual([
+      { path: 'types', from: ['a'], to: ['a', 'b'] },
+    ]);
+  });
+
+  it('ignores desired properties left undefined', () => {
+    expect(differences({ a: undefined, b: 1 }, { b: 1 })).toEqual([]);
+  });
+});
+
+describe('sameLocation', () => {
+  it('takes display names and region names as the same region', () => {
+    expect(sameLocation('westeurope', 'West Europe')).toBe(true);
+    expect(sameLocation('westeurope', 'northeurope')).toBe(false);
+  });
+});
+
+describe('settingDifferences', () => {
+  it('names added, changed and removed settings without their values', () => {
+    const diff = settingDifferences({ A: '1', B: 'new', C: '3' }, { A: '1', B: 'old', D: '4' });
+    expect(diff).toEqual([
+      { path: 'B', from: 'set', to: 'set' },
+      { path: 'C', from: 'absent', to: 'set' },
+      { path: 'D', from: 'set', to: 'absent' },
+    ]);
+    const lines = describeChange({ resource: 'app settings of x', action: 'update', differences: diff, hideValues: true });
+    expect(lines).toEqual(['~ app settings of x: update', '    B: changed', '    C: added', '    D: removed']);
+    expect(lines.join('\n')).not.toMatch(/old|new|[34]$/m);
+  });
+});
+
+describe('describeChange and summarise', () => {
+  it('prints a symbol per action and the differing properties of an update', () => {
+    expect(describeChange({ resource: 'storage account s', action: 'create', differences: [] })).toEqual(['+ storage account s: create']);
+    expect(describeChange({ resource: 'storage account s', action: 'unchanged', differences: [] })).toEqual(['= storage account s']);
+    expect(
+      describeChange({
+        resource: 'storage account s',
+        action: 'update',
+        differences: [{ path: 'minimumTlsVersion', from: 'TLS1_0', to: 'TLS1_2' }],
+      }),
+    ).toEqual(['~ storage account s: update', '    minimumTlsVersion: TLS1_0 -> TLS1_2']);
+    expect(
+      summarise([
+        { resource: 'a', action: 'create', differences: [] },
+        { resource: 'b', action: 'unchanged', differences: [] },
+        { resource: 'c', action: 'unchanged', differences: [] },
+      ]),
+    ).toBe('1 to create, 0 to update, 2 unchanged');
+  });
+});
