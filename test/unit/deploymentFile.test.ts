@@ -137,3 +137,19 @@ describe('appSettingsFor', () => {
     expect(() => appSettingsFor(parseDeployment({ ...base, settings }), found)).toThrow(message);
   });
 });
+
+describe('the sample deployment file', () => {
+  it('parses, and its settings pass the app checks', () => {
+    const d = readDeploymentFile(path.resolve(__dirname, '../../cli/deploy/deployment.sample.json'));
+    expect(d.vaults.map((v) => v.alias)).toEqual(['default', 'bc']);
+    const settings = appSettingsFor(d, {
+      vaultUris: new Map([
+        ['default', 'https://contoso-vault2.vault.azure.net/'],
+        ['bc', 'https://contoso-bc-vault.vault.azure.net/'],
+      ]),
+      appInsightsConnectionString: undefined,
+      notifyEndpoint: undefined,
+    });
+    expect(settings.KEY_VAULT_ALIASES).toBe('bc=https://contoso-bc-vault.vault.azure.net/');
+  });
+});
