@@ -1,6 +1,6 @@
 import { app } from '@azure/functions';
 import type { InvocationContext, Timer, TimerFunctionOptions } from '@azure/functions';
-import { DEFAULT_HEALTH_CHECK_SCHEDULE } from '../shared/config';
+import { healthCheckSchedule } from '../shared/config';
 import { runHealthCheckJob } from '../shared/health/healthCheckJob';
 import { getRuntime } from '../shared/runtime';
 
@@ -13,7 +13,7 @@ export const healthCheck = {
   name: 'healthCheck',
   options: {
     // Read at registration, like the host reads the binding; loadConfig validates the same setting.
-    schedule: process.env.HEALTH_CHECK_SCHEDULE?.trim() || DEFAULT_HEALTH_CHECK_SCHEDULE,
+    schedule: healthCheckSchedule(),
     runOnStartup: false,
     handler: async (timer: Timer, context: InvocationContext): Promise<void> => {
       try {

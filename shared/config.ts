@@ -224,6 +224,15 @@ export interface AppConfig {
   readonly appInsightsConnectionString: string | undefined;
   /** The App Service instance (`WEBSITE_INSTANCE_ID`), when running in Azure. */
   readonly instanceId: string | undefined;
+  /** What the platform tells the app about where it runs (App Service variables; all undefined locally). */
+  readonly platform: {
+    /** `WEBSITE_SITE_NAME`: the app's name; set in Azure on every plan (the host then records requests itself). */
+    readonly siteName: string | undefined;
+    /** `REGION_NAME`: the Azure region the instance runs in. */
+    readonly regionName: string | undefined;
+    /** `OTEL_SERVICE_NAME`: the telemetry role name outside Azure. */
+    readonly serviceName: string | undefined;
+  };
 }
 
 /**
@@ -278,7 +287,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (audience && !issuer) throw new ConfigError('AUTH_ISSUER: must be set when AUTH_AUDIENCE is set');
   if (issuer) checkRemoteUrl('AUTH_ISSUER', issuer);
 
-  const schedule = nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
+  const schedule = healthCheckSchedule(env);
   try {
     parseSchedule(schedule);
   } catch (err: unknown) {
@@ -314,7 +323,20 @@ export function loadConfig(env: Env = process.env): AppConfig {
     storage: parseStorage(env),
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
     instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
+    platform: Object.freeze({
+      siteName: nonEmpty(env.WEBSITE_SITE_NAME),
+      regionName: nonEmpty(env.REGION_NAME),
+      serviceName: nonEmpty(env.OTEL_SERVICE_NAME),
+    }),
   });
+}
+
+/**
+ * `HEALTH_CHECK_SCHEDULE` as written, or the default: the timer's schedule, read once at
+ * registration (as the host reads a binding) and validated by {@link loadConfig}.
+ */
+export function healthCheckSchedule(env: Env = process.env): string {
+  return nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
 }
 
 const STORAGE_ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;

@@ -88,7 +88,11 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   const identity = require('@azure/identity') as typeof import('@azure/identity');
   const tokenCredential = credential ?? new identity.DefaultAzureCredential();
   const storageCredential = storageCredentialOf(config.storage, tokenCredential, identity, credential !== undefined);
-  const telemetry = createTelemetry(config.appInsightsConnectionString);
+  const telemetry = createTelemetry(config.appInsightsConnectionString, {
+    // In Azure (every plan sets WEBSITE_SITE_NAME) the Functions host records each request itself.
+    hostRecordsRequests: config.platform.siteName !== undefined,
+    roleName: config.platform.siteName ?? config.platform.serviceName,
+  });
   const policy = new AccessPolicy(config.policy);
   const vaults = new Map<string, VaultGateway>();
   for (const vault of config.vaults.values()) {

@@ -97,14 +97,15 @@ export interface Telemetry {
 /** Knobs that are rarely needed; the defaults suit the Functions host and local runs. */
 export interface TelemetryOptions {
   /**
-   * Cloud role name (Application Map node). Defaults to `WEBSITE_SITE_NAME` (the function app's
-   * name, as the host reports its own telemetry), then `OTEL_SERVICE_NAME`, then the package name.
+   * Cloud role name (Application Map node). The runtime passes `WEBSITE_SITE_NAME` (the function
+   * app's name, as the host reports its own telemetry), else `OTEL_SERVICE_NAME`; default the package name.
    */
   roleName?: string;
   /**
    * Whether the Functions host already records each invocation as a request, in which case
-   * `trackRequest` sends nothing (otherwise every request would be counted twice). Defaults to
-   * true only when running in Azure (`WEBSITE_SITE_NAME` and `FUNCTIONS_WORKER_RUNTIME` set).
+   * `trackRequest` sends nothing (otherwise every request would be counted twice). The runtime
+   * sets it when running in Azure (`WEBSITE_SITE_NAME` set, on every plan: Flex Consumption has no
+   * `FUNCTIONS_WORKER_RUNTIME` app setting). Default false.
    */
   hostRecordsRequests?: boolean;
   /**
@@ -154,7 +155,7 @@ class AppInsightsTelemetry implements Telemetry {
     private readonly connectionString: string,
     private readonly options: TelemetryOptions,
   ) {
-    this.skipRequests = options.hostRecordsRequests ?? Boolean(process.env.WEBSITE_SITE_NAME && process.env.FUNCTIONS_WORKER_RUNTIME);
+    this.skipRequests = options.hostRecordsRequests ?? false;
   }
 
   trackEvent(name: string, properties: EventProperties, measurements?: Record<string, number>): void {
@@ -269,7 +270,7 @@ function loadClient(connectionString: string, options: TelemetryOptions): Teleme
   client.config.enableUseDiskRetryCaching = options.offlineStorage ?? false;
   // Audit records travel as events: nothing this client sends is sampled away.
   client.config.samplingPercentage = 100;
-  const resource = roleResource(options.roleName ?? process.env.WEBSITE_SITE_NAME ?? process.env.OTEL_SERVICE_NAME ?? DEFAULT_ROLE_NAME);
+  const resource = roleResource(options.roleName ?? DEFAULT_ROLE_NAME);
   if (resource) client.config.azureMonitorOpenTelemetryOptions = { resource };
   client.initialize();
   return client;

@@ -28,6 +28,9 @@ export const TOPIC_ID =
  * settings (the runtime is in `functionAppConfig`).
  */
 const DERIVED_SETTINGS = [
+  'APPLICATION_INSIGHTS_NO_STATSBEAT',
+  'APPLICATIONINSIGHTS_STATSBEAT_DISABLED',
+  'APPLICATIONINSIGHTS_SDKSTATS_DISABLED',
   'KEY_VAULT_URI',
   'KEY_VAULT_ALIASES',
   'KEY_VAULT_RESOURCE_IDS',
@@ -102,6 +105,7 @@ const fileSchema = v.strictObject({
   ),
   notificationTopic: v.optional(v.pipe(v.string(), v.regex(TOPIC_ID, 'must be an Event Grid topic resource id'))),
   smokeTest: v.optional(v.boolean('must be true or false'), true),
+  sdkStatistics: v.optional(v.boolean('must be true or false'), false),
   settings: v.optional(v.record(v.string(), settingValue), {}),
 });
 
@@ -123,6 +127,8 @@ export interface Deployment {
   readonly eventSchema: 'CloudEventSchemaV1_0' | 'EventGridSchema';
   readonly notificationTopic: string | undefined;
   readonly smokeTest: boolean;
+  /** Let the Application Insights SDK send its own statistics to Microsoft (statsbeat, SDK stats); off by default. */
+  readonly sdkStatistics: boolean;
   /** The broker settings as app setting strings (objects and lists as compact JSON). */
   readonly settings: Readonly<Record<string, string>>;
 }
@@ -208,6 +214,7 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     eventSchema: f.events.schema,
     notificationTopic: f.notificationTopic,
     smokeTest: f.smokeTest,
+    sdkStatistics: f.sdkStatistics,
     settings,
   });
 }
@@ -229,6 +236,13 @@ export interface Discovered {
   /** The notification topic's endpoint, when `notificationTopic` is set. */
   readonly notifyEndpoint: string | undefined;
 }
+
+/** The Application Insights SDK's switches for what it sends to Microsoft besides the app's telemetry. */
+export const SDK_STATISTICS_OFF = {
+  APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+  APPLICATIONINSIGHTS_STATSBEAT_DISABLED: 'true',
+  APPLICATIONINSIGHTS_SDKSTATS_DISABLED: 'true',
+} as const;
 
 /** Stands for a value Azure assigns on creation, in `--what-if` output and in the settings check. */
 export const KNOWN_AFTER_CREATE = '(known after create)';
@@ -257,6 +271,8 @@ export function appSettingsFor(d: Deployment, found: Discovered): Record<string,
   };
   if (others.length > 0) settings.KEY_VAULT_ALIASES = others.map((x) => `${x.alias}=${vaultUri(x.alias)}`).join(';');
   if (d.notificationTopic) settings.NOTIFY_EVENTGRID_ENDPOINT = found.notifyEndpoint ?? KNOWN_AFTER_CREATE;
+  // A locked-down estate expects telemetry to its own resource and nothing else (docs/operations.md).
+  if (!d.sdkStatistics) Object.assign(settings, SDK_STATISTICS_OFF);
   const check = { ...settings };
   if (check.APPLICATIONINSIGHTS_CONNECTION_STRING === KNOWN_AFTER_CREATE)
     check.APPLICATIONINSIGHTS_CONNECTION_STRING = PLACEHOLDER_CONNECTION_STRING;

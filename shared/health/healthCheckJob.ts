@@ -58,7 +58,7 @@ export async function runHealthCheckJob(
       ...(deps.now ? { now: deps.now } : {}),
     });
     await deps.store.saveReport(report);
-    record(report, deps.telemetry);
+    record(report, deps.telemetry, deps.config.platform);
     log(`health check: ${report.status} in ${report.durationMs} ms (${report.vaults.map((v) => `${v.vault}=${v.status}`).join(', ')})`);
     await notifyChanges(report, deps, log);
     return report;
@@ -78,8 +78,8 @@ async function warmSigningKeys(deps: HealthJobDeps): Promise<void> {
   await Promise.allSettled([...names].map((name) => deps.resolver.readSigningKey(name)));
 }
 
-function record(report: HealthReport, telemetry: Telemetry): void {
-  const runLocation = process.env.REGION_NAME ?? process.env.WEBSITE_SITE_NAME ?? 'local';
+function record(report: HealthReport, telemetry: Telemetry, platform: AppConfig['platform']): void {
+  const runLocation = platform.regionName ?? platform.siteName ?? 'local';
   for (const vault of report.vaults) {
     const failing = vault.checks.filter((c) => c.status === 'failed');
     telemetry.trackAvailability({

@@ -110,6 +110,11 @@ describe('appSettingsFor', () => {
       CACHE_TTL_SECONDS: '120',
     });
     expect(Object.keys(settings)).not.toContain('FUNCTIONS_WORKER_RUNTIME');
+    // Nothing but the app's own telemetry leaves, unless the file opts in.
+    expect(settings).toMatchObject({ APPLICATION_INSIGHTS_NO_STATSBEAT: 'true', APPLICATIONINSIGHTS_SDKSTATS_DISABLED: 'true' });
+    expect(Object.keys(appSettingsFor(parseDeployment({ ...base, sdkStatistics: true }), found))).not.toContain(
+      'APPLICATION_INSIGHTS_NO_STATSBEAT',
+    );
     const config = loadConfig(settings);
     expect(config.storage).toEqual({
       kind: 'identity',
