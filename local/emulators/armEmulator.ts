@@ -99,8 +99,12 @@ export interface ArmEmulatorOptions {
   sitePrincipalId?: (siteName: string) => string | undefined;
   /** The repository's compiled local host (`dist/local`), copied into each published package so the site runs. */
   distLocalDir?: string;
-  /** The platform environment of every site (IDENTITY_ENDPOINT, IDENTITY_HEADER, HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_CERTS, PATH). */
-  sitePlatformEnv?: Record<string, string>;
+  /**
+   * The platform environment of every site (IDENTITY_ENDPOINT, IDENTITY_HEADER, HTTPS_PROXY, NO_PROXY,
+   * NODE_EXTRA_CA_CERTS, PATH), or a function giving it when a site starts; the emulator adds
+   * WEBSITE_HOSTNAME and WEBSITE_SITE_NAME.
+   */
+  sitePlatformEnv?: Record<string, string> | (() => Record<string, string>);
   /** Polls each long-running operation and deployment stays in progress for (default 1). */
   lroPendingPolls?: number;
   /** Where the emulator's log lines go (a site host that exits, …); default standard error. */
@@ -168,7 +172,9 @@ export class ArmEmulator {
     this.port = port;
     const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     const pendingPolls = (): number => opts.lroPendingPolls ?? 1;
-    this.runtime = new SiteRuntime({ platformEnv: opts.sitePlatformEnv ?? {}, log });
+    const platformEnv = (): Record<string, string> =>
+      typeof opts.sitePlatformEnv === 'function' ? opts.sitePlatformEnv() : (opts.sitePlatformEnv ?? {});
+    this.runtime = new SiteRuntime({ platformEnv, log });
     this.world = {
       store: this.store,
       lro: new LroManager(pendingPolls),
@@ -186,7 +192,10 @@ export class ArmEmulator {
       runtime: this.runtime,
       authenticate: (authorization) => authenticateArm(authorization, this.key),
       distLocalDir: opts.distLocalDir,
-      indexEnv: opts.sitePlatformEnv?.['PATH'] === undefined ? {} : { PATH: opts.sitePlatformEnv['PATH'] },
+      indexEnv: (): Record<string, string> => {
+        const path = platformEnv()['PATH'];
+        return path === undefined ? {} : { PATH: path };
+      },
       pendingPolls,
     });
   }

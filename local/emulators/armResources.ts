@@ -164,8 +164,6 @@ function put(
   req: ArmRequest,
   at: { id: string; name: string; rgName: string; parentId: string; stored: StoredResource | undefined },
 ): ArmAnswer {
-  if (!req.body)
-    throw new ArmError(400, 'InvalidRequestContent', 'The request content was invalid and could not be deserialized: the body is empty.');
   const existing = at.stored?.body;
   if (kind.tracked) {
     const location = stringAt(req.body, 'location');

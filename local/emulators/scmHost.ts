@@ -40,7 +40,7 @@ export interface ScmOptions {
   /** The repository's compiled `dist/local`, copied into each package so the site can run it. */
   distLocalDir: string | undefined;
   /** Environment of the indexing process (PATH). */
-  indexEnv: Record<string, string>;
+  indexEnv(): Record<string, string>;
   pendingPolls(): number;
 }
 
@@ -126,7 +126,7 @@ export class ScmHost {
         siteName: name,
         deploymentId: id,
         distLocalDir: this.opts.distLocalDir,
-        env: this.opts.indexEnv,
+        env: this.opts.indexEnv(),
       });
       if (state.deployed) this.opts.runtime.retire(state.deployed.dir);
       state.deployed = deployed;

@@ -7,7 +7,7 @@ import type { SiteState } from './siteState';
 
 export interface SiteRuntimeOptions {
   /** The platform's environment of every site (IDENTITY_ENDPOINT, HTTPS_PROXY, PATH, …); app settings come first, these win. */
-  platformEnv: Record<string, string>;
+  platformEnv(): Record<string, string>;
   /** Where the emulator's log lines go. */
   log: (line: string) => void;
   /** How long a host may take to listen. Default 60 s. */
@@ -104,7 +104,7 @@ export class SiteRuntime {
     const name = site.name.toLowerCase();
     const env = {
       ...site.appSettings,
-      ...this.opts.platformEnv,
+      ...this.opts.platformEnv(),
       WEBSITE_HOSTNAME: `${name}.azurewebsites.net`,
       WEBSITE_SITE_NAME: site.name,
     };
