@@ -152,6 +152,11 @@ describe('One Deploy', () => {
     expect(JSON.parse(served.bodyAsText ?? '{}')).toMatchObject({ openapi: expect.stringMatching(/^3\.1/) });
     const admin = await siteRequest(`https://${APP}.azurewebsites.net/admin/functions/healthCheck`);
     expect(admin.status).toBe(401);
+    // With the master key the request reaches the host, which knows no such non-HTTP function.
+    const keyed = await siteRequest(`https://${APP}.azurewebsites.net/admin/functions/nothere`, {
+      'x-functions-key': keys.masterKey ?? '',
+    });
+    expect([keyed.status, JSON.parse(keyed.bodyAsText ?? '{}').code]).toEqual([404, 'NotFound']);
   });
 
   it('fails a package without host.json (status 3) and keeps serving the last good one', async () => {
