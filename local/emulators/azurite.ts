@@ -1,10 +1,16 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import { DEVELOPMENT_ACCOUNT_NAME, DEVELOPMENT_STORAGE_PORTS, developmentConnectionString } from '../../shared/storage/tableStorage';
+import {
+  DEVELOPMENT_ACCOUNT_KEY,
+  DEVELOPMENT_ACCOUNT_NAME,
+  DEVELOPMENT_STORAGE_PORTS,
+  developmentConnectionString,
+} from '../../shared/storage/tableStorage';
 
 /** A running Azurite (blob, queue and table services) on 127.0.0.1. */
 export interface Azurite {
@@ -15,6 +21,8 @@ export interface Azurite {
   blobPort: number;
   queuePort: number;
   tablePort: number;
+  /** The accounts Azurite serves: `devstoreaccount1` and those of {@link AzuriteOptions.accounts}, with their keys. */
+  accounts: Array<{ name: string; key: string }>;
   /** Stops Azurite and waits for its process to exit. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -40,6 +48,13 @@ export interface AzuriteOptions {
    * not their signature). Azurite allows this over HTTPS only, so it needs `https`.
    */
   oauth?: 'basic';
+  /**
+   * Further storage accounts to serve besides `devstoreaccount1` (Azurite's AZURITE_ACCOUNTS), e.g.
+   * a deployment's account name. Azurite takes production-style host names: a request whose Host is
+   * `<account>.table.core.windows.net` (through a proxy, with `https`) is for `<account>`. The key
+   * defaults to one derived from the name.
+   */
+  accounts?: Array<{ name: string; key?: string }>;
 }
 
 /** Azurite starts in about a second; this is generous for a loaded CI machine. */
@@ -54,9 +69,12 @@ const OUTPUT_TAIL_CHARS = 4_000;
  * `process.argv` as if Azurite had been started directly. Azurite stops gracefully (flushing
  * its database) on SIGINT/SIGTERM only; turning the IPC channel's end into SIGTERM makes
  * `stop()` work the same on Windows, and makes Azurite exit when its parent dies instead of
- * holding the ports.
+ * holding the ports. `--accountsEnv <value>` (ours, removed from the arguments) becomes the
+ * child's AZURITE_ACCOUNTS, so the child inherits the parent's environment otherwise unchanged.
  */
-const BOOTSTRAP = "process.once('disconnect', () => process.emit('SIGTERM')); require(process.argv[1]);";
+const BOOTSTRAP =
+  "const i = process.argv.indexOf('--accountsEnv'); if (i > 0) { process.env.AZURITE_ACCOUNTS = process.argv[i + 1]; process.argv.splice(i, 2); }" +
+  " process.once('disconnect', () => process.emit('SIGTERM')); require(process.argv[1]);";
 
 const LISTENING = /Azurite (Blob|Queue|Table) service is successfully listening at https?:\/\/[^\s]+:(\d+)/g;
 
@@ -95,6 +113,12 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
   }
   if (opts.debugLogPath !== undefined) args.push('--debug', resolve(opts.debugLogPath));
   else args.push('--silent');
+  const accounts = [
+    { name: DEVELOPMENT_ACCOUNT_NAME, key: DEVELOPMENT_ACCOUNT_KEY },
+    ...(opts.accounts ?? []).map((a) => ({ name: a.name, key: a.key ?? derivedKey(a.name) })),
+  ];
+  // Read by BOOTSTRAP, which moves it into the child's AZURITE_ACCOUNTS before Azurite starts.
+  if (opts.accounts?.length) args.push('--accountsEnv', accounts.map((a) => `${a.name}:${a.key}`).join(';'));
 
   const child = spawn(process.execPath, ['-e', BOOTSTRAP, require.resolve('azurite/dist/src/azurite.js'), ...args], {
     cwd,
@@ -132,6 +156,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<Azurite> 
       blobPort: listening.blob,
       queuePort: listening.queue,
       tablePort: listening.table,
+      accounts,
       stop: () => (stopping ??= stopChild(child, exited)),
     };
   } catch (err) {
@@ -160,6 +185,12 @@ export async function ensureDevelopmentStorage(
     ports: { ...ports },
   });
   return { started: true, stop: () => azurite.stop() };
+}
+
+/** A stable base64 account key for an emulated account (emulator keys are not secrets). */
+function derivedKey(name: string): string {
+  const half = createHash('sha256').update(`azurite:${name}`).digest();
+  return Buffer.concat([half, createHash('sha256').update(half).digest()]).toString('base64');
 }
 
 /** Resolves with the three ports once Azurite has printed that each service listens. */

@@ -18,6 +18,16 @@ export interface DevCertificate {
 const CERT_FILE = 'dev-ca.pem';
 const KEY_FILE = 'dev-ca.key';
 const LOCK_FILE = 'dev-ca.lock';
+/** The Azure host names the certificate covers (besides localhost and 127.0.0.1). */
+const DNS_NAMES = [
+  '*.vault.azure.net',
+  'management.azure.com',
+  '*.azurewebsites.net',
+  '*.scm.azurewebsites.net',
+  '*.blob.core.windows.net',
+  '*.table.core.windows.net',
+  '*.queue.core.windows.net',
+];
 /** Regenerate a little before expiry so a long test run never straddles it. */
 const MIN_REMAINING_MS = 24 * 60 * 60 * 1000;
 /** A lock older than this belongs to a crashed process. */
@@ -25,7 +35,10 @@ const STALE_LOCK_MS = 30_000;
 
 /**
  * Creates (or reuses) one self-signed certificate that the local emulators serve
- * for `*.vault.azure.net`, `management.azure.com`, `localhost` and `127.0.0.1`.
+ * for `*.vault.azure.net`, `management.azure.com`, the function app and SCM sites
+ * (`*.azurewebsites.net`, `*.scm.azurewebsites.net`), storage's production host names
+ * (`*.blob.core.windows.net`, `*.table.core.windows.net`, `*.queue.core.windows.net`),
+ * `localhost` and `127.0.0.1`.
  *
  * The certificate is written to `${dir}/dev-ca.pem` (key: `${dir}/dev-ca.key`).
  * An existing pair is reused while it is valid for at least another day, covers
@@ -69,8 +82,7 @@ async function generatePair(): Promise<{ certPem: string; keyPem: string }> {
       {
         name: 'subjectAltName',
         altNames: [
-          { type: 2, value: '*.vault.azure.net' },
-          { type: 2, value: 'management.azure.com' },
+          ...DNS_NAMES.map((value) => ({ type: 2 as const, value })),
           { type: 2, value: 'localhost' },
           { type: 7, ip: '127.0.0.1' },
         ],
@@ -92,8 +104,7 @@ async function readUsablePair(certPath: string, keyPath: string): Promise<{ cert
     const cert = new X509Certificate(certPem);
     const remaining = new Date(cert.validTo).getTime() - Date.now();
     const coversNames =
-      cert.checkHost('contoso.vault.azure.net') !== undefined &&
-      cert.checkHost('management.azure.com') !== undefined &&
+      DNS_NAMES.every((name) => cert.checkHost(name.replace(/^\*\./, 'contoso.')) !== undefined) &&
       cert.checkHost('localhost') !== undefined &&
       cert.checkIP('127.0.0.1') !== undefined;
     if (remaining > MIN_REMAINING_MS && coversNames && cert.checkPrivateKey(createPrivateKey(keyPem))) {

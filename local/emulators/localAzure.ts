@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ArmEmulator } from './armEmulator';
+import { ArmEmulator, type ArmEmulatorOptions } from './armEmulator';
 import { createDevCertificate } from './devCertificate';
 import { KeyVaultEmulator } from './keyVaultEmulator';
 import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './managedIdentityEndpoint';
@@ -40,11 +40,23 @@ const TOKEN_SECRET_FILE = 'token-secret';
 
 /**
  * Starts the dev certificate, the managed-identity endpoint, the Key Vault emulator, the ARM
- * emulator and the CONNECT proxy (vault hosts and `management.azure.com`). State (certificate,
+ * emulator (with the SCM and function app sites) and the CONNECT proxy (vault hosts,
+ * `management.azure.com`, `*.azurewebsites.net`, and storage hosts when `storagePorts` is given). State (certificate,
  * token signing secret) lives in `stateDir` and is reused across runs, so tokens a process
  * cached from an earlier start stay valid.
  */
-export async function startLocalAzure(opts: { stateDir: string; vaults?: string[] }): Promise<LocalAzure> {
+export async function startLocalAzure(opts: {
+  stateDir: string;
+  vaults?: string[];
+  /** Function app sites: what they run (`distLocalDir`), their identity, LRO pace, log. */
+  arm?: Pick<ArmEmulatorOptions, 'sitePrincipalId' | 'distLocalDir' | 'lroPendingPolls' | 'log'>;
+  /** PATH of the sites' host processes (their platform environment is otherwise the emulators' variables). */
+  sitePath?: string;
+  /** Azurite's HTTPS ports, for the proxy to tunnel `<account>.table|blob.core.windows.net:443` to. */
+  storagePorts?: { table?: number; blob?: number };
+  /** User-assigned identities the managed-identity endpoint serves by client id. */
+  userAssignedIdentities?: Array<{ clientId: string; principalId: string }>;
+}): Promise<LocalAzure> {
   const vaults = opts.vaults ?? ['demo'];
   const first = vaults[0];
   if (first === undefined) throw new Error('startLocalAzure needs at least one vault');
@@ -52,15 +64,36 @@ export async function startLocalAzure(opts: { stateDir: string; vaults?: string[
   const cert = await createDevCertificate(stateDir);
   const tokenSecret = await loadTokenSecret(stateDir);
 
-  const identity = await startManagedIdentityEndpoint({ tokenSecret });
+  const identity = await startManagedIdentityEndpoint({ tokenSecret, userAssigned: opts.userAssignedIdentities ?? [] });
   const started: Array<{ stop(): Promise<void> }> = [identity];
   try {
     const keyVault = await KeyVaultEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, vaults, tokenSecret });
     started.push(keyVault);
-    const arm = await ArmEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, tokenSecret });
+    // The sites' platform environment names the proxy, which needs the ARM emulator's port first.
+    let proxyUrl = '';
+    const arm = await ArmEmulator.start({
+      ...opts.arm,
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      tokenSecret,
+      sitePlatformEnv: () => ({
+        IDENTITY_ENDPOINT: identity.endpoint,
+        IDENTITY_HEADER: identity.header,
+        HTTPS_PROXY: proxyUrl,
+        NO_PROXY: '127.0.0.1,localhost',
+        NODE_EXTRA_CA_CERTS: cert.certPath,
+        ...(opts.sitePath === undefined ? {} : { PATH: opts.sitePath }),
+      }),
+    });
     started.push(arm);
     for (const vault of vaults) arm.addVault(vault);
-    const proxy = await startVaultProxy({ targetPort: keyVault.port, managementPort: arm.port });
+    const proxy = await startVaultProxy({
+      targetPort: keyVault.port,
+      managementPort: arm.port,
+      tablePort: opts.storagePorts?.table,
+      blobPort: opts.storagePorts?.blob,
+    });
+    proxyUrl = proxy.url;
     started.push(proxy);
     return {
       keyVault,

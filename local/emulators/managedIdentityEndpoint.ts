@@ -26,6 +26,12 @@ export interface ManagedIdentityEndpoint {
   header: string;
   /** How many requests reached the token path (successful or not). */
   tokenRequests(): number;
+  /**
+   * Registers a user-assigned identity: token requests with `client_id=<clientId>` (as
+   * `ManagedIdentityCredential` sends for `AZURE_CLIENT_ID`) get tokens with `oid`/`sub` =
+   * `principalId`. Returns the identity.
+   */
+  addUserAssignedIdentity(clientId: string, principalId: string): { clientId: string; principalId: string };
   /** Makes every token request fail with `status` until called with `null`. */
   setFailure(f: null | { status: number }): void;
   /** Closes the server and every open connection. */
@@ -49,8 +55,12 @@ export function tokenSecretBytes(secret: Uint8Array | string): Uint8Array {
 export async function startManagedIdentityEndpoint(opts: {
   tokenSecret: Uint8Array | string;
   port?: number;
+  /** User-assigned identities to serve by client id (see {@link ManagedIdentityEndpoint.addUserAssignedIdentity}). */
+  userAssigned?: Array<{ clientId: string; principalId: string }>;
 }): Promise<ManagedIdentityEndpoint> {
   const key = tokenSecretBytes(opts.tokenSecret);
+  const userAssigned = new Map<string, { clientId: string; principalId: string }>();
+  for (const identity of opts.userAssigned ?? []) userAssigned.set(identity.clientId.toLowerCase(), { ...identity });
   const header = randomBytes(16).toString('hex');
   let requests = 0;
   let failure: null | { status: number } = null;
@@ -80,7 +90,8 @@ export async function startManagedIdentityEndpoint(opts: {
     const resource = params.get('resource');
     if (!resource) return sendError(res, 400, "Required query parameter 'resource' is missing.");
 
-    const identity = resolveIdentity(params);
+    const registered = userAssigned.get((params.get('client_id') ?? '').toLowerCase());
+    const identity = registered ?? resolveIdentity(params);
     const now = Math.floor(Date.now() / 1000);
     const expiresOn = now + TOKEN_LIFETIME_SECONDS;
     const accessToken = await new SignJWT({
@@ -119,6 +130,11 @@ export async function startManagedIdentityEndpoint(opts: {
     endpoint: `http://127.0.0.1:${port}${TOKEN_PATH}`,
     header,
     tokenRequests: () => requests,
+    addUserAssignedIdentity(clientId, principalId) {
+      const identity = { clientId, principalId };
+      userAssigned.set(clientId.toLowerCase(), identity);
+      return { ...identity };
+    },
     setFailure(f) {
       failure = f;
     },
@@ -130,7 +146,7 @@ export async function startManagedIdentityEndpoint(opts: {
   };
 }
 
-/** Maps the user-assigned selectors msal-node may send to a stable identity. */
+/** Maps the user-assigned selectors msal-node may send for an unregistered identity to a stable one. */
 function resolveIdentity(params: URLSearchParams): { clientId: string; principalId: string } {
   const selector = params.get('client_id') ?? params.get('object_id') ?? params.get('principal_id') ?? params.get('mi_res_id');
   if (!selector) return { clientId: EMULATOR_CLIENT_ID, principalId: EMULATOR_PRINCIPAL_ID };

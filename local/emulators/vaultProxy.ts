@@ -15,11 +15,18 @@ export interface VaultProxy {
 const TUNNEL_IDLE_MS = 60_000;
 const VAULT_HOST_RE = /^[a-z0-9-]+\.vault\.azure\.net$/i;
 const MANAGEMENT_HOST = 'management.azure.com';
+/** A function app and its SCM site: `<app>.azurewebsites.net`, `<app>.scm.azurewebsites.net`. */
+const SITE_HOST_RE = /^[a-z0-9-]+(\.scm)?\.azurewebsites\.net$/i;
+const TABLE_HOST_RE = /^[a-z0-9]+\.table\.core\.windows\.net$/i;
+const BLOB_HOST_RE = /^[a-z0-9]+\.blob\.core\.windows\.net$/i;
 
 /**
  * Starts an HTTP CONNECT proxy on 127.0.0.1 that tunnels `<name>.vault.azure.net:443` to
- * `127.0.0.1:targetPort`, `management.azure.com:443` to `127.0.0.1:managementPort` when that is
- * given, and refuses every other target with 403.
+ * `127.0.0.1:targetPort`; `management.azure.com:443`, `<app>.azurewebsites.net:443` and
+ * `<app>.scm.azurewebsites.net:443` to `127.0.0.1:managementPort` (the ARM emulator, which also
+ * serves the SCM and app sites) when that is given; `<account>.table.core.windows.net:443` and
+ * `<account>.blob.core.windows.net:443` to `tablePort` / `blobPort` (Azurite over HTTPS, which
+ * takes production-style host names) when given; and refuses every other target with 403.
  *
  * This lets an unmodified SecretClient use a real-looking vault URI (so its challenge
  * resource check, which compares the URI host with `vault.azure.net`, keeps running) while
@@ -27,7 +34,13 @@ const MANAGEMENT_HOST = 'management.azure.com';
  * it with HTTPS_PROXY and keep local endpoints direct with NO_PROXY=127.0.0.1,localhost.
  * The management SDKs likewise keep their default endpoint `https://management.azure.com`.
  */
-export async function startVaultProxy(opts: { targetPort: number; managementPort?: number; port?: number }): Promise<VaultProxy> {
+export async function startVaultProxy(opts: {
+  targetPort: number;
+  managementPort?: number;
+  tablePort?: number;
+  blobPort?: number;
+  port?: number;
+}): Promise<VaultProxy> {
   const sockets = new Set<Socket>();
   const track = (socket: Socket): void => {
     sockets.add(socket);
@@ -37,20 +50,13 @@ export async function startVaultProxy(opts: { targetPort: number; managementPort
   const server = createServer((_req, res) => {
     // Only tunnelling is offered; plain-HTTP forwarding would let traffic escape to the internet.
     res.writeHead(405, { 'Content-Type': 'text/plain', Connection: 'close' });
-    res.end('Only CONNECT to *.vault.azure.net:443 and management.azure.com:443 is supported by this proxy.\n');
+    res.end('Only CONNECT to the emulated Azure hosts on port 443 is supported by this proxy.\n');
   });
 
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     track(client);
     const { host, port } = splitAuthority(req.url ?? '');
-    const targetPort =
-      port !== '443'
-        ? undefined
-        : VAULT_HOST_RE.test(host)
-          ? opts.targetPort
-          : host.toLowerCase() === MANAGEMENT_HOST
-            ? opts.managementPort
-            : undefined;
+    const targetPort = port === '443' ? targetOf(host, opts) : undefined;
     if (targetPort === undefined) {
       client.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       return;
@@ -93,6 +99,17 @@ export async function startVaultProxy(opts: { targetPort: number; managementPort
         server.closeAllConnections();
       }),
   };
+}
+
+function targetOf(
+  host: string,
+  opts: { targetPort: number; managementPort?: number; tablePort?: number; blobPort?: number },
+): number | undefined {
+  if (VAULT_HOST_RE.test(host)) return opts.targetPort;
+  if (host.toLowerCase() === MANAGEMENT_HOST || SITE_HOST_RE.test(host)) return opts.managementPort;
+  if (TABLE_HOST_RE.test(host)) return opts.tablePort;
+  if (BLOB_HOST_RE.test(host)) return opts.blobPort;
+  return undefined;
 }
 
 function splitAuthority(authority: string): { host: string; port: string } {

@@ -5,14 +5,13 @@
  * the CONNECT proxy with the dev certificate trusted in-process.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { DefaultAzureCredential } from '@azure/identity';
-import { generate } from 'selfsigned';
 import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secrets';
 import {
   KEY_VAULT_ADMINISTRATOR,
@@ -22,7 +21,6 @@ import {
   READER,
   type VaultState,
 } from '../../local/emulators/armEmulator';
-import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from '../../local/emulators/keyVaultEmulator';
 import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
@@ -444,41 +442,20 @@ describe('authentication and plumbing', () => {
     expect(await connectStatus('login.microsoftonline.com:443')).toBe(403);
     expect(await connectStatus('management.azure.com:80')).toBe(403);
   });
-});
 
-describe('dev certificate', () => {
-  it('regenerates a still-valid certificate from before management.azure.com was covered', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'arm-cert-'));
-    try {
-      const old = await generate([{ name: 'commonName', value: 'Local Azure emulator dev CA' }], {
-        keyType: 'rsa',
-        keySize: 2048,
-        algorithm: 'sha256',
-        notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
-        extensions: [
-          { name: 'basicConstraints', cA: true, critical: true },
-          {
-            name: 'subjectAltName',
-            altNames: [
-              { type: 2, value: '*.vault.azure.net' },
-              { type: 2, value: 'localhost' },
-              { type: 7, ip: '127.0.0.1' },
-            ],
-          },
-        ],
-      });
-      writeFileSync(path.join(dir, 'dev-ca.pem'), old.cert);
-      writeFileSync(path.join(dir, 'dev-ca.key'), old.private);
-      const fresh = await createDevCertificate(dir);
-      expect(fresh.certPem).not.toBe(old.cert);
-      expect(new X509Certificate(fresh.certPem).checkHost('management.azure.com')).toBe('management.azure.com');
-      // checkHost answers with the SAN entry that matched.
-      expect(new X509Certificate(fresh.certPem).checkHost('contoso.vault.azure.net')).toBe('*.vault.azure.net');
-      // Once it covers every name, the next start reuses it.
-      expect((await createDevCertificate(dir)).certPem).toBe(fresh.certPem);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+  it('tunnels the function app and SCM hosts to the same server; storage hosts only when Azurite ports are given', async () => {
+    for (const name of [
+      'func-x.azurewebsites.net',
+      'func-x.scm.azurewebsites.net',
+      'stx.table.core.windows.net',
+      'stx.blob.core.windows.net',
+    ]) {
+      expect(new X509Certificate(azure.certPem).checkHost(name)).toBeDefined();
     }
+    expect(await connectStatus('func-x.azurewebsites.net:443')).toBe(200);
+    expect(await connectStatus('func-x.scm.azurewebsites.net:443')).toBe(200);
+    expect(await connectStatus('stx.table.core.windows.net:443')).toBe(403);
+    expect(await connectStatus('a.b.azurewebsites.net:443')).toBe(403);
   });
 });
 
