@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Difference } from './changes';
 import type { Ctx } from './infrastructure';
-import { reconcile, retrying, statusOf, step } from './reconcile';
+import { orAbsent, reconcile, retrying, statusOf, step } from './reconcile';
 
 /** Built-in role definition ids (the same in every tenant). */
 export const ROLES = {
@@ -42,6 +42,13 @@ export function roleAssignmentName(scope: string, roleId: string, principalId: s
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+/** Whether `assigned` is `scope` or one of its ancestors (where a role is inherited from). */
+function isAtOrAbove(assigned: string, scope: string): boolean {
+  const a = assigned.toLowerCase().replace(/\/+$/, '');
+  const s = scope.toLowerCase();
+  return a === '' || s === a || s.startsWith(`${a}/`);
+}
+
 /** The last segment of a resource id, for messages. */
 const shortScope = (scope: string): string => scope.split('/').slice(-1)[0] ?? scope;
 
@@ -58,16 +65,15 @@ export async function assignRole(ctx: Ctx, principal: Principal, role: RoleName,
   const objectId = principal.objectId;
   await reconcile(ctx.run, {
     resource,
-    read: async () => {
-      if (!objectId) return undefined;
-      for await (const a of client.roleAssignments.listForScope(scope, { filter: `principalId eq '${objectId}'` })) {
-        const within =
-          a.scope !== undefined &&
-          (scope.toLowerCase() === a.scope.toLowerCase() || scope.toLowerCase().startsWith(`${a.scope.toLowerCase().replace(/\/$/, '')}/`));
-        if (within && a.roleDefinitionId?.toLowerCase().endsWith(`/${roleId}`)) return a;
-      }
-      return undefined;
-    },
+    // A scope that does not exist yet (first run, or --what-if) holds no assignment.
+    read: () =>
+      orAbsent(async () => {
+        if (!objectId) return undefined;
+        for await (const a of client.roleAssignments.listForScope(scope, { filter: `principalId eq '${objectId}'` })) {
+          if (a.scope !== undefined && isAtOrAbove(a.scope, scope) && a.roleDefinitionId?.toLowerCase().endsWith(`/${roleId}`)) return a;
+        }
+        return undefined;
+      }),
     desired: {},
     compare: (): Difference[] => [],
     apply: async () => {

@@ -1,7 +1,8 @@
 /**
  * The code package Flex Consumption runs: what `.funcignore` lets through from the project (the
  * compiled `dist/`, `host.json`, `package.json`), plus the production dependencies exactly as
- * `npm ci --omit=dev` would install them (the package-lock.json entries not marked `dev`), taken
+ * `npm ci --omit=dev` would install them (the package-lock.json entries marked neither `dev` nor
+ * `devOptional`: the latter are optional for production, e.g. an optional peer), taken
  * from the installed `node_modules`. No remote build: the package runs as it is.
  */
 import { createHash } from 'node:crypto';
@@ -42,7 +43,8 @@ export function collectPackage(root: string): CodePackage {
   const main = readPackageMain(root);
   if (!files.some((f) => f.name === 'host.json')) throw new Error('host.json is missing from the package (is it in .funcignore?)');
   if (!files.some((f) => f.name === main)) throw new Error(`${main} (package.json "main") is missing: run npm run build first`);
-  files.push(...productionDependencies(root));
+  // .funcignore applies to the dependencies too, as Core Tools applies it to the whole folder.
+  files.push(...productionDependencies(root).filter((f) => !rules.ignores(f.name)));
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const hash = createHash('sha256');
   let bytes = 0;
@@ -62,16 +64,18 @@ function readPackageMain(root: string): string {
 }
 
 /**
- * Files of every production package in package-lock.json (entries without `"dev": true`), each
+ * Files of every production package in package-lock.json (entries without `dev` or `devOptional`), each
  * package without its nested `node_modules` (nested packages are entries of their own).
  */
 function productionDependencies(root: string): PackageFile[] {
   const lockPath = path.join(root, 'package-lock.json');
   if (!existsSync(lockPath)) throw new Error('package-lock.json is missing: the production dependencies cannot be told apart');
-  const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as { packages?: Record<string, { dev?: boolean; link?: boolean }> };
+  const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as {
+    packages?: Record<string, { dev?: boolean; devOptional?: boolean; link?: boolean }>;
+  };
   const files: PackageFile[] = [];
   for (const [location, entry] of Object.entries(lock.packages ?? {})) {
-    if (location === '' || entry.dev || entry.link) continue;
+    if (location === '' || entry.dev || entry.devOptional || entry.link) continue;
     const dir = path.join(root, location);
     if (!existsSync(dir)) {
       throw new Error(`${location} is in package-lock.json but not installed: run npm ci first`);

@@ -193,8 +193,12 @@ export async function appSettings(ctx: Ctx, settings: Record<string, string>, si
   const { clients, d } = ctx;
   await reconcile(ctx.run, {
     resource: `app settings of ${d.appName}`,
-    read: async () =>
-      siteExists ? ((await clients.web.webApps.listApplicationSettings(d.resourceGroup, d.appName)).properties ?? {}) : undefined,
+    // A new app has none: that is a creation, not an update.
+    read: async () => {
+      if (!siteExists) return undefined;
+      const current = (await clients.web.webApps.listApplicationSettings(d.resourceGroup, d.appName)).properties ?? {};
+      return Object.keys(current).length > 0 ? current : undefined;
+    },
     desired: settings,
     compare: (current) => settingDifferences(settings, current),
     apply: async () =>

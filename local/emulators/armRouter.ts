@@ -103,6 +103,7 @@ export function routeArm(world: ArmWorld, req: ArmRequest, pageSize: number): Ar
 
   const ra = roleAssignmentIndex(lower);
   if (ra !== -1) return roleAssignmentRoute(world.store, req, seg.slice(0, ra), n === ra + 4 ? seg[n - 1] : undefined, pageSize);
+  if (n > 4 && lower.slice(-4).join('/') === 'providers/microsoft.resources/tags/default') return tagsRoute(world, req, seg.slice(0, -4));
 
   if (n >= 2 && /^operation(results|statuses)$/.test(lower[n - 2] ?? '')) {
     if (req.method !== 'GET') throw methodNotAllowed(req);
@@ -183,6 +184,42 @@ function resourceGroupRoute(world: ArmWorld, req: ArmRequest, sub: string, rg: s
     default:
       throw methodNotAllowed(req);
   }
+}
+
+/**
+ * `/{scope}/providers/Microsoft.Resources/tags/default` (Tags - Get/Update/Create Or Update At
+ * Scope): the tags of any stored resource; PATCH takes `operation` `Merge`, `Replace` or `Delete`.
+ */
+function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer {
+  const scopeId = `/${scope.join('/')}`;
+  const resource = world.store.get(scopeId);
+  if (!resource) throw new ArmError(404, 'ResourceNotFound', `The Resource '${scopeId}' was not found.`);
+  const current = isJson(resource.body['tags']) ? cloneJson(resource.body['tags']) : {};
+  const given = objectAt(objectAt(req.body, 'properties'), 'tags');
+  let tags = current;
+  if (req.method === 'PUT') tags = cloneJson(given);
+  else if (req.method === 'PATCH') {
+    const operation = String(req.body?.['operation'] ?? '').toLowerCase();
+    if (operation === 'merge') tags = { ...current, ...cloneJson(given) };
+    else if (operation === 'replace') tags = cloneJson(given);
+    else if (operation === 'delete') tags = Object.fromEntries(Object.entries(current).filter(([k]) => !(k in given)));
+    else
+      throw new ArmError(
+        400,
+        'InvalidTagOperation',
+        `The tag operation '${String(req.body?.['operation'])}' is not Merge, Replace or Delete.`,
+      );
+  } else if (req.method !== 'GET') throw methodNotAllowed(req);
+  resource.body['tags'] = tags;
+  return {
+    status: 200,
+    body: {
+      id: `${resource.id}/providers/Microsoft.Resources/tags/default`,
+      name: 'default',
+      type: 'Microsoft.Resources/tags',
+      properties: { tags: cloneJson(tags) },
+    },
+  };
 }
 
 function siteOrThrow(world: ArmWorld, path: ResourcePath): StoredResource {

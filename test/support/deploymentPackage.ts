@@ -1,4 +1,3 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import {
@@ -9,46 +8,17 @@ import {
   createPipelineRequest,
   type PipelineResponse,
 } from '@azure/core-rest-pipeline';
-import { zipSync, type Zippable } from 'fflate';
+import { collectPackage, zipPackage } from '../../cli/deploy/codePackage';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-/** Type declarations, source maps and docs: not needed to run, and most of the bytes. */
-const SKIPPED = /\.(map|d\.ts|d\.mts|d\.cts|md)$/i;
 
 /**
- * The function app's package as a deploy would build it, from the repository's build: `dist/`
- * without the local host, tests, benchmarks and CLI (as .funcignore), `host.json`, `package.json`
- * and the production packages of package-lock.json (entries neither `dev` nor `devOptional`).
- * `omit` leaves paths out, e.g. `host.json`.
+ * The function app's package exactly as `npm run deploy` builds it from the repository's build
+ * (cli/deploy/codePackage.ts); `omit` leaves paths out, e.g. `host.json`, for a broken package.
  */
 export function buildFunctionPackage(opts: { omit?: string[] } = {}): Uint8Array {
-  const files: Zippable = {};
-  const add = (relative: string): void => {
-    if (opts.omit?.includes(relative)) return;
-    files[relative] = [readFileSync(path.join(ROOT, relative)), { level: 0 }];
-  };
-  const walk = (relative: string): void => {
-    for (const entry of readdirSync(path.join(ROOT, relative), { withFileTypes: true })) {
-      const child = `${relative}/${entry.name}`;
-      if (entry.isDirectory()) {
-        // Nested node_modules are packages of their own, listed in the lock file when they are production ones.
-        if (entry.name !== 'node_modules') walk(child);
-      } else if (!SKIPPED.test(entry.name)) {
-        add(child);
-      }
-    }
-  };
-  for (const dir of ['dist/functions', 'dist/shared']) walk(dir);
-  add('host.json');
-  add('package.json');
-  const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
-    packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
-  };
-  for (const [location, entry] of Object.entries(lock.packages)) {
-    if (location === '' || entry.dev || entry.devOptional) continue;
-    if (statSync(path.join(ROOT, location), { throwIfNoEntry: false })?.isDirectory()) walk(location);
-  }
-  return zipSync(files);
+  const pkg = collectPackage(ROOT);
+  return zipPackage({ ...pkg, files: pkg.files.filter((f) => !opts.omit?.includes(f.name)) });
 }
 
 /** A request through the proxy (HTTPS_PROXY) with an ARM token, as a deploy process sends it. */

@@ -21,10 +21,12 @@ function project(): string {
   write('dist/local/host.js', 'local only');
   write('test/a.test.js', 'test');
   write('node_modules/prod-a/package.json', '{"name":"prod-a"}');
+  write('node_modules/prod-a/index.d.ts', 'export {};');
   write('node_modules/prod-a/bin/tool', '#!/bin/sh');
   chmodSync(path.join(root, 'node_modules/prod-a/bin/tool'), 0o755);
   write('node_modules/prod-a/node_modules/nested-c/index.js', 'c');
   write('node_modules/dev-b/index.js', 'dev only');
+  write('node_modules/optional-peer-d/index.js', 'a dev dependency that production only names as optional');
   write('node_modules/.bin/tool', 'link');
   write(
     'package-lock.json',
@@ -35,6 +37,7 @@ function project(): string {
         'node_modules/prod-a': { version: '1.0.0' },
         'node_modules/prod-a/node_modules/nested-c': { version: '1.0.0' },
         'node_modules/dev-b': { version: '1.0.0', dev: true },
+        'node_modules/optional-peer-d': { version: '1.0.0', devOptional: true },
       },
     }),
   );

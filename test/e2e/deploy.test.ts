@@ -1,0 +1,268 @@
+/**
+ * End to end: `npm run deploy` (the compiled CLI, `node dist/cli/broker.js deploy`, as the script
+ * runs it; `npm test` builds first) against the emulated Azure Resource Manager, SCM site and
+ * Azurite, through the standard variables only (HTTPS_PROXY, the managed-identity endpoint as the
+ * deployer's sign-in). From nothing; again (no change); a changed setting (shown by --what-if, then
+ * one update); and a run that fails half way, then resumes.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulators/deploymentTarget';
+import { ROLES } from '../../cli/deploy/access';
+import { SECRET_EVENT_TYPES } from '../../cli/deploy/events';
+
+const CLI = path.resolve(__dirname, '../../dist/cli/broker.js');
+const RG = 'rg-broker';
+const APP = 'contoso-broker';
+const ACCOUNT = 'contosobrokerst';
+const RESUME_APP = 'contoso-broker2';
+const RESUME_ACCOUNT = 'contosobroker2st';
+
+let target: DeploymentTarget;
+let dir: string;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function deploy(file: string, ...flags: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [CLI, 'deploy', file, ...flags],
+      { env: { PATH: process.env.PATH ?? '', ...target.env }, cwd: os.tmpdir(), timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+      (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+function deploymentFile(
+  name: string,
+  patch: { appName?: string; storageAccount?: string; settings?: Record<string, unknown> } = {},
+): string {
+  const file = path.join(dir, name);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      subscriptionId: target.subscriptionId,
+      resourceGroup: RG,
+      location: 'westeurope',
+      appName: patch.appName ?? APP,
+      storageAccount: patch.storageAccount ?? ACCOUNT,
+      vaults: { default: target.rbacVault.id, partner: target.accessPolicyVault.id },
+      events: { schema: 'CloudEventSchemaV1_0' },
+      settings: {
+        ACCESS_POLICY: {
+          callers: [
+            { name: 'erp', identities: [{ apiKeySha256: sha('erp-key') }], allow: ['erp-*'] },
+            { name: 'ops', identities: [{ apiKeySha256: sha('ops-key') }], allow: [], operator: true },
+          ],
+        },
+        CACHE_TTL_SECONDS: 300,
+        ...patch.settings,
+      },
+    }),
+  );
+  return file;
+}
+
+/** ARM writes and publishes so far (reads, list-keys and the smoke test's calls are not changes). */
+function writes(): number {
+  const arm = target.arm;
+  return (
+    arm.requestCount({ host: 'management.azure.com', method: 'PUT' }) +
+    arm.requestCount({ host: 'management.azure.com', method: 'PATCH' }) +
+    arm.requestCount({ host: 'management.azure.com', method: 'DELETE' }) +
+    arm.requestCount({ operation: 'scm.publish' })
+  );
+}
+
+const resourceId = (type: string, name: string): string =>
+  `/subscriptions/${target.subscriptionId}/resourceGroups/${RG}/providers/${type}/${name}`;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'deploy-e2e-'));
+  target = await startDeploymentTarget({
+    stateDir: dir,
+    storageAccounts: [ACCOUNT, RESUME_ACCOUNT],
+    sitePath: process.env.PATH,
+    lroPendingPolls: 0,
+    log: () => undefined,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await target?.stop();
+});
+
+describe('npm run deploy', () => {
+  it('--what-if from nothing lists what it would create and changes nothing', async () => {
+    const run = await deploy(deploymentFile('deploy.json'), '--what-if');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`+ resource group ${RG}: create`);
+    expect(run.stdout).toContain(`+ storage account ${ACCOUNT}: create`);
+    expect(run.stdout).toContain(`+ Function App ${APP}: create`);
+    expect(run.stdout).toMatch(/\+ code package of contoso-broker \([0-9a-f]{12}\): create/);
+    expect(run.stdout).toMatch(/\d+ to create, 0 to update, 0 unchanged\. --what-if: nothing was changed\./);
+    expect(writes()).toBe(0);
+  }, 240_000);
+
+  it('from nothing: creates everything, publishes the package, subscribes the vaults and passes its smoke test', async () => {
+    const run = await deploy(deploymentFile('deploy.json'));
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('GET /api/openapi.json: 200');
+    expect(run.stdout).toMatch(/Health: (ok|warning)/);
+    expect(run.stdout).toMatch(/Done: \d+ created, 0 updated, 0 unchanged/);
+
+    const account = target.arm.resource(resourceId('Microsoft.Storage/storageAccounts', ACCOUNT));
+    expect(account?.['properties']).toMatchObject({
+      allowSharedKeyAccess: false,
+      minimumTlsVersion: 'TLS1_2',
+      allowBlobPublicAccess: false,
+    });
+    const component = target.arm.resource(resourceId('Microsoft.Insights/components', APP));
+    expect(String((component?.['properties'] as Record<string, unknown>)['WorkspaceResourceId']).toLowerCase()).toBe(
+      resourceId('Microsoft.OperationalInsights/workspaces', `${APP}-logs`).toLowerCase(),
+    );
+    const site = target.arm.resource(resourceId('Microsoft.Web/sites', APP));
+    expect(site).toMatchObject({ kind: 'functionapp,linux', identity: { type: 'SystemAssigned' } });
+    expect((site?.['properties'] as Record<string, unknown>)['functionAppConfig']).toMatchObject({
+      runtime: { name: 'node', version: '22' },
+      deployment: { storage: { authentication: { type: 'SystemAssignedIdentity' } } },
+    });
+
+    const settings = target.arm.appSettings(APP) ?? {};
+    expect(settings).toMatchObject({
+      AzureWebJobsStorage__accountName: ACCOUNT,
+      KEY_VAULT_URI: target.rbacVault.uri,
+      KEY_VAULT_ALIASES: `partner=${target.accessPolicyVault.uri}`,
+      APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+    });
+    expect(settings['APPLICATIONINSIGHTS_CONNECTION_STRING']).toMatch(/^InstrumentationKey=/);
+    expect(Object.keys(settings)).not.toContain('FUNCTIONS_WORKER_RUNTIME');
+    expect(Object.keys(settings).some((k) => k === 'AzureWebJobsStorage')).toBe(false);
+
+    // Roles: the app on storage and the RBAC vault; an access policy on the other vault; the deployer on the health table.
+    const app = target.sitePrincipalId.toLowerCase();
+    const assignments = target.arm
+      .allRoleAssignments()
+      .map((a) => ({ ...a, principalId: a.principalId.toLowerCase(), scope: a.scope.toLowerCase() }));
+    const has = (principal: string, role: string, scope: string): boolean =>
+      assignments.some((a) => a.principalId === principal && a.roleDefinitionGuid === role && a.scope === scope.toLowerCase());
+    const accountId = resourceId('Microsoft.Storage/storageAccounts', ACCOUNT);
+    expect(has(app, ROLES['Storage Blob Data Owner'], accountId)).toBe(true);
+    expect(has(app, ROLES['Storage Table Data Contributor'], accountId)).toBe(true);
+    expect(has(app, ROLES['Storage Queue Data Contributor'], accountId)).toBe(true);
+    expect(has(app, ROLES['Key Vault Secrets User'], target.rbacVault.id)).toBe(true);
+    expect(has(app, ROLES.Reader, target.accessPolicyVault.id)).toBe(true);
+    expect(has(app, ROLES['Key Vault Secrets User'], target.accessPolicyVault.id)).toBe(false);
+    expect(
+      has(
+        target.deployer.principalId.toLowerCase(),
+        ROLES['Storage Table Data Reader'],
+        `${accountId}/tableServices/default/tables/brokerhealth`,
+      ),
+    ).toBe(true);
+    const policy = target.arm.getVault(target.accessPolicyVault.name).accessPolicies.find((p) => p.objectId.toLowerCase() === app);
+    expect(policy?.secrets.map((s) => s.toLowerCase()).sort()).toEqual(['get', 'list']);
+
+    // The package: the build and the production dependencies, none of the dev ones.
+    const pkg = target.arm.deployedPackage(APP);
+    expect(pkg?.publishes).toBe(1);
+    const files = [...(pkg?.files?.keys() ?? [])];
+    expect(files).toEqual(
+      expect.arrayContaining(['host.json', 'package.json', 'dist/functions/index.js', 'node_modules/@azure/functions/package.json']),
+    );
+    expect(
+      files.some(
+        (f) => f.startsWith('node_modules/jest/') || f.startsWith('node_modules/typescript/') || f.startsWith('node_modules/azurite/'),
+      ),
+    ).toBe(false);
+    expect(files.some((f) => f.startsWith('dist/local/') || f.startsWith('dist/cli/') || f.endsWith('.ts'))).toBe(false);
+
+    // One subscription per vault to secretEvents: the three secret events, 30 attempts in 24 h, dead letters through the identity.
+    for (const vault of [target.rbacVault, target.accessPolicyVault]) {
+      const subscription = target.arm.resource(
+        `${resourceId('Microsoft.EventGrid/systemTopics', `${vault.name}-events`)}/eventSubscriptions/secret-broker`,
+      );
+      expect(subscription?.['properties']).toMatchObject({
+        destination: {
+          endpointType: 'AzureFunction',
+          properties: { resourceId: expect.stringMatching(/\/sites\/contoso-broker\/functions\/secretEvents$/) },
+        },
+        filter: { includedEventTypes: expect.arrayContaining([...SECRET_EVENT_TYPES]) },
+        eventDeliverySchema: 'CloudEventSchemaV1_0',
+        retryPolicy: { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 },
+        deadLetterWithResourceIdentity: { deadLetterDestination: { properties: { blobContainerName: 'eventgrid-deadletters' } } },
+      });
+    }
+  }, 240_000);
+
+  it('a second run with the same file changes nothing', async () => {
+    const before = writes();
+    const run = await deploy(deploymentFile('deploy.json'));
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Done: 0 created, 0 updated, \d+ unchanged/);
+    expect(run.stdout).not.toMatch(/^[+~] /m);
+    expect(writes()).toBe(before);
+    expect(target.arm.deployedPackage(APP)?.publishes).toBe(1);
+  }, 240_000);
+
+  it('a changed setting: --what-if shows one update by name, the run makes exactly that one', async () => {
+    const file = deploymentFile('deploy-changed.json', { settings: { CACHE_TTL_SECONDS: 120 } });
+    const before = writes();
+    const whatIf = await deploy(file, '--what-if');
+    expect(whatIf.code).toBe(0);
+    expect(whatIf.stdout).toContain(`~ app settings of ${APP}: update\n    CACHE_TTL_SECONDS: changed`);
+    expect(whatIf.stdout).toMatch(/0 to create, 1 to update, \d+ unchanged/);
+    expect(whatIf.stdout).not.toContain('120');
+    expect(writes()).toBe(before);
+
+    const run = await deploy(file);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/Done: 0 created, 1 updated, \d+ unchanged/);
+    expect(writes()).toBe(before + 1);
+    expect(target.arm.requestCount({ host: 'management.azure.com', method: 'PUT', path: /\/config\/appsettings$/i })).toBeGreaterThan(0);
+    expect(target.arm.appSettings(APP)?.['CACHE_TTL_SECONDS']).toBe('120');
+  }, 240_000);
+
+  it('a run that fails half way names the resource and what Azure said; the same command then finishes', async () => {
+    const file = deploymentFile('deploy-resume.json', { appName: RESUME_APP, storageAccount: RESUME_ACCOUNT });
+    target.arm.injectFailure({
+      method: 'PUT',
+      path: /\/providers\/Microsoft\.Authorization\/roleAssignments\//i,
+      status: 500,
+      code: 'InternalServerError',
+      message: 'Encountered internal server error. Diagnostic information: timestamp 20261201T120000Z.',
+      // More than the SDK's own retries (3), so the step itself fails.
+      times: 5,
+    });
+    const failed = await deploy(file);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      /error: role Storage Blob Data Owner for app contoso-broker2 on contosobroker2st: create failed: 500 InternalServerError Encountered internal server error/,
+    );
+    expect(failed.stderr).toContain('run the same command again');
+    // Stopped there: the app exists, its code and events do not.
+    expect(target.arm.resource(resourceId('Microsoft.Web/sites', RESUME_APP))).toBeDefined();
+    expect(target.arm.deployedPackage(RESUME_APP)?.publishes ?? 0).toBe(0);
+
+    const resumed = await deploy(file);
+    expect(resumed.stderr).toBe('');
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain(`= Function App ${RESUME_APP}`);
+    expect(resumed.stdout).toContain(`+ role Storage Blob Data Owner for app ${RESUME_APP} on ${RESUME_ACCOUNT}: created`);
+    expect(resumed.stdout).toMatch(/Health: (ok|warning)/);
+    expect(target.arm.deployedPackage(RESUME_APP)?.publishes).toBe(1);
+  }, 300_000);
+});
