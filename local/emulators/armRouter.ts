@@ -199,7 +199,8 @@ function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer
   let tags = current;
   if (req.method === 'PUT') tags = cloneJson(given);
   else if (req.method === 'PATCH') {
-    const operation = String(req.body?.['operation'] ?? '').toLowerCase();
+    const requested = req.body?.['operation'];
+    const operation = typeof requested === 'string' ? requested.toLowerCase() : '';
     if (operation === 'merge') tags = { ...current, ...cloneJson(given) };
     else if (operation === 'replace') tags = cloneJson(given);
     else if (operation === 'delete') tags = Object.fromEntries(Object.entries(current).filter(([k]) => !(k in given)));
