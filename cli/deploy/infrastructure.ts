@@ -48,11 +48,11 @@ export async function resourceGroup(ctx: Ctx): Promise<void> {
 export async function storage(ctx: Ctx): Promise<StorageAccount | undefined> {
   const { clients, d } = ctx;
   const desired = {
-    sku: { name: 'Standard_LRS' },
-    kind: 'StorageV2',
+    sku: { name: 'Standard_LRS' as const },
+    kind: 'StorageV2' as const,
     allowSharedKeyAccess: false,
     allowBlobPublicAccess: false,
-    minimumTlsVersion: 'TLS1_2',
+    minimumTlsVersion: 'TLS1_2' as const,
     enableHttpsTrafficOnly: true,
     tags: tagsOf(d),
   };
@@ -61,17 +61,8 @@ export async function storage(ctx: Ctx): Promise<StorageAccount | undefined> {
     read: () => orAbsent(() => clients.storage.storageAccounts.getProperties(d.resourceGroup, d.storageAccount)),
     desired,
     compare: (a) => [...locationDiff(d.location, a.location), ...differences(desired, a)],
-    apply: () =>
-      clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, {
-        location: d.location,
-        sku: { name: 'Standard_LRS' },
-        kind: 'StorageV2',
-        allowSharedKeyAccess: false,
-        allowBlobPublicAccess: false,
-        minimumTlsVersion: 'TLS1_2',
-        enableHttpsTrafficOnly: true,
-        tags: desired.tags,
-      }),
+    // A PUT on an existing account updates the properties it names.
+    apply: () => clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, { location: d.location, ...desired }),
   });
   for (const container of [packageContainer(d), DEAD_LETTER_CONTAINER]) {
     await reconcile(ctx.run, {

@@ -15,12 +15,13 @@ import { OperationalInsightsManagementClient } from '@azure/arm-operationalinsig
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { StorageManagementClient } from '@azure/arm-storage';
 import { ManagedIdentityCredential } from '@azure/identity';
-import { isRestError, type RestError } from '@azure/core-rest-pipeline';
+import { type RestError } from '@azure/core-rest-pipeline';
 import { EMULATOR_RESOURCE_GROUP } from '../../local/emulators/keyVaultEmulator';
 import { KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_OWNER } from '../../local/emulators/armEmulator';
 import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulators/deploymentTarget';
 import { EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
 import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import { restError } from '../support/restError';
 
 const RG = 'rg-broker';
 const FAST = { updateIntervalInMs: 5 };
@@ -34,17 +35,6 @@ let resources: ResourceManagementClient;
 let storage: StorageManagementClient;
 let web: WebSiteManagementClient;
 let authz: AuthorizationManagementClient;
-
-async function restError(promise: Promise<unknown>): Promise<RestError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  if (!isRestError(err)) throw err;
-  return err;
-}
 
 /** The ARM error code, wherever the client put it. */
 function armCode(err: RestError): string | undefined {

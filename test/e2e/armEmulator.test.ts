@@ -25,6 +25,7 @@ import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from '../../local/e
 import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { EMULATOR_PRINCIPAL_ID, EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
+import { restError } from '../support/restError';
 
 const VAULT = 'contoso';
 const OTHER = 'fabrikam';
@@ -40,18 +41,6 @@ let restoreProcess: (() => void) | undefined;
 let credential: DefaultAzureCredential;
 let kvm: KeyVaultManagementClient;
 let authz: AuthorizationManagementClient;
-
-/** Awaits a promise that must reject with a RestError and returns that error. */
-async function restError(promise: Promise<unknown>): Promise<RestError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  if (!isRestError(err)) throw err;
-  return err;
-}
 
 /** Awaits a promise that must reject and returns the error, whatever it is. */
 async function anyError(promise: Promise<unknown>): Promise<Error> {

@@ -12,7 +12,6 @@ import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { EventGridManagementClient } from '@azure/arm-eventgrid';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { StorageManagementClient } from '@azure/arm-storage';
-import { isRestError, type RestError } from '@azure/core-rest-pipeline';
 import { TableClient } from '@azure/data-tables';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { STORAGE_BLOB_DATA_CONTRIBUTOR } from '../../local/emulators/armEmulator';
@@ -20,6 +19,7 @@ import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulat
 import { EMULATOR_PRINCIPAL_ID } from '../../local/emulators/managedIdentityEndpoint';
 import { buildFunctionPackage, publishPackage, scmRequest, siteRequest } from '../support/deploymentPackage';
 import { useLocalAzureInProcess } from '../support/inProcessAzure';
+import { restError } from '../support/restError';
 
 const RG = 'rg-site';
 const APP = 'func-site';
@@ -35,17 +35,6 @@ let siteId: string;
 let accountId: string;
 let zip: Uint8Array;
 const logLines: string[] = [];
-
-async function restError(promise: Promise<unknown>): Promise<RestError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  if (!isRestError(err)) throw err;
-  return err;
-}
 
 beforeAll(async () => {
   stateDir = mkdtempSync(path.join(os.tmpdir(), 'arm-site-'));

@@ -12,6 +12,7 @@ import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secre
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
+import { restError } from '../support/restError';
 
 const VAULT = 'contoso';
 const OTHER = 'fabrikam';
@@ -26,18 +27,6 @@ let client: SecretClient;
 
 function newClient(vault: string, options: ConstructorParameters<typeof SecretClient>[2] = {}): SecretClient {
   return new SecretClient(azure.keyVault.vaultUri(vault), credential, options);
-}
-
-/** Awaits a promise that must reject with a RestError and returns that error. */
-async function restError(promise: Promise<unknown>): Promise<RestError> {
-  const err = await promise.then(
-    () => {
-      throw new Error('expected the call to fail');
-    },
-    (e: unknown) => e,
-  );
-  if (!isRestError(err)) throw err;
-  return err;
 }
 
 /** Inner error code as the generated client exposes it (err.details, camelCase innerError). */
