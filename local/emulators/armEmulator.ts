@@ -330,7 +330,13 @@ export class ArmEmulator {
 
     const injected = this.takeInjectedFailure(method, path);
     if (injected) {
-      return sendArmError(res, method, new ArmError(injected.status, injected.code, injected.message, injected.headers ?? {}));
+      // Read the body first, as the service does: an answer while a large upload is still being
+      // sent would reset the connection, and the client would see a network error instead.
+      req.resume();
+      req.once('end', () =>
+        sendArmError(res, method, new ArmError(injected.status, injected.code, injected.message, injected.headers ?? {})),
+      );
+      return;
     }
     if (scmSite !== undefined) {
       void this.scm.handle(scmSite, req, res, path);

@@ -257,9 +257,27 @@ describe('npm run deploy', () => {
     expect(target.arm.resource(resourceId('Microsoft.Web/sites', RESUME_APP))).toBeDefined();
     expect(target.arm.deployedPackage(RESUME_APP)?.publishes ?? 0).toBe(0);
 
+    // The waits Azure is known for, met on the way: a new identity not yet replicated to Entra ID,
+    // and a blob role granted moments ago not yet applied to the publish.
+    target.arm.injectFailure({
+      method: 'PUT',
+      path: /\/providers\/Microsoft\.Authorization\/roleAssignments\//i,
+      status: 400,
+      code: 'PrincipalNotFound',
+      message: `Principal ${target.sitePrincipalId.replace(/-/g, '')} does not exist in the directory ${target.subscriptionId}.`,
+    });
+    target.arm.injectFailure({
+      method: 'POST',
+      path: /^\/api\/publish$/i,
+      status: 403,
+      code: 'AuthorizationPermissionMismatch',
+      message: 'This request is not authorized to perform this operation using this permission.',
+    });
     const resumed = await deploy(file);
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain(`app ${RESUME_APP} is not known to Microsoft Entra ID yet; retrying in 10 s`);
+    expect(resumed.stdout).toContain('the app identity cannot write its deployment container yet');
     expect(resumed.stdout).toContain(`= Function App ${RESUME_APP}`);
     expect(resumed.stdout).toContain(`+ role Storage Blob Data Owner for app ${RESUME_APP} on ${RESUME_ACCOUNT}: created`);
     expect(resumed.stdout).toMatch(/Health: (ok|warning)/);
