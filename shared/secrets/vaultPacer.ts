@@ -110,6 +110,10 @@ export class VaultPacer {
         return value;
       } catch (err: unknown) {
         if (!(err instanceof VaultError) || !isTransientVaultError(err)) throw err;
+        // A timeout that ends at the deadline is the request's budget running out, not news of the
+        // vault: the caller hears what the vault itself last said (e.g. 429 with its Retry-After).
+        const cutByDeadline = err instanceof VaultUnavailableError && err.vaultCause === 'Timeout' && this.now() >= deadline;
+        if (cutByDeadline && last) throw last;
         this.recordFailure(err);
         last = err;
         if (options.failFast) throw err;

@@ -19,7 +19,10 @@ function setup(opts: { random?: () => number; deadlineMs?: number } = {}) {
       return Promise.resolve();
     },
   };
-  return { pacer: new VaultPacer('contoso', options), other: new VaultPacer('fabrikam', options), sleeps };
+  const advance = (ms: number): void => {
+    now += ms;
+  };
+  return { pacer: new VaultPacer('contoso', options), other: new VaultPacer('fabrikam', options), sleeps, advance };
 }
 
 /** An attempt that throws `failures` in turn, then answers 'ok'; counts its calls. */
@@ -50,6 +53,30 @@ describe('VaultPacer', () => {
     expect(sleeps).toEqual([250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
     expect(BACKOFF_BASE_MS).toBe(250);
     expect(BACKOFF_MAX_MS).toBe(8000);
+  });
+
+  it('answers what the vault last said when an attempt is cut short by the deadline, not the timeout it caused', async () => {
+    const { pacer, advance } = setup({ deadlineMs: 3_000 });
+    // Throttled for 2 s; the next attempt is given the second left and times out at the deadline.
+    const attempt = jest.fn((remainingMs: number) => {
+      if (attempt.mock.calls.length === 1) return Promise.reject(throttled(2));
+      advance(remainingMs);
+      return Promise.reject(new VaultUnavailableError('Vault "contoso" did not answer in time', 'Timeout'));
+    });
+    const err: unknown = await pacer.run(attempt).catch((e: unknown) => e);
+    expect(attempt).toHaveBeenCalledTimes(2);
+    expect(err).toBeInstanceOf(VaultThrottledError);
+    expect((err as VaultThrottledError).retryAfterSeconds).toBe(2);
+  });
+
+  it('still answers a timeout that ends before the deadline as the vault not answering', async () => {
+    const { pacer, advance } = setup({ deadlineMs: 30_000 });
+    const attempt = jest.fn(() => {
+      advance(10_000);
+      return Promise.reject(new VaultUnavailableError('Vault "contoso" did not answer in time', 'Timeout'));
+    });
+    const err: unknown = await pacer.run(attempt).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultUnavailableError);
   });
 
   it('starts the backoff over after a success', async () => {
