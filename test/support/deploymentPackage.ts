@@ -59,11 +59,13 @@ export async function publishPackage(
   if (publish.status !== 202) return { status: publish.status, deployment: publish.json, polls: 0 };
   const location = publish.headers.get('location');
   if (!location) throw new Error('One Deploy answered 202 without Location');
-  for (let polls = 1; polls < 100; polls++) {
+  // Unpacking some 20,000 files and starting the site takes seconds, more on a loaded machine.
+  const until = Date.now() + 120_000;
+  for (let polls = 1; Date.now() < until; polls++) {
     const poll = await scmRequest(credential, 'GET', location);
     if (poll.status === 200) return { status: 202, deployment: poll.json, polls };
     if (poll.status !== 202) throw new Error(`Deployment poll answered ${poll.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error('The deployment never completed');
+  throw new Error('The deployment did not complete within 120 s');
 }
