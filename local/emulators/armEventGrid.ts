@@ -82,6 +82,40 @@ export const systemTopicKind: ResourceKind = {
   },
 };
 
+export const TOPIC_TYPE = 'Microsoft.EventGrid/topics';
+
+/** Custom topics (`topics.beginCreateOrUpdate` / `get`): where an app publishes its own events. */
+export const customTopicKind: ResourceKind = {
+  type: TOPIC_TYPE,
+  tracked: true,
+  lro: 'async',
+  asyncUpdates: true,
+  createStatus: 201,
+  provisioningState: true,
+  build(ctx) {
+    const given = mergedProperties(ctx);
+    const location = String(ctx.body['location']);
+    return {
+      id: ctx.id,
+      name: ctx.name,
+      type: TOPIC_TYPE,
+      location: regionName(location),
+      tags: tagsOf(ctx),
+      systemData: systemData(ctx),
+      properties: {
+        inputSchema: 'EventGridSchema',
+        publicNetworkAccess: 'Enabled',
+        ...given,
+        // As Event Grid names it: the topic, then the region's short name and a cluster number.
+        endpoint: `https://${ctx.name.toLowerCase()}.${location.replace(/\s+/g, '').toLowerCase()}-1.eventgrid.azure.net/api/events`,
+        metricResourceId:
+          stringAt(objectAt(ctx.existing, 'properties'), 'metricResourceId') ?? guidFrom(`metric:${ctx.id.toLowerCase()}:${ctx.now}`),
+        provisioningState: stringAt(objectAt(ctx.existing, 'properties'), 'provisioningState') ?? 'Succeeded',
+      },
+    };
+  },
+};
+
 function sourceTypeOf(segments: string[]): string {
   const lower = segments.map((s) => s.toLowerCase());
   if (lower.length === 2) return 'microsoft.resources/subscriptions';

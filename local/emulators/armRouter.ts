@@ -10,7 +10,7 @@ import {
   stringAt,
 } from './armCore';
 import { roleAssignmentRoute } from './armAuthorization';
-import { eventSubscriptionKind, SYSTEM_TOPIC_TYPE, systemTopicKind } from './armEventGrid';
+import { customTopicKind, eventSubscriptionKind, SYSTEM_TOPIC_TYPE, systemTopicKind } from './armEventGrid';
 import { blobContainerKind, componentKind, storageAccountKind, tableKind, workspaceKind } from './armKinds';
 import { type ArmWorld, type ResourceKind, type ResourcePath, resourceRoute } from './armResources';
 import { requireSubscription, type StoredResource } from './armStore';
@@ -44,6 +44,7 @@ const KINDS: Record<string, ResourceKind> = {
   'microsoft.web/serverfarms': serverFarmKind,
   'microsoft.web/sites': siteKind,
   'microsoft.eventgrid/systemtopics': systemTopicKind,
+  'microsoft.eventgrid/topics': customTopicKind,
   'microsoft.eventgrid/systemtopics/eventsubscriptions': eventSubscriptionKind,
 };
 

@@ -10,7 +10,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { EventGridManagementClient } from '@azure/arm-eventgrid';
+import { ResourceManagementClient } from '@azure/arm-resources';
+import { ManagedIdentityCredential } from '@azure/identity';
 import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulators/deploymentTarget';
+import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { ROLES } from '../../cli/deploy/access';
 import { SECRET_EVENT_TYPES } from '../../cli/deploy/events';
 
@@ -23,6 +27,8 @@ const RESUME_ACCOUNT = 'contosobroker2st';
 
 let target: DeploymentTarget;
 let dir: string;
+/** An Event Grid custom topic that exists before the deployment: its notificationTopic. */
+let topic: { id: string; endpoint: string };
 
 interface Run {
   code: number | null;
@@ -57,6 +63,7 @@ function deploymentFile(
       appName: patch.appName ?? APP,
       storageAccount: patch.storageAccount ?? ACCOUNT,
       vaults: { default: target.rbacVault.id, partner: target.accessPolicyVault.id },
+      notificationTopic: topic.id,
       events: { schema: 'CloudEventSchemaV1_0' },
       settings: {
         ACCESS_POLICY: {
@@ -96,6 +103,22 @@ beforeAll(async () => {
     lroPendingPolls: 0,
     log: () => undefined,
   });
+  const restore = useLocalAzureInProcess(target.azure);
+  try {
+    const credential = new ManagedIdentityCredential({ clientId: target.deployer.clientId });
+    await new ResourceManagementClient(credential, target.subscriptionId).resourceGroups.createOrUpdate('rg-notify', {
+      location: 'westeurope',
+    });
+    const created = await new EventGridManagementClient(credential, target.subscriptionId).topics.beginCreateOrUpdateAndWait(
+      'rg-notify',
+      'broker-notifications',
+      { location: 'westeurope' },
+      { updateIntervalInMs: 5 },
+    );
+    topic = { id: created.id ?? '', endpoint: created.endpoint ?? '' };
+  } finally {
+    restore();
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -104,6 +127,7 @@ afterAll(async () => {
 
 describe('npm run deploy', () => {
   it('--what-if from nothing lists what it would create and changes nothing', async () => {
+    const before = writes();
     const run = await deploy(deploymentFile('deploy.json'), '--what-if');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -112,7 +136,7 @@ describe('npm run deploy', () => {
     expect(run.stdout).toContain(`+ Function App ${APP}: create`);
     expect(run.stdout).toMatch(/\+ code package of contoso-broker \([0-9a-f]{12}\): create/);
     expect(run.stdout).toMatch(/\d+ to create, 0 to update, 0 unchanged\. --what-if: nothing was changed\./);
-    expect(writes()).toBe(0);
+    expect(writes()).toBe(before);
   }, 240_000);
 
   it('from nothing: creates everything, publishes the package, subscribes the vaults and passes its smoke test', async () => {
@@ -146,7 +170,9 @@ describe('npm run deploy', () => {
       KEY_VAULT_URI: target.rbacVault.uri,
       KEY_VAULT_ALIASES: `partner=${target.accessPolicyVault.uri}`,
       APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+      NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint,
     });
+    expect(topic.endpoint).toBe('https://broker-notifications.westeurope-1.eventgrid.azure.net/api/events');
     expect(settings['APPLICATIONINSIGHTS_CONNECTION_STRING']).toMatch(/^InstrumentationKey=/);
     expect(Object.keys(settings)).not.toContain('FUNCTIONS_WORKER_RUNTIME');
     expect(Object.keys(settings).some((k) => k === 'AzureWebJobsStorage')).toBe(false);
@@ -164,6 +190,7 @@ describe('npm run deploy', () => {
     expect(has(app, ROLES['Storage Queue Data Contributor'], accountId)).toBe(true);
     expect(has(app, ROLES['Key Vault Secrets User'], target.rbacVault.id)).toBe(true);
     expect(has(app, ROLES.Reader, target.accessPolicyVault.id)).toBe(true);
+    expect(has(app, ROLES['EventGrid Data Sender'], topic.id)).toBe(true);
     expect(has(app, ROLES['Key Vault Secrets User'], target.accessPolicyVault.id)).toBe(false);
     expect(
       has(
