@@ -126,7 +126,17 @@ export class SiteRuntime {
             windowsHide: true,
           });
           state.child = child;
-          state.exited = new Promise((done) => child.once('exit', () => done()));
+          // A site dies with the process that runs the emulator, even one that never called stop().
+          const orphanGuard = (): void => {
+            child.kill('SIGKILL');
+          };
+          process.once('exit', orphanGuard);
+          state.exited = new Promise((done) =>
+            child.once('exit', () => {
+              process.off('exit', orphanGuard);
+              done();
+            }),
+          );
           const timer = setTimeout(() => {
             reject(new Error('did not listen in time'));
             child.kill('SIGKILL');
