@@ -1,6 +1,7 @@
 /**
  * Key Vault events to the `secretEvents` function: per vault, its Event Grid system topic (Azure
- * allows one per vault, so an existing one is reused wherever it lives) with a system-assigned
+ * allows one per vault, so an existing one is reused wherever it lives; a new one goes beside the
+ * vault, in the vault's subscription and resource group, as the portal does) with a system-assigned
  * identity, that identity's right to write dead letters, and a subscription for the three secret
  * events with 30 attempts over 24 hours and dead letters to a blob container.
  */
@@ -17,15 +18,18 @@ export const SECRET_EVENT_TYPES = [
   'Microsoft.KeyVault.SecretNearExpiry',
   'Microsoft.KeyVault.SecretExpired',
 ] as const;
-/** The subscription's name on each vault's system topic. */
-export const EVENT_SUBSCRIPTION = 'secret-broker';
+/**
+ * The subscription's name on each vault's system topic: one per broker app, so two deployments
+ * (staging and production, say) can both follow one vault.
+ */
+export const eventSubscriptionName = (appName: string): string => `secret-broker-${appName.toLowerCase()}`.slice(0, 64).replace(/-+$/, '');
 const EVENT_FUNCTION = 'secretEvents';
 
 export interface VaultFacts extends VaultRef {
   readonly location: string;
 }
 
-/** The system topic of a vault: the existing one (found by its source), or one to create in the deployment's group. */
+/** The system topic of a vault: the existing one (found by its source), or one to create in the vault's resource group. */
 async function findSystemTopic(ctx: Ctx, vault: VaultFacts): Promise<{ resourceGroup: string; name: string; subscriptionId: string }> {
   const client = ctx.clients.eventGrid(vault.subscriptionId);
   const existing = await step(`system topics of subscription ${vault.subscriptionId}`, 'list', async () => {
@@ -38,7 +42,8 @@ async function findSystemTopic(ctx: Ctx, vault: VaultFacts): Promise<{ resourceG
     const rg = /\/resourceGroups\/([^/]+)\//i.exec(existing.id)?.[1] ?? ctx.d.resourceGroup;
     return { resourceGroup: rg, name: existing.name, subscriptionId: vault.subscriptionId };
   }
-  return { resourceGroup: ctx.d.resourceGroup, name: `${vault.name}-events`.slice(0, 128), subscriptionId: vault.subscriptionId };
+  // Where the portal puts one too: beside the vault (a system topic lives in its source's subscription).
+  return { resourceGroup: vault.resourceGroup, name: `${vault.name}-events`.slice(0, 128), subscriptionId: vault.subscriptionId };
 }
 
 /** The topic, the dead-letter role of its identity and the subscription to `secretEvents`. */
@@ -87,9 +92,10 @@ export async function subscribeVault(ctx: Ctx, vault: VaultFacts, siteId: string
       deadLetterDestination: { endpointType: 'StorageBlob', resourceId: storageId, blobContainerName: DEAD_LETTER_CONTAINER },
     },
   };
+  const subscriptionName = eventSubscriptionName(d.appName);
   await reconcile<EventSubscription>(ctx.run, {
-    resource: `event subscription ${where.name}/${EVENT_SUBSCRIPTION} -> ${d.appName}/${EVENT_FUNCTION}`,
-    read: () => orAbsent(() => client.systemTopicEventSubscriptions.get(where.resourceGroup, where.name, EVENT_SUBSCRIPTION)),
+    resource: `event subscription ${where.name}/${subscriptionName} -> ${d.appName}/${EVENT_FUNCTION}`,
+    read: () => orAbsent(() => client.systemTopicEventSubscriptions.get(where.resourceGroup, where.name, subscriptionName)),
     desired,
     compare: (s) => [
       ...differences({ destination: { endpointType: 'AzureFunction', resourceId: functionId, maxEventsPerBatch: 1 } }, s),
@@ -104,6 +110,6 @@ export async function subscribeVault(ctx: Ctx, vault: VaultFacts, siteId: string
       ),
     ],
     apply: () =>
-      client.systemTopicEventSubscriptions.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, EVENT_SUBSCRIPTION, desired),
+      client.systemTopicEventSubscriptions.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, subscriptionName, desired),
   });
 }

@@ -219,7 +219,8 @@ describe('npm run deploy', () => {
     // One subscription per vault to secretEvents: the three secret events, 30 attempts in 24 h, dead letters through the identity.
     for (const vault of [target.rbacVault, target.accessPolicyVault]) {
       const subscription = target.arm.resource(
-        `${resourceId('Microsoft.EventGrid/systemTopics', `${vault.name}-events`)}/eventSubscriptions/secret-broker`,
+        // Beside the vault, in its resource group.
+        `${vault.id.replace(/\/providers\/.*$/, '')}/providers/Microsoft.EventGrid/systemTopics/${vault.name}-events/eventSubscriptions/secret-broker-${APP}`,
       );
       expect(subscription?.['properties']).toMatchObject({
         destination: {
@@ -309,5 +310,12 @@ describe('npm run deploy', () => {
     expect(resumed.stdout).toContain(`+ role Storage Blob Data Owner for app ${RESUME_APP} on ${RESUME_ACCOUNT}: created`);
     expect(resumed.stdout).toMatch(/Health: (ok|warning)/);
     expect(target.arm.deployedPackage(RESUME_APP)?.publishes).toBe(1);
+    // The vault's one system topic is reused; each app has its own subscription on it.
+    expect(resumed.stdout).toContain(`= Event Grid system topic ${target.rbacVault.name}-events (vault ${target.rbacVault.name})`);
+    const topicId = `${target.rbacVault.id.replace(/\/providers\/.*$/, '')}/providers/Microsoft.EventGrid/systemTopics/${target.rbacVault.name}-events`;
+    for (const app of [APP, RESUME_APP]) {
+      const subscription = target.arm.resource(`${topicId}/eventSubscriptions/secret-broker-${app}`);
+      expect(JSON.stringify(subscription?.['properties'])).toContain(`/sites/${app}/functions/secretEvents`);
+    }
   }, 300_000);
 });
