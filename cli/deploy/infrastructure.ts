@@ -159,9 +159,15 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
       scaleAndConcurrency: { maximumInstanceCount: d.maximumInstanceCount, instanceMemoryMB: d.instanceMemoryMB },
     },
   };
-  return reconcile(ctx.run, {
+  return reconcile<Site>(ctx.run, {
     resource: `Function App ${d.appName}`,
-    read: () => orAbsent(() => clients.web.webApps.get(d.resourceGroup, d.appName)),
+    // A GET of the site answers most of its configuration as null: the configuration is read apart.
+    read: async () => {
+      const site = await orAbsent(() => clients.web.webApps.get(d.resourceGroup, d.appName));
+      if (!site) return undefined;
+      const config = await clients.web.webApps.getConfiguration(d.resourceGroup, d.appName);
+      return { ...site, siteConfig: config };
+    },
     desired,
     compare: (s) => [
       ...locationDiff(d.location, s.location),

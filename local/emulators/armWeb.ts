@@ -122,7 +122,7 @@ export const siteKind: ResourceKind = {
     const existing = ctx.existing ?? {};
     const given = mergedProperties(ctx);
     const siteConfig = {
-      ...objectAt(objectAt(existing, 'properties'), 'siteConfig'),
+      ...ctx.world.sites.ensure(ctx.name).siteConfig,
       ...objectAt(objectAt(ctx.body, 'properties'), 'siteConfig'),
     };
     const plan = ctx.world.store.get(stringAt(given, 'serverFarmId') ?? '');
@@ -135,6 +135,9 @@ export const siteKind: ResourceKind = {
   },
   stored(ctx, body) {
     const site = ctx.world.sites.ensure(String(body['name']));
+    const configured = cloneJson(objectAt(objectAt(ctx.body, 'properties'), 'siteConfig'));
+    delete configured['appSettings'];
+    site.siteConfig = { ...site.siteConfig, ...configured };
     const plan = ctx.world.store.get(stringAt(objectAt(body, 'properties'), 'serverFarmId') ?? '');
     if (plan)
       objectAt(plan.body, 'properties')['numberOfSites'] = ctx.world.store
@@ -153,12 +156,27 @@ export const siteKind: ResourceKind = {
   },
 };
 
+/** The configuration values a GET of the site itself reports (App Service answers the rest as null). */
+const SITE_GET_CONFIG = new Set([
+  'numberOfWorkers',
+  'linuxFxVersion',
+  'windowsFxVersion',
+  'acrUseManagedIdentityCreds',
+  'alwaysOn',
+  'http20Enabled',
+  'functionAppScaleLimit',
+  'minimumElasticInstanceCount',
+]);
+
 function siteJson(ctx: BuildContext, given: Json, plan: StoredResource): Json {
   const host = `${ctx.name.toLowerCase()}.azurewebsites.net`;
   const scm = `${ctx.name.toLowerCase()}.scm.azurewebsites.net`;
   const previous = objectAt(ctx.existing, 'properties');
   const planProps = objectAt(plan.body, 'properties');
-  const siteConfig: Json = { ...objectAt(given, 'siteConfig'), appSettings: null };
+  // A GET of a site reports few configuration values; the rest read as null (config/web has them).
+  const siteConfig: Json = Object.fromEntries(
+    Object.entries(objectAt(given, 'siteConfig')).map(([k, v]) => [k, SITE_GET_CONFIG.has(k) ? v : null]),
+  );
   const out: Json = {
     id: ctx.id,
     name: ctx.name,
@@ -232,6 +250,18 @@ export function siteActionRoute(world: ArmWorld, site: StoredResource, rest: str
     return { status: 200, body: settingsJson() };
   }
   if (key === 'config/appsettings/list' && req.method === 'POST') return { status: 200, body: settingsJson() };
+  if (key === 'config/web' && req.method === 'GET') {
+    return {
+      status: 200,
+      body: {
+        id: `${site.id}/config/web`,
+        name: 'web',
+        type: 'Microsoft.Web/sites/config',
+        location,
+        properties: cloneJson(state.siteConfig),
+      },
+    };
+  }
   if (key === 'host/default/listkeys' && req.method === 'POST') {
     const systemKeys: Json = {};
     if (state.deployed?.functions.some((f) => f.trigger === 'eventGrid')) systemKeys['eventgrid_extension'] = state.eventGridKey;
@@ -252,7 +282,9 @@ export function siteActionRoute(world: ArmWorld, site: StoredResource, rest: str
     return { status: 200, body: functionEnvelope(site, state, fn) };
   }
   if (
-    ['config/appsettings', 'config/appsettings/list', 'host/default/listkeys', 'syncfunctiontriggers', 'functions'].includes(key) ||
+    ['config/appsettings', 'config/appsettings/list', 'config/web', 'host/default/listkeys', 'syncfunctiontriggers', 'functions'].includes(
+      key,
+    ) ||
     key.startsWith('functions/')
   ) {
     throw methodNotAllowed(req);

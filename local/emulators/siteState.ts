@@ -33,6 +33,11 @@ export interface SiteState {
   /** Site name in the casing of its first PUT. */
   name: string;
   appSettings: Record<string, string>;
+  /**
+   * The whole site configuration, as `config/web` answers it; a GET of the site itself reports
+   * most of it as null, as App Service does.
+   */
+  siteConfig: Record<string, unknown>;
   masterKey: string;
   functionKey: string;
   eventGridKey: string;
@@ -62,6 +67,7 @@ export class SiteRegistry {
       site = {
         name,
         appSettings: {},
+        siteConfig: {},
         masterKey: hostKey(),
         functionKey: hostKey(),
         eventGridKey: hostKey(),
