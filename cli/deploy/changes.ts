@@ -25,7 +25,8 @@ export interface Change {
 /**
  * The properties of `desired` that `actual` does not match. Only what `desired` names is compared
  * (Azure adds properties of its own); objects are compared key by key, lists as wholes (order kept
- * unless `unordered`), resource ids and region names without regard to case, as ARM treats them.
+ * unless `unordered`). Strings compare without regard to case, as ARM treats ids and enum values
+ * (Log Analytics answers the SKU `PerGB2018` as `pergb2018`), except tag values, which keep theirs.
  */
 export function differences(desired: unknown, actual: unknown, options: { unordered?: boolean } = {}, path = ''): Difference[] {
   if (isPlainObject(desired)) {
@@ -42,18 +43,17 @@ export function differences(desired: unknown, actual: unknown, options: { unorde
     };
     return JSON.stringify(canonical(desired)) === JSON.stringify(canonical(current)) ? [] : [{ path, from: actual, to: desired }];
   }
-  return same(desired, actual) ? [] : [{ path, from: actual, to: desired }];
+  const exact = path === 'tags' || path.startsWith('tags.');
+  return same(desired, actual, exact) ? [] : [{ path, from: actual, to: desired }];
 }
 
-function same(desired: unknown, actual: unknown): boolean {
-  if (typeof desired === 'string' && typeof actual === 'string') return normaliseString(desired) === normaliseString(actual);
+function same(desired: unknown, actual: unknown, exact: boolean): boolean {
+  if (typeof desired === 'string' && typeof actual === 'string' && !exact) return normaliseString(desired) === normaliseString(actual);
   return desired === actual;
 }
 
-/** ARM ids and region display names compare without case or spaces; other strings exactly. */
 function normaliseString(s: string): string {
-  if (s.startsWith('/subscriptions/')) return s.toLowerCase();
-  return s;
+  return s.toLowerCase();
 }
 
 function normalise(value: unknown): unknown {

@@ -167,7 +167,8 @@ export const workspaceKind: ResourceKind = {
         ...given,
         sku: {
           ...sku,
-          name: stringAt(sku, 'name') ?? 'PerGB2018',
+          // Log Analytics answers the SKU name in lower case, whatever the PUT said.
+          name: (stringAt(sku, 'name') ?? 'PerGB2018').toLowerCase(),
           lastSkuUpdate: stringAt(objectAt(previous, 'sku'), 'lastSkuUpdate') ?? ctx.now,
         },
         customerId: stringAt(previous, 'customerId') ?? guidFrom(`workspace:${ctx.id.toLowerCase()}:${ctx.now}`),

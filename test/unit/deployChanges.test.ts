@@ -18,14 +18,16 @@ describe('differences', () => {
     expect(differences({ a: { b: 1 } }, undefined)).toEqual([{ path: 'a.b', from: undefined, to: 1 }]);
   });
 
-  it('treats resource ids without regard to case, other strings exactly', () => {
+  it('compares strings without regard to case, as ARM does ids and enum values, but tag values exactly', () => {
     expect(
       differences(
         { serverFarmId: '/subscriptions/S/resourceGroups/RG/providers/Microsoft.Web/serverfarms/P' },
         { serverFarmId: '/subscriptions/s/resourcegroups/rg/providers/microsoft.web/serverFarms/p' },
       ),
     ).toEqual([]);
-    expect(differences({ kind: 'functionapp,linux' }, { kind: 'FunctionApp,Linux' })).toHaveLength(1);
+    expect(differences({ sku: { name: 'PerGB2018' } }, { sku: { name: 'pergb2018' } })).toEqual([]);
+    expect(differences({ kind: 'functionapp,linux' }, { kind: 'app' })).toHaveLength(1);
+    expect(differences({ tags: { owner: 'Ops' } }, { tags: { owner: 'ops' } })).toEqual([{ path: 'tags.owner', from: 'ops', to: 'Ops' }]);
   });
 
   it('compares lists as wholes, in order unless told otherwise', () => {
