@@ -14,6 +14,7 @@ import { appSettingsFor, TOPIC_ID, type Deployment } from './deploymentFile';
 import { subscribeVault, type VaultFacts } from './events';
 import { appSettings, functionApp, healthTable, monitoring, PACKAGE_TAG, resourceGroup, storage, type Ctx } from './infrastructure';
 import { publishPackage } from './oneDeploy';
+import { DEPLOYMENT_PROVIDERS, EVENT_PROVIDER, registerProviders } from './providers';
 import { DeployError, reconcile, step, type Progress } from './reconcile';
 import { smokeTest } from './smokeTest';
 
@@ -76,7 +77,14 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
     `Checked: ${vaults.length} vault(s), the settings, the code package (${pkg.files.length} files, ${(pkg.bytes / 1048576).toFixed(1)} MB)`,
   );
 
-  phase(1, 'Resource group');
+  phase(1, 'Resource providers and resource group');
+  await registerProviders(ctx, d.subscriptionId, [
+    ...DEPLOYMENT_PROVIDERS,
+    ...(vaults.some((v) => v.subscriptionId.toLowerCase() === d.subscriptionId.toLowerCase()) ? [EVENT_PROVIDER] : []),
+  ]);
+  for (const sub of new Set(vaults.map((v) => v.subscriptionId.toLowerCase()))) {
+    if (sub !== d.subscriptionId.toLowerCase()) await registerProviders(ctx, sub, [EVENT_PROVIDER]);
+  }
   await resourceGroup(ctx);
   phase(2, 'Storage (shared keys off)');
   const account = await storage(ctx);

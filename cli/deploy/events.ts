@@ -11,7 +11,7 @@ import type { Difference } from './changes';
 import { differences } from './changes';
 import type { VaultRef } from './deploymentFile';
 import { DEAD_LETTER_CONTAINER, type Ctx } from './infrastructure';
-import { orAbsent, reconcile, step } from './reconcile';
+import { describeAzureError, orAbsent, reconcile, retrying, statusOf, step } from './reconcile';
 
 export const SECRET_EVENT_TYPES = [
   'Microsoft.KeyVault.SecretNewVersionCreated',
@@ -24,6 +24,25 @@ export const SECRET_EVENT_TYPES = [
  */
 export const eventSubscriptionName = (appName: string): string => `secret-broker-${appName.toLowerCase()}`.slice(0, 64).replace(/-+$/, '');
 const EVENT_FUNCTION = 'secretEvents';
+/** How long a just-published app may take to index its functions, and how often to look. */
+const FUNCTION_WAIT_MS = 5 * 60_000;
+const FUNCTION_WAIT_INTERVAL_MS = 5_000;
+
+/** Waits until the app's host lists `name` among its functions (a 404 until it has indexed the package). */
+async function waitForFunction(ctx: Ctx, name: string): Promise<void> {
+  const { d, clients } = ctx;
+  let told = false;
+  await retrying(
+    () => clients.web.webApps.getFunction(d.resourceGroup, d.appName, name),
+    (err) => {
+      if (statusOf(err) !== 404) return false;
+      if (!told) ctx.run.progress.line(`  waiting for ${d.appName} to index ${name}`);
+      told = true;
+      return true;
+    },
+    { intervalMs: FUNCTION_WAIT_INTERVAL_MS, deadlineMs: FUNCTION_WAIT_MS },
+  );
+}
 
 export interface VaultFacts extends VaultRef {
   readonly location: string;
@@ -32,11 +51,23 @@ export interface VaultFacts extends VaultRef {
 /** The system topic of a vault: the existing one (found by its source), or one to create in the vault's resource group. */
 async function findSystemTopic(ctx: Ctx, vault: VaultFacts): Promise<{ resourceGroup: string; name: string; subscriptionId: string }> {
   const client = ctx.clients.eventGrid(vault.subscriptionId);
-  const existing = await step(`system topics of subscription ${vault.subscriptionId}`, 'list', async () => {
-    for await (const topic of client.systemTopics.listBySubscription()) {
+  const matching = async (topics: AsyncIterable<SystemTopic>): Promise<SystemTopic | undefined> => {
+    for await (const topic of topics) {
       if (topic.source?.toLowerCase() === vault.id.toLowerCase() && topic.id) return topic;
     }
     return undefined;
+  };
+  const existing = await step(`system topics of subscription ${vault.subscriptionId}`, 'list', async () => {
+    try {
+      return await matching(client.systemTopics.listBySubscription());
+    } catch (err: unknown) {
+      // Without read on the whole subscription, look where this deployment would put it.
+      if (statusOf(err) !== 403) throw err;
+      ctx.run.progress.line(
+        `  cannot list the system topics of subscription ${vault.subscriptionId} (403); looking in ${vault.resourceGroup} only`,
+      );
+      return matching(client.systemTopics.listByResourceGroup(vault.resourceGroup));
+    }
   });
   if (existing?.id && existing.name) {
     const rg = /\/resourceGroups\/([^/]+)\//i.exec(existing.id)?.[1] ?? ctx.d.resourceGroup;
@@ -109,7 +140,19 @@ export async function subscribeVault(ctx: Ctx, vault: VaultFacts, siteId: string
         s,
       ),
     ],
-    apply: () =>
-      client.systemTopicEventSubscriptions.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, subscriptionName, desired),
+    // Event Grid checks that the function exists (and reads the host's keys) when the subscription
+    // is made: wait until the host has indexed it, then retry while Event Grid still cannot see it.
+    apply: async () => {
+      await waitForFunction(ctx, EVENT_FUNCTION);
+      return retrying(
+        () => client.systemTopicEventSubscriptions.beginCreateOrUpdateAndWait(where.resourceGroup, where.name, subscriptionName, desired),
+        (err) => statusOf(err) === 400 && /endpoint validation|should pre-exist|not found/i.test(describeAzureError(err)),
+        {
+          intervalMs: FUNCTION_WAIT_INTERVAL_MS,
+          deadlineMs: FUNCTION_WAIT_MS,
+          onRetry: () => ctx.run.progress.line(`  Event Grid cannot reach ${d.appName}/${EVENT_FUNCTION} yet; retrying`),
+        },
+      );
+    },
   });
 }

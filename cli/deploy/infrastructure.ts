@@ -24,6 +24,14 @@ export interface Ctx {
 }
 
 const tagsOf = (d: Deployment): Record<string, string> => ({ 'secret-broker': d.appName, ...d.tags });
+/**
+ * A PUT replaces a resource's tags: keep the ones others set (policy, the portal, the code step)
+ * and set ours over them.
+ */
+const mergedTags = (current: Record<string, string> | undefined, ours: Record<string, string>): Record<string, string> => ({
+  ...current,
+  ...ours,
+});
 const locationDiff = (want: string, have: string | undefined): Difference[] =>
   sameLocation(want, have) ? [] : [{ path: 'location', from: have, to: want }];
 
@@ -62,7 +70,12 @@ export async function storage(ctx: Ctx): Promise<StorageAccount | undefined> {
     desired,
     compare: (a) => [...locationDiff(d.location, a.location), ...differences(desired, a)],
     // A PUT on an existing account updates the properties it names.
-    apply: () => clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, { location: d.location, ...desired }),
+    apply: (a) =>
+      clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, {
+        location: d.location,
+        ...desired,
+        tags: mergedTags(a?.tags, desired.tags),
+      }),
   });
   for (const container of [packageContainer(d), DEAD_LETTER_CONTAINER]) {
     await reconcile(ctx.run, {
@@ -104,6 +117,7 @@ export async function monitoring(ctx: Ctx): Promise<string | undefined> {
         ...w,
         location: d.location,
         ...workspaceDesired,
+        tags: mergedTags(w?.tags, workspaceDesired.tags),
       }),
   });
   const workspaceId =
@@ -121,8 +135,12 @@ export async function monitoring(ctx: Ctx): Promise<string | undefined> {
     read: () => orAbsent(() => clients.insights.components.get(d.resourceGroup, d.applicationInsights)),
     desired: componentDesired,
     compare: (c) => [...locationDiff(d.location, c.location), ...differences(componentDesired, c)],
-    apply: () =>
-      clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, { location: d.location, ...componentDesired }),
+    apply: (c) =>
+      clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, {
+        location: d.location,
+        ...componentDesired,
+        tags: mergedTags(c?.tags, componentDesired.tags),
+      }),
   });
   return component?.connectionString;
 }
@@ -136,7 +154,12 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
     read: () => orAbsent(() => clients.web.appServicePlans.get(d.resourceGroup, d.plan)),
     desired: planDesired,
     compare: (p) => [...locationDiff(d.location, p.location), ...differences(planDesired, p)],
-    apply: () => clients.web.appServicePlans.createOrUpdate(d.resourceGroup, d.plan, { location: d.location, ...planDesired }),
+    apply: (p) =>
+      clients.web.appServicePlans.createOrUpdate(d.resourceGroup, d.plan, {
+        location: d.location,
+        ...planDesired,
+        tags: mergedTags(p?.tags, planDesired.tags),
+      }),
   });
   const planId =
     plan?.id ?? `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Web/serverfarms/${d.plan}`;
@@ -174,13 +197,13 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
       ...differences(desired, s),
       ...differences(tagsOf(d), s.tags ?? {}, {}, 'tags'),
     ],
-    // The package tag is the code step's: an update keeps it.
+    // Tags already there stay (the code step's package tag, the portal's hidden-link tags).
     apply: (s) =>
       clients.web.webApps.createOrUpdate(d.resourceGroup, d.appName, {
         location: d.location,
         ...desired,
         identity: { type: 'SystemAssigned' },
-        tags: { ...tagsOf(d), ...(s?.tags?.[PACKAGE_TAG] ? { [PACKAGE_TAG]: s.tags[PACKAGE_TAG] } : {}) },
+        tags: mergedTags(s?.tags, tagsOf(d)),
       }),
   });
 }

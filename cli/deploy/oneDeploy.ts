@@ -1,7 +1,8 @@
 /**
  * Sends the code package the way Flex Consumption takes it (One Deploy, as azd and Core Tools do):
  * `POST https://<app>.scm.azurewebsites.net/api/publish?RemoteBuild=false` with the zip and an ARM
- * bearer token, answered 202 with the deployment to poll; Kudu's status 4 is success, 3 failure.
+ * bearer token, answered 202 with the deployment id; then `/api/deployments/{id}` is polled until
+ * Kudu's status says it ended (4 success; -1, 3, 5, 6 not).
  * Requests go through `@azure/core-rest-pipeline`, which honours HTTPS_PROXY (Node's fetch does not).
  */
 import type { TokenCredential } from '@azure/core-auth';
@@ -17,9 +18,16 @@ import {
 } from '@azure/core-rest-pipeline';
 
 const ARM_SCOPE = 'https://management.azure.com/.default';
-/** Kudu's DeployStatus values. */
-const KUDU_FAILED = 3;
+/** Kudu's DeployStatus: 4 is success; these others end a deployment without it. */
 const KUDU_SUCCESS = 4;
+const KUDU_ENDED: Record<number, string> = {
+  [-1]: 'it was cancelled',
+  3: 'it failed',
+  5: 'another deployment was in progress (conflict)',
+  6: 'it only partly succeeded',
+};
+/** How often a deployment is polled: the service team's recommendation, as azd follows it. */
+const POLL_MS = 1_000;
 
 export interface PublishOptions {
   /** `<app>.scm.azurewebsites.net` (the site's Repository host name). */
@@ -44,42 +52,87 @@ export async function publishPackage(options: PublishOptions): Promise<string> {
   const { pipeline, client } = armAuthenticatedClient(options.credential);
   const until = Date.now() + options.deadlineMs;
   const url = `https://${options.scmHost}/api/publish?RemoteBuild=false`;
-  let response: PipelineResponse;
   for (;;) {
-    const request = createPipelineRequest({
-      url,
-      method: 'POST',
-      body: options.zip,
-      headers: createHttpHeaders({ 'Content-Type': 'application/zip' }),
-      timeout: 10 * 60_000,
-    });
-    response = await pipeline.sendRequest(client, request);
-    // The app's identity writes the package to its deployment container: a role granted moments
-    // ago may take minutes to apply, and until then the publish answers 403.
-    if (response.status === 403 && Date.now() + options.pollIntervalMs * 5 < until) {
-      options.onWait?.('the app identity cannot write its deployment container yet (its blob role is still being applied); retrying');
-      await sleep(options.pollIntervalMs * 5);
-      continue;
+    const response = await pipeline.sendRequest(
+      client,
+      createPipelineRequest({
+        url,
+        method: 'POST',
+        body: options.zip,
+        headers: createHttpHeaders({ 'Content-Type': 'application/zip', Accept: 'application/json' }),
+        timeout: 10 * 60_000,
+      }),
+    );
+    let failure: string;
+    if (response.status === 202 || response.status === 200) {
+      const id = deploymentIdOf(response);
+      const outcome = await waitForDeployment(
+        pipeline,
+        client,
+        `https://${options.scmHost}/api/deployments/${encodeURIComponent(id)}`,
+        until,
+      );
+      if (outcome.ok) return id;
+      failure = `the deployment failed: ${outcome.reason}`;
+    } else {
+      failure = `publish answered ${response.status}: ${brief(response.bodyAsText)}`;
     }
-    break;
+    // The app's identity writes the package to its deployment container: a role granted moments
+    // ago may take minutes to apply, and until then that write is refused (a 403 from storage, on
+    // the publish or in the deployment's status). Anything else will not change by waiting.
+    if (!BLOB_ROLE_PENDING.test(failure) || Date.now() + options.pollIntervalMs * 5 > until) throw new Error(failure);
+    options.onWait?.('the app identity cannot write its deployment container yet (its blob role is still being applied); retrying');
+    await sleep(options.pollIntervalMs * 5);
   }
-  if (response.status !== 202 && response.status !== 200) {
-    throw new Error(`publish answered ${response.status}: ${brief(response.bodyAsText)}`);
-  }
+}
+
+/** What storage says when the app's identity may not write the package: its role is not in effect yet. */
+const BLOB_ROLE_PENDING =
+  /AuthorizationPermissionMismatch|AuthorizationFailure|not authorized to perform this operation|403[^0-9].*(blob|storage)|(blob|storage).*\b403\b/i;
+
+/**
+ * The deployment id: One Deploy answers it as the body (a JSON string, as azd reads it); a
+ * `Location` to the deployment, where given, names it too.
+ */
+function deploymentIdOf(response: PipelineResponse): string {
   const location = response.headers.get('location');
-  if (!location) {
-    const body = parse(response.bodyAsText);
-    return outcome(body) ?? 'latest';
-  }
-  const pollUrl = new URL(location, url).toString();
+  const fromLocation = location ? /\/api\/deployments\/([^/?#]+)/i.exec(location)?.[1] : undefined;
+  const body = parse(response.bodyAsText);
+  const fromBody = typeof body === 'string' ? body : typeof body === 'object' && body !== null ? (body as KuduDeployment).id : undefined;
+  const id = fromBody || fromLocation;
+  if (!id) throw new Error(`publish answered ${response.status} without a deployment id: ${brief(response.bodyAsText)}`);
+  return decodeURIComponent(id);
+}
+
+/**
+ * Polls the deployment every second (the service's own recommendation) until it ends. The
+ * service answers 200 (or 202) while it runs, so the body's status decides; a 404 after an earlier
+ * answer means the finished record was recycled, which azd too counts as done.
+ */
+async function waitForDeployment(
+  pipeline: Pipeline,
+  client: HttpClient,
+  pollUrl: string,
+  until: number,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  let seen = false;
   for (;;) {
-    if (Date.now() > until) throw new Error(`the deployment did not finish within ${Math.round(options.deadlineMs / 1000)} s (${pollUrl})`);
-    await sleep(retryAfterMs(response) ?? options.pollIntervalMs);
-    response = await pipeline.sendRequest(client, createPipelineRequest({ url: pollUrl, method: 'GET' }));
-    if (response.status === 202) continue;
-    if (response.status !== 200) throw new Error(`deployment status answered ${response.status}: ${brief(response.bodyAsText)}`);
-    const id = outcome(parse(response.bodyAsText));
-    if (id !== undefined) return id;
+    if (Date.now() > until) return { ok: false, reason: `it did not finish in time (${pollUrl})` };
+    await sleep(POLL_MS);
+    const response = await pipeline.sendRequest(
+      client,
+      createPipelineRequest({ url: pollUrl, method: 'GET', headers: createHttpHeaders({ Accept: 'application/json' }) }),
+    );
+    if (response.status === 404 && seen) return { ok: true };
+    if (response.status !== 200 && response.status !== 202) {
+      throw new Error(`deployment status ${pollUrl} answered ${response.status}: ${brief(response.bodyAsText)}`);
+    }
+    seen = true;
+    const body = parse(response.bodyAsText) as KuduDeployment | undefined;
+    const status = typeof body?.status === 'number' ? body.status : undefined;
+    if (status === KUDU_SUCCESS) return { ok: true };
+    const ended = status === undefined ? undefined : KUDU_ENDED[status];
+    if (ended) return { ok: false, reason: `${ended}${body?.status_text ? `: ${body.status_text}` : ''}` };
   }
 }
 
@@ -90,25 +143,12 @@ interface KuduDeployment {
   complete?: boolean;
 }
 
-/** The deployment id when it succeeded, undefined while it runs; throws when it failed. */
-function outcome(body: KuduDeployment | undefined): string | undefined {
-  if (!body || typeof body.status !== 'number') return undefined;
-  if (body.status === KUDU_FAILED) throw new Error(`the deployment failed: ${body.status_text || 'no reason given'}`);
-  if (body.status === KUDU_SUCCESS) return body.id ?? 'latest';
-  return undefined;
-}
-
-function parse(text: string | null | undefined): KuduDeployment | undefined {
+function parse(text: string | null | undefined): unknown {
   try {
-    return text ? (JSON.parse(text) as KuduDeployment) : undefined;
+    return text ? (JSON.parse(text) as unknown) : undefined;
   } catch {
     return undefined;
   }
-}
-
-function retryAfterMs(response: PipelineResponse): number | undefined {
-  const value = Number(response.headers.get('retry-after'));
-  return Number.isFinite(value) && value >= 0 && response.headers.get('retry-after') !== undefined ? value * 1000 : undefined;
 }
 
 const brief = (text: string | null | undefined): string => (text ?? '').replace(/\s+/g, ' ').slice(0, 300) || '(no body)';

@@ -162,6 +162,15 @@ export class ArmEmulator {
   }
 
   /** Changes some settings of a registered vault; the others keep their values. */
+  /**
+   * Marks resource provider namespaces (e.g. `Microsoft.Web`) not registered, as in a fresh
+   * subscription: creating their resources answers 409 `MissingSubscriptionRegistration` until a
+   * `POST /subscriptions/{id}/providers/{namespace}/register`.
+   */
+  unregisterProviders(...namespaces: string[]): void {
+    for (const ns of namespaces) this.store.unregisteredProviders.add(ns.toLowerCase());
+  }
+
   setVault(name: string, patch: Partial<VaultState>): void {
     const v = this.vaultOrThrow(name);
     v.state = mergeVaultState(v.state, patch);

@@ -79,6 +79,13 @@ export interface ResourcePath {
 
 /** `PUT`/`GET`/`PATCH` of one resource of `kind` at `path`. */
 export function resourceRoute(world: ArmWorld, kind: ResourceKind, path: ResourcePath, req: ArmRequest): ArmAnswer {
+  if (req.method === 'PUT' && world.store.unregisteredProviders.has(path.namespace.toLowerCase())) {
+    throw new ArmError(
+      409,
+      'MissingSubscriptionRegistration',
+      `The subscription is not registered to use namespace '${path.namespace}'. See https://aka.ms/rps-not-found for how to register subscriptions.`,
+    );
+  }
   const group = world.store.requireResourceGroup(path.sub, path.rg);
   const rgName = String(group.body['name']);
   const last = path.pairs[path.pairs.length - 1];

@@ -2,6 +2,7 @@ import {
   ArmError,
   type ArmAnswer,
   type ArmRequest,
+  type Json,
   cloneJson,
   isJson,
   methodNotAllowed,
@@ -128,6 +129,7 @@ export function routeArm(world: ArmWorld, req: ArmRequest, pageSize: number): Ar
     return { status: 200, body: { value } };
   }
 
+  if (lower[2] === 'providers' && (n === 4 || (n === 5 && lower[4] === 'register'))) return providerRoute(world, req, sub, seg[3] ?? '');
   if (lower[2] !== 'resourcegroups' || seg[3] === undefined) throw unknownPath(req);
   const rg = seg[3];
   if (n === 4) return resourceGroupRoute(world, req, sub, rg);
@@ -222,6 +224,30 @@ function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer
       properties: { tags: cloneJson(tags) },
     },
   };
+}
+
+/**
+ * `/subscriptions/{id}/providers/{namespace}` (Providers - Get) and `.../register` (POST):
+ * `registrationState` is `Registered` unless the test unregistered the namespace; registering answers
+ * `Registering`, and the provider reads `Registered` from then on.
+ */
+function providerRoute(world: ArmWorld, req: ArmRequest, sub: string, namespace: string): ArmAnswer {
+  requireSubscription(sub);
+  const key = namespace.toLowerCase();
+  const body = (state: string): Json => ({
+    id: `/subscriptions/${sub}/providers/${namespace}`,
+    namespace,
+    registrationState: state,
+    registrationPolicy: 'RegistrationRequired',
+    resourceTypes: [],
+  });
+  if (req.segments.length === 5) {
+    if (req.method !== 'POST') throw methodNotAllowed(req);
+    const was = world.store.unregisteredProviders.delete(key);
+    return { status: 200, body: body(was ? 'Registering' : 'Registered') };
+  }
+  if (req.method !== 'GET') throw methodNotAllowed(req);
+  return { status: 200, body: body(world.store.unregisteredProviders.has(key) ? 'NotRegistered' : 'Registered') };
 }
 
 function siteOrThrow(world: ArmWorld, path: ResourcePath): StoredResource {

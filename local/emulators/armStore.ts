@@ -89,6 +89,8 @@ const IMPLICIT_CHILDREN = new Set(['blobservices/default', 'tableservices/defaul
 export class ArmStore {
   readonly vaults = new Map<string, VaultRecord>();
   readonly assignments: RoleAssignmentRecord[] = [];
+  /** Resource providers not registered, by lower-case namespace (every other one is `Registered`). */
+  readonly unregisteredProviders = new Set<string>();
   private readonly resources = new Map<string, StoredResource>();
 
   constructor() {

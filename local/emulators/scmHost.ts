@@ -77,12 +77,8 @@ export class ScmHost {
           throw new ArmError(404, 'NotFound', `Deployment '${match[1]}' not found.`);
         const inProgress = deployment.pendingPolls > 0 || deployment.endTime === undefined;
         if (deployment.pendingPolls > 0) deployment.pendingPolls--;
-        return sendJson(
-          res,
-          inProgress ? 202 : 200,
-          deploymentJson(deployment, inProgress),
-          inProgress ? { Location: deployment.url, 'Retry-After': '1' } : {},
-        );
+        // 200 whether it runs or has ended, as the service answers: the body's status tells.
+        return sendJson(res, 200, deploymentJson(deployment, inProgress));
       }
       throw new ArmError(404, 'NotFound', `The SCM site does not serve ${method} ${path}.`);
     } catch (err) {
@@ -119,7 +115,8 @@ export class ScmHost {
     };
     this.deployments.set(id, deployment);
     this.latest.set(name.toLowerCase(), id);
-    sendJson(res, 202, deploymentJson(deployment, true), { Location: url, 'Scm-Deployment-Id': id });
+    // The body is the deployment id and nothing else (a JSON string), as azd reads it.
+    sendJson(res, 202, id);
 
     try {
       const deployed = await preparePackage(zip, {

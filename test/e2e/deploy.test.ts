@@ -119,6 +119,8 @@ beforeAll(async () => {
   } finally {
     restore();
   }
+  // As in a subscription that never had a Function App or a Key Vault event subscription.
+  target.arm.unregisterProviders('Microsoft.Web', 'Microsoft.EventGrid');
 }, 120_000);
 
 afterAll(async () => {
@@ -131,11 +133,13 @@ describe('npm run deploy', () => {
     const run = await deploy(deploymentFile('deploy.json'), '--what-if');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
+    expect(run.stdout).toContain('+ resource provider Microsoft.Web: create');
+    expect(run.stdout).toContain('= resource provider Microsoft.Storage');
     expect(run.stdout).toContain(`+ resource group ${RG}: create`);
     expect(run.stdout).toContain(`+ storage account ${ACCOUNT}: create`);
     expect(run.stdout).toContain(`+ Function App ${APP}: create`);
     expect(run.stdout).toMatch(/\+ code package of contoso-broker \([0-9a-f]{12}\): create/);
-    expect(run.stdout).toMatch(/\d+ to create, 0 to update, 0 unchanged\. --what-if: nothing was changed\./);
+    expect(run.stdout).toMatch(/\d+ to create, 0 to update, 3 unchanged\. --what-if: nothing was changed\./);
     expect(writes()).toBe(before);
   }, 240_000);
 
@@ -143,9 +147,11 @@ describe('npm run deploy', () => {
     const run = await deploy(deploymentFile('deploy.json'));
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/\+ resource provider Microsoft\.Web: created/);
+    expect(run.stdout).toMatch(/\+ resource provider Microsoft\.EventGrid: created/);
     expect(run.stdout).toContain('GET /api/openapi.json: 200');
     expect(run.stdout).toMatch(/Health: (ok|warning)/);
-    expect(run.stdout).toMatch(/Done: \d+ created, 0 updated, 0 unchanged/);
+    expect(run.stdout).toMatch(/Done: \d+ created, 0 updated, 3 unchanged/);
 
     const account = target.arm.resource(resourceId('Microsoft.Storage/storageAccounts', ACCOUNT));
     expect(account?.['properties']).toMatchObject({

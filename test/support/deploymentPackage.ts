@@ -49,7 +49,7 @@ export async function siteRequest(url: string, headers: Record<string, string> =
   );
 }
 
-/** One Deploy: publishes `zip` to the app's SCM site and polls the deployment until it completes. */
+/** One Deploy: publishes `zip` to the app's SCM site and polls the deployment until it ends (Kudu status 3 or 4). */
 export async function publishPackage(
   credential: TokenCredential,
   app: string,
@@ -57,14 +57,15 @@ export async function publishPackage(
 ): Promise<{ status: number; deployment?: any; polls: number }> {
   const publish = await scmRequest(credential, 'POST', `https://${app}.scm.azurewebsites.net/api/publish?RemoteBuild=false`, zip);
   if (publish.status !== 202) return { status: publish.status, deployment: publish.json, polls: 0 };
-  const location = publish.headers.get('location');
-  if (!location) throw new Error('One Deploy answered 202 without Location');
+  if (typeof publish.json !== 'string' || publish.json === '')
+    throw new Error('One Deploy answered 202 without the deployment id as its body');
+  const location = `https://${app}.scm.azurewebsites.net/api/deployments/${publish.json}`;
   // Unpacking some 20,000 files and starting the site takes seconds, more on a loaded machine.
   const until = Date.now() + 120_000;
   for (let polls = 1; Date.now() < until; polls++) {
     const poll = await scmRequest(credential, 'GET', location);
-    if (poll.status === 200) return { status: 202, deployment: poll.json, polls };
-    if (poll.status !== 202) throw new Error(`Deployment poll answered ${poll.status}`);
+    if (poll.status !== 200) throw new Error(`Deployment poll answered ${poll.status}`);
+    if (poll.json?.status === 3 || poll.json?.status === 4) return { status: 202, deployment: poll.json, polls };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('The deployment did not complete within 120 s');
