@@ -80,7 +80,7 @@ export async function publishPackage(options: PublishOptions): Promise<string> {
     // The app's identity writes the package to its deployment container: a role granted moments
     // ago may take minutes to apply, and until then that write is refused (a 403 from storage, on
     // the publish or in the deployment's status). Anything else will not change by waiting.
-    if (!BLOB_ROLE_PENDING.test(failure) || Date.now() + options.pollIntervalMs * 5 > until) throw new Error(failure);
+    if (!isBlobRolePending(failure) || Date.now() + options.pollIntervalMs * 5 > until) throw new Error(failure);
     options.onWait?.('the app identity cannot write its deployment container yet (its blob role is still being applied); retrying');
     await sleep(options.pollIntervalMs * 5);
   }
@@ -104,11 +104,32 @@ function deploymentIdOf(response: PipelineResponse): string {
   return decodeURIComponent(id);
 }
 
+/** What one poll of a deployment says: still running, ended well, ended badly, or not a deployment answer. */
+export type PollVerdict =
+  { kind: 'running' } | { kind: 'succeeded' } | { kind: 'failed'; reason: string } | { kind: 'error'; reason: string };
+
 /**
- * Polls the deployment every second (the service's own recommendation) until it ends. The
- * service answers 200 (or 202) while it runs, so the body's status decides; a 404 after an earlier
- * answer means the finished record was recycled, which azd too counts as done.
+ * Reads one answer of `GET /api/deployments/{id}`. The service answers 200 (or 202) while the
+ * deployment runs, so the body's status decides; a 404 after an earlier answer (`seen`) means the
+ * finished record was recycled, which azd too counts as done.
  */
+export function readDeploymentPoll(httpStatus: number, bodyText: string | null | undefined, seen: boolean): PollVerdict {
+  if (httpStatus === 404 && seen) return { kind: 'succeeded' };
+  if (httpStatus !== 200 && httpStatus !== 202) return { kind: 'error', reason: `answered ${httpStatus}: ${brief(bodyText)}` };
+  const body = parse(bodyText) as KuduDeployment | undefined;
+  const status = typeof body?.status === 'number' ? body.status : undefined;
+  if (status === KUDU_SUCCESS) return { kind: 'succeeded' };
+  const ended = status === undefined ? undefined : KUDU_ENDED[status];
+  if (ended) return { kind: 'failed', reason: `${ended}${body?.status_text ? `: ${body.status_text}` : ''}` };
+  return { kind: 'running' };
+}
+
+/** Whether a failed publish only waits for the app's blob role to apply (then it is sent again). */
+export function isBlobRolePending(failure: string): boolean {
+  return BLOB_ROLE_PENDING.test(failure);
+}
+
+/** Polls the deployment every second (the service's own recommendation) until it ends. */
 async function waitForDeployment(
   pipeline: Pipeline,
   client: HttpClient,
@@ -123,16 +144,11 @@ async function waitForDeployment(
       client,
       createPipelineRequest({ url: pollUrl, method: 'GET', headers: createHttpHeaders({ Accept: 'application/json' }) }),
     );
-    if (response.status === 404 && seen) return { ok: true };
-    if (response.status !== 200 && response.status !== 202) {
-      throw new Error(`deployment status ${pollUrl} answered ${response.status}: ${brief(response.bodyAsText)}`);
-    }
+    const verdict = readDeploymentPoll(response.status, response.bodyAsText, seen);
     seen = true;
-    const body = parse(response.bodyAsText) as KuduDeployment | undefined;
-    const status = typeof body?.status === 'number' ? body.status : undefined;
-    if (status === KUDU_SUCCESS) return { ok: true };
-    const ended = status === undefined ? undefined : KUDU_ENDED[status];
-    if (ended) return { ok: false, reason: `${ended}${body?.status_text ? `: ${body.status_text}` : ''}` };
+    if (verdict.kind === 'succeeded') return { ok: true };
+    if (verdict.kind === 'failed') return { ok: false, reason: verdict.reason };
+    if (verdict.kind === 'error') throw new Error(`deployment status ${pollUrl} ${verdict.reason}`);
   }
 }
 
