@@ -35,6 +35,28 @@ const mergedTags = (current: Record<string, string> | undefined, ours: Record<st
 const locationDiff = (want: string, have: string | undefined): Difference[] =>
   sameLocation(want, have) ? [] : [{ path: 'location', from: have, to: want }];
 
+/**
+ * A tracked resource of the deployment's group (location and tags), brought to `desired` plus the
+ * deployment's tags in its region; `put` creates or updates it with the whole body.
+ */
+function trackedResource<T extends { location?: string; tags?: Record<string, string> }, D extends object>(
+  ctx: Ctx,
+  resource: string,
+  get: () => Promise<T>,
+  desired: D,
+  put: (body: D & { location: string; tags: Record<string, string> }) => PromiseLike<T>,
+): Promise<T | undefined> {
+  const { d } = ctx;
+  const tags = tagsOf(d);
+  return reconcile<T>(ctx.run, {
+    resource,
+    read: () => orAbsent(get),
+    desired: { ...desired, tags },
+    compare: (current) => [...locationDiff(d.location, current.location), ...differences({ ...desired, tags }, current)],
+    apply: async (current) => put({ ...desired, location: d.location, tags: mergedTags(current?.tags, tags) }),
+  });
+}
+
 export async function resourceGroup(ctx: Ctx): Promise<void> {
   const { clients, d } = ctx;
   const desired = { location: d.location, tags: tagsOf(d) };
@@ -55,28 +77,21 @@ export async function resourceGroup(ctx: Ctx): Promise<void> {
 /** The storage account (shared-key access off), the package and dead-letter containers, and the health table. */
 export async function storage(ctx: Ctx): Promise<StorageAccount | undefined> {
   const { clients, d } = ctx;
-  const desired = {
-    sku: { name: 'Standard_LRS' as const },
-    kind: 'StorageV2' as const,
-    allowSharedKeyAccess: false,
-    allowBlobPublicAccess: false,
-    minimumTlsVersion: 'TLS1_2' as const,
-    enableHttpsTrafficOnly: true,
-    tags: tagsOf(d),
-  };
-  const account = await reconcile(ctx.run, {
-    resource: `storage account ${d.storageAccount}`,
-    read: () => orAbsent(() => clients.storage.storageAccounts.getProperties(d.resourceGroup, d.storageAccount)),
-    desired,
-    compare: (a) => [...locationDiff(d.location, a.location), ...differences(desired, a)],
-    // A PUT on an existing account updates the properties it names.
-    apply: (a) =>
-      clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, {
-        location: d.location,
-        ...desired,
-        tags: mergedTags(a?.tags, desired.tags),
-      }),
-  });
+  // A PUT on an existing account updates the properties it names.
+  const account = await trackedResource(
+    ctx,
+    `storage account ${d.storageAccount}`,
+    () => clients.storage.storageAccounts.getProperties(d.resourceGroup, d.storageAccount),
+    {
+      sku: { name: 'Standard_LRS' as const },
+      kind: 'StorageV2' as const,
+      allowSharedKeyAccess: false,
+      allowBlobPublicAccess: false,
+      minimumTlsVersion: 'TLS1_2' as const,
+      enableHttpsTrafficOnly: true,
+    },
+    (body) => clients.storage.storageAccounts.create(d.resourceGroup, d.storageAccount, body),
+  );
   for (const container of [packageContainer(d), DEAD_LETTER_CONTAINER]) {
     await reconcile(ctx.run, {
       resource: `blob container ${d.storageAccount}/${container}`,
@@ -106,61 +121,36 @@ export async function healthTable(ctx: Ctx, table: string, accountExists: boolea
 /** Log Analytics and the workspace-based Application Insights component; answers its connection string. */
 export async function monitoring(ctx: Ctx): Promise<string | undefined> {
   const { clients, d } = ctx;
-  const workspaceDesired = { sku: { name: 'PerGB2018' }, retentionInDays: 30, tags: tagsOf(d) };
-  const workspace = await reconcile(ctx.run, {
-    resource: `Log Analytics workspace ${d.logAnalyticsWorkspace}`,
-    read: () => orAbsent(() => clients.workspaces.workspaces.get(d.resourceGroup, d.logAnalyticsWorkspace)),
-    desired: workspaceDesired,
-    compare: (w) => [...locationDiff(d.location, w.location), ...differences(workspaceDesired, w)],
-    apply: (w) =>
-      clients.workspaces.workspaces.createOrUpdate(d.resourceGroup, d.logAnalyticsWorkspace, {
-        ...w,
-        location: d.location,
-        ...workspaceDesired,
-        tags: mergedTags(w?.tags, workspaceDesired.tags),
-      }),
-  });
+  const workspace = await trackedResource(
+    ctx,
+    `Log Analytics workspace ${d.logAnalyticsWorkspace}`,
+    () => clients.workspaces.workspaces.get(d.resourceGroup, d.logAnalyticsWorkspace),
+    { sku: { name: 'PerGB2018' }, retentionInDays: 30 },
+    (body) => clients.workspaces.workspaces.createOrUpdate(d.resourceGroup, d.logAnalyticsWorkspace, body),
+  );
   const workspaceId =
     workspace?.id ??
     `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${d.logAnalyticsWorkspace}`;
-  const componentDesired = {
-    kind: 'web',
-    applicationType: 'web',
-    workspaceResourceId: workspaceId,
-    ingestionMode: 'LogAnalytics',
-    tags: tagsOf(d),
-  };
-  const component = await reconcile(ctx.run, {
-    resource: `Application Insights ${d.applicationInsights}`,
-    read: () => orAbsent(() => clients.insights.components.get(d.resourceGroup, d.applicationInsights)),
-    desired: componentDesired,
-    compare: (c) => [...locationDiff(d.location, c.location), ...differences(componentDesired, c)],
-    apply: (c) =>
-      clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, {
-        location: d.location,
-        ...componentDesired,
-        tags: mergedTags(c?.tags, componentDesired.tags),
-      }),
-  });
+  const component = await trackedResource(
+    ctx,
+    `Application Insights ${d.applicationInsights}`,
+    () => clients.insights.components.get(d.resourceGroup, d.applicationInsights),
+    { kind: 'web', applicationType: 'web', workspaceResourceId: workspaceId, ingestionMode: 'LogAnalytics' },
+    (body) => clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, body),
+  );
   return component?.connectionString;
 }
 
 /** The Flex Consumption plan and the Function App (Linux, Node.js 22, system-assigned identity). */
 export async function functionApp(ctx: Ctx, account: StorageAccount | undefined): Promise<Site | undefined> {
   const { clients, d } = ctx;
-  const planDesired = { sku: { name: 'FC1', tier: 'FlexConsumption' }, kind: 'functionapp', reserved: true, tags: tagsOf(d) };
-  const plan = await reconcile(ctx.run, {
-    resource: `Flex Consumption plan ${d.plan}`,
-    read: () => orAbsent(() => clients.web.appServicePlans.get(d.resourceGroup, d.plan)),
-    desired: planDesired,
-    compare: (p) => [...locationDiff(d.location, p.location), ...differences(planDesired, p)],
-    apply: (p) =>
-      clients.web.appServicePlans.createOrUpdate(d.resourceGroup, d.plan, {
-        location: d.location,
-        ...planDesired,
-        tags: mergedTags(p?.tags, planDesired.tags),
-      }),
-  });
+  const plan = await trackedResource(
+    ctx,
+    `Flex Consumption plan ${d.plan}`,
+    () => clients.web.appServicePlans.get(d.resourceGroup, d.plan),
+    { sku: { name: 'FC1', tier: 'FlexConsumption' }, kind: 'functionapp', reserved: true },
+    (body) => clients.web.appServicePlans.createOrUpdate(d.resourceGroup, d.plan, body),
+  );
   const planId =
     plan?.id ?? `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Web/serverfarms/${d.plan}`;
   const blobEndpoint = account?.primaryEndpoints?.blob ?? `https://${d.storageAccount}.blob.core.windows.net/`;

@@ -13,14 +13,23 @@ const TOPIC_TYPES: Record<string, string> = {
   'microsoft.resources/subscriptions': 'Microsoft.Resources.Subscriptions',
 };
 
+/** How Event Grid answers a PUT: 201 (200 on update) with `Azure-AsyncOperation`, creates and updates alike. */
+const EVENT_GRID_PUTS = { lro: 'async', asyncUpdates: true, createStatus: 201, provisioningState: true } as const;
+
+/** What Event Grid assigns a topic and keeps across updates. */
+function topicServerProperties(ctx: BuildContext): Json {
+  const previous = objectAt(ctx.existing, 'properties');
+  return {
+    metricResourceId: stringAt(previous, 'metricResourceId') ?? guidFrom(`metric:${ctx.id.toLowerCase()}:${ctx.now}`),
+    provisioningState: stringAt(previous, 'provisioningState') ?? 'Succeeded',
+  };
+}
+
 /** System topics (`systemTopics.beginCreateOrUpdate` / `get`): asynchronous, one per source. */
 export const systemTopicKind: ResourceKind = {
   type: SYSTEM_TOPIC_TYPE,
   tracked: true,
-  lro: 'async',
-  asyncUpdates: true,
-  createStatus: 201,
-  provisioningState: true,
+  ...EVENT_GRID_PUTS,
   build(ctx) {
     const given = mergedProperties(ctx);
     const requestedSource = stringAt(given, 'source');
@@ -71,9 +80,7 @@ export const systemTopicKind: ResourceKind = {
         ...given,
         source: requestedSource,
         topicType: expected ?? topicType,
-        metricResourceId:
-          stringAt(objectAt(ctx.existing, 'properties'), 'metricResourceId') ?? guidFrom(`metric:${ctx.id.toLowerCase()}:${ctx.now}`),
-        provisioningState: stringAt(objectAt(ctx.existing, 'properties'), 'provisioningState') ?? 'Succeeded',
+        ...topicServerProperties(ctx),
       },
     };
     const identity = identityOf(ctx, SYSTEM_TOPIC_TYPE);
@@ -88,10 +95,7 @@ export const TOPIC_TYPE = 'Microsoft.EventGrid/topics';
 export const customTopicKind: ResourceKind = {
   type: TOPIC_TYPE,
   tracked: true,
-  lro: 'async',
-  asyncUpdates: true,
-  createStatus: 201,
-  provisioningState: true,
+  ...EVENT_GRID_PUTS,
   build(ctx) {
     const given = mergedProperties(ctx);
     const location = String(ctx.body['location']);
@@ -108,9 +112,7 @@ export const customTopicKind: ResourceKind = {
         ...given,
         // As Event Grid names it: the topic, then the region's short name and a cluster number.
         endpoint: `https://${ctx.name.toLowerCase()}.${location.replace(/\s+/g, '').toLowerCase()}-1.eventgrid.azure.net/api/events`,
-        metricResourceId:
-          stringAt(objectAt(ctx.existing, 'properties'), 'metricResourceId') ?? guidFrom(`metric:${ctx.id.toLowerCase()}:${ctx.now}`),
-        provisioningState: stringAt(objectAt(ctx.existing, 'properties'), 'provisioningState') ?? 'Succeeded',
+        ...topicServerProperties(ctx),
       },
     };
   },
@@ -128,10 +130,7 @@ function sourceTypeOf(segments: string[]): string {
 export const eventSubscriptionKind: ResourceKind = {
   type: EVENT_SUBSCRIPTION_TYPE,
   tracked: false,
-  lro: 'async',
-  asyncUpdates: true,
-  createStatus: 201,
-  provisioningState: true,
+  ...EVENT_GRID_PUTS,
   build(ctx) {
     const given = mergedProperties(ctx);
     const destination = objectAt(given, 'destination');
