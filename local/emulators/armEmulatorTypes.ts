@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ArmError, type Caller } from './armCore';
 import type { ArmOperation, RouteInfo } from './armRouter';
 import type { IndexedFunction } from './siteState';
-import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 
 /** Built-in role `Key Vault Secrets User`: read secret contents. */
 export const KEY_VAULT_SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';

@@ -1,6 +1,6 @@
 import { ArmError, type Json, cloneJson, guidFrom, isJson, objectAt, regionName, stringAt } from './armCore';
 import { type BuildContext, type ResourceKind, identityOf, mergedProperties, requireGloballyUnique, tagsOf } from './armResources';
-import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 
 export const STORAGE_ACCOUNT_TYPE = 'Microsoft.Storage/storageAccounts';
 export const BLOB_CONTAINER_TYPE = 'Microsoft.Storage/storageAccounts/blobServices/containers';

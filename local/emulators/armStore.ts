@@ -1,4 +1,4 @@
-import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 import { ArmError, type Json, resourceGroupNotFound, resourceGroupId, resourceNotFound, subscriptionId } from './armCore';
 
 /** Control-plane settings of an emulated vault, as `vaults.get` reports them. */

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { ArmEmulator, ArmEmulatorOptions } from './armEmulator';
 import { startAzurite, type Azurite } from './azurite';
 import { createDevCertificate } from './devCertificate';
-import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 import { startLocalAzure, type LocalAzure } from './localAzure';
 import { EMULATOR_PRINCIPAL_ID } from './managedIdentityEndpoint';
 

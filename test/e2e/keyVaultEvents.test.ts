@@ -14,7 +14,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { SecretClient, isRestError } from '@azure/keyvault-secrets';
 import { Webhook } from 'standardwebhooks';
 import { startEventGridTopic, type EventGridTopic } from '../../local/emulators/eventGridTopic';
-import { EMULATOR_SUBSCRIPTION_ID, type EventDeliverySchema } from '../../local/emulators/keyVaultEmulator';
+import { EMULATOR_SUBSCRIPTION_ID, type EventDeliverySchema } from '../../local/emulators/keyVaultTypes';
 import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
 import { newSigningSecret, startWebhookReceiver, type WebhookReceiver } from '../../local/emulators/webhookReceiver';

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAzurite } from '../../local/emulators/azurite';
-import type { KeyVaultFault } from '../../local/emulators/keyVaultEmulator';
+import type { KeyVaultFault } from '../../local/emulators/keyVaultTypes';
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
 import { startOidcIssuer } from '../../local/emulators/oidcIssuer';
