@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { Difference } from './changes';
 import type { Ctx } from './infrastructure';
-import { orAbsent, reconcile, retrying, statusOf, step } from './reconcile';
+import { codeOf, statusOf } from './azureErrors';
+import { orAbsent, reconcile, retrying, step } from './reconcile';
 
 /** Built-in role definition ids (the same in every tenant). */
 export const ROLES = {
@@ -18,6 +19,7 @@ export const ROLES = {
   'Key Vault Secrets User': '4633458b-17de-408a-b874-0445c86b69e6',
   Reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
   'EventGrid Data Sender': 'd5a91429-5739-47e2-a06b-3470a27159e7',
+  'Monitoring Metrics Publisher': '3913510d-42f4-4e42-8a64-420c390055eb',
 } as const;
 export type RoleName = keyof typeof ROLES;
 
@@ -89,11 +91,11 @@ export async function assignRole(ctx: Ctx, principal: Principal, role: RoleName,
             });
           } catch (err: unknown) {
             // Made meanwhile under another name: what this step wanted is there.
-            if ((err as { code?: string }).code === 'RoleAssignmentExists') return {};
+            if (codeOf(err) === 'RoleAssignmentExists') return {};
             throw err;
           }
         },
-        (err) => (err as { code?: string }).code === 'PrincipalNotFound',
+        (err) => codeOf(err) === 'PrincipalNotFound',
         {
           intervalMs: REPLICATION_RETRY_MS,
           deadlineMs: REPLICATION_DEADLINE_MS,

@@ -12,6 +12,7 @@ import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { OperationalInsightsManagementClient } from '@azure/arm-operationalinsights';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { StorageManagementClient } from '@azure/arm-storage';
+import { errorBodyPolicy } from './azureErrors';
 
 export interface AzureClients {
   readonly credential: TokenCredential;
@@ -26,6 +27,9 @@ export interface AzureClients {
   eventGrid(subscriptionId: string): EventGridManagementClient;
 }
 
+/** Every client keeps its error bodies, so a failure is told in Azure's words (see azureErrors.ts). */
+const CLIENT_OPTIONS = { additionalPolicies: [{ policy: errorBodyPolicy, position: 'perCall' as const }] };
+
 export function createAzureClients(credential: TokenCredential, subscriptionId: string): AzureClients {
   const perSubscription = <T>(make: (id: string) => T): ((id: string) => T) => {
     const made = new Map<string, T>();
@@ -38,13 +42,13 @@ export function createAzureClients(credential: TokenCredential, subscriptionId: 
   };
   return {
     credential,
-    resources: new ResourceManagementClient(credential, subscriptionId),
-    storage: new StorageManagementClient(credential, subscriptionId),
-    workspaces: new OperationalInsightsManagementClient(credential, subscriptionId),
-    insights: new ApplicationInsightsManagementClient(credential, subscriptionId),
-    web: new WebSiteManagementClient(credential, subscriptionId),
-    authorization: perSubscription((id) => new AuthorizationManagementClient(credential, id)),
-    keyVault: perSubscription((id) => new KeyVaultManagementClient(credential, id)),
-    eventGrid: perSubscription((id) => new EventGridManagementClient(credential, id)),
+    resources: new ResourceManagementClient(credential, subscriptionId, CLIENT_OPTIONS),
+    storage: new StorageManagementClient(credential, subscriptionId, CLIENT_OPTIONS),
+    workspaces: new OperationalInsightsManagementClient(credential, subscriptionId, CLIENT_OPTIONS),
+    insights: new ApplicationInsightsManagementClient(credential, subscriptionId, CLIENT_OPTIONS),
+    web: new WebSiteManagementClient(credential, subscriptionId, CLIENT_OPTIONS),
+    authorization: perSubscription((id) => new AuthorizationManagementClient(credential, id, CLIENT_OPTIONS)),
+    keyVault: perSubscription((id) => new KeyVaultManagementClient(credential, id, CLIENT_OPTIONS)),
+    eventGrid: perSubscription((id) => new EventGridManagementClient(credential, id, CLIENT_OPTIONS)),
   };
 }

@@ -11,7 +11,8 @@ import type { Difference } from './changes';
 import { differences } from './changes';
 import type { VaultRef } from './deploymentFile';
 import { DEAD_LETTER_CONTAINER, type Ctx } from './infrastructure';
-import { describeAzureError, orAbsent, reconcile, retrying, statusOf, step } from './reconcile';
+import { describeAzureError, statusOf } from './azureErrors';
+import { orAbsent, reconcile, retrying, step } from './reconcile';
 
 export const SECRET_EVENT_TYPES = [
   'Microsoft.KeyVault.SecretNewVersionCreated',

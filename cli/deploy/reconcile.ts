@@ -3,7 +3,7 @@
  * properties the deployment manages, and create or update only when they differ. Running it twice
  * changes nothing the second time; a run that stopped half way picks up where Azure stands.
  */
-import { isRestError } from '@azure/core-rest-pipeline';
+import { describeAzureError, statusOf } from './azureErrors';
 import { differences, describeChange, type Change, type Difference } from './changes';
 
 /** A failed step: names the resource and says what Azure answered. */
@@ -78,23 +78,6 @@ export async function step<T>(resource: string, what: string, call: () => Promis
     if (err instanceof DeployError) throw err;
     throw new DeployError(resource, `${what} failed: ${describeAzureError(err)}`);
   }
-}
-
-/** `404 ResourceNotFound: The Resource ... was not found.`: status, ARM error code and message. */
-export function describeAzureError(err: unknown): string {
-  if (isRestError(err)) {
-    const status = err.statusCode ?? err.response?.status;
-    const parts = [status === undefined ? undefined : String(status), err.code, err.message].filter((p) => p !== undefined && p !== '');
-    return parts.join(' ') || 'request failed';
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The HTTP status of an SDK failure, if it was one. */
-export function statusOf(err: unknown): number | undefined {
-  if (isRestError(err)) return err.statusCode ?? err.response?.status;
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' ? status : undefined;
 }
 
 /** `read` for a GET that answers 404 when the resource does not exist. */

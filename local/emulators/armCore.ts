@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { jwtVerify } from 'jose';
-import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 import { EMULATOR_ISSUER, EMULATOR_TENANT_ID } from './managedIdentityEndpoint';
 import { sendJson as writeJson } from './sendJson';
 
@@ -11,16 +11,54 @@ export const ARM_ENDPOINT = 'https://management.azure.com';
 /** A JSON object as ARM sends and receives it. */
 export type Json = Record<string, unknown>;
 
-/** An ARM error: `{"error":{"code","message"}}` with `status` and extra headers. */
+/**
+ * An ARM error: `{"error":{"code","message"}}` with `status` and extra headers, or the body a
+ * resource provider answers in a shape of its own (`body`, e.g. {@link webRpError}).
+ */
 export class ArmError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly body?: Json,
   ) {
     super(message);
   }
+}
+
+/**
+ * The App Service (Microsoft.Web) resource provider's own error body, capitalised, not ARM's
+ * `{error: {...}}`: `{Code, Message, Target, Details: [{Message}, {Code}, {ErrorEntity:
+ * {ExtendedCode, MessageTemplate, Parameters, Code, Message}}], Innererror}`. Source: public error
+ * reports of Flex Consumption site creation (e.g. Azure/azure-dev and Azure/bicep issues quoting
+ * "for Flex Consumption sites is invalid").
+ */
+export function webRpError(
+  status: number,
+  code: string,
+  message: string,
+  extendedCode: string,
+  template: string,
+  parameters: string[],
+): ArmError {
+  return new ArmError(
+    status,
+    code,
+    message,
+    {},
+    {
+      Code: code,
+      Message: message,
+      Target: null,
+      Details: [
+        { Message: message },
+        { Code: code },
+        { ErrorEntity: { ExtendedCode: extendedCode, MessageTemplate: template, Parameters: parameters, Code: code, Message: message } },
+      ],
+      Innererror: null,
+    },
+  );
 }
 
 /** What a route answers; the pipeline adds ARM's service headers. */
@@ -255,7 +293,7 @@ export function sendArmError(res: ServerResponse, method: string, err: unknown):
   const armError = err instanceof ArmError ? err : new ArmError(500, 'InternalServerError', String(err));
   sendAnswer(res, method, {
     status: armError.status,
-    body: { error: { code: armError.code, message: armError.message } },
+    body: armError.body ?? { error: { code: armError.code, message: armError.message } },
     headers: armError.headers,
   });
 }

@@ -11,6 +11,7 @@ import {
   regionName,
   resourceNotFound,
   stringAt,
+  webRpError,
 } from './armCore';
 import {
   type ArmWorld,
@@ -21,7 +22,7 @@ import {
   requireGloballyUnique,
   tagsOf,
 } from './armResources';
-import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultEmulator';
+import { EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 import type { StoredResource } from './armStore';
 import type { IndexedFunction, SiteState } from './siteState';
 
@@ -99,6 +100,107 @@ function tierOf(sku: string): string {
   return 'Free';
 }
 
+/**
+ * Site configuration properties a Flex Consumption site refuses, by their JSON name.
+ * Learn: functions-app-settings, "Flex Consumption plan deprecations" (alwaysOn, ftpsState,
+ * use32BitWorkerProcess, windowsFxVersion, linuxFxVersion, javaVersion, powerShellVersion,
+ * netFrameworkVersion, functionAppScaleLimit, preWarmedInstanceCount, vnet*Enabled); public reports:
+ * microsoft/azure-pipelines-tasks#21032 (FtpsState, Use32BitWorkerProcess, NetFrameworkVersion,
+ * FunctionsRuntimeScaleMonitoringEnabled, even when null), Azure/azure-functions-host#10643
+ * (FunctionAppScaleLimit), Azure/terraform-azurerm-avm-res-web-site#283 (LinuxFxVersion).
+ */
+const FLEX_INVALID_SITE_CONFIG = [
+  'ftpsState',
+  'use32BitWorkerProcess',
+  'windowsFxVersion',
+  'linuxFxVersion',
+  'javaVersion',
+  'powerShellVersion',
+  'netFrameworkVersion',
+  'functionAppScaleLimit',
+  'preWarmedInstanceCount',
+  'functionsRuntimeScaleMonitoringEnabled',
+  'vnetRouteAllEnabled',
+  'vnetImagePullEnabled',
+  'vnetContentShareEnabled',
+  'vnetBackupRestoreEnabled',
+];
+
+/**
+ * App settings a Flex Consumption site refuses. Learn: "Flex Consumption plan deprecations" (the
+ * settings rows); public report of the message: `Site.SiteConfig.AppSettings.FUNCTIONS_WORKER_RUNTIME`.
+ */
+const FLEX_INVALID_APP_SETTINGS = [
+  'ENABLE_ORYX_BUILD',
+  'FUNCTIONS_EXTENSION_VERSION',
+  'FUNCTIONS_WORKER_RUNTIME',
+  'FUNCTIONS_WORKER_RUNTIME_VERSION',
+  'FUNCTIONS_MAX_HTTP_CONCURRENCY',
+  'FUNCTIONS_WORKER_PROCESS_COUNT',
+  'FUNCTIONS_WORKER_DYNAMIC_CONCURRENCY_ENABLED',
+  'SCM_DO_BUILD_DURING_DEPLOYMENT',
+  'WEBSITE_CONTENTAZUREFILECONNECTIONSTRING',
+  'WEBSITE_CONTENTOVERVNET',
+  'WEBSITE_CONTENTSHARE',
+  'WEBSITE_DNS_SERVER',
+  'WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT',
+  'WEBSITE_NODE_DEFAULT_VERSION',
+  'WEBSITE_RUN_FROM_PACKAGE',
+  'WEBSITE_SKIP_CONTENTSHARE_VALIDATION',
+  'WEBSITE_VNET_ROUTE_ALL',
+];
+
+/** Site properties (outside siteConfig) a Flex Consumption site refuses. Learn: "Flex Consumption plan deprecations". */
+const FLEX_INVALID_SITE_PROPERTIES = ['containerSize', 'isXenon', 'isReserved'];
+
+const pascal = (name: string): string => `${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+
+/** Whether a plan is Flex Consumption (sku FC1, tier FlexConsumption). */
+function isFlexPlan(plan: StoredResource | undefined): boolean {
+  const sku = objectAt(plan?.body, 'sku');
+  return /^flexconsumption$/i.test(stringAt(sku, 'tier') ?? '') || /^FC\d/i.test(stringAt(sku, 'name') ?? '');
+}
+
+/**
+ * The Web RP's 400 for a Flex Consumption site given what Flex does not take: ExtendedCode 51021,
+ * template `{0} is invalid.  {1}` (two spaces, as quoted in Azure/terraform-azurerm-avm-res-web-site#283).
+ * Present means sent: a property sent as null is refused too (microsoft/azure-pipelines-tasks#21032).
+ */
+export function flexRefusal(properties: Json, appSettingNames: readonly string[]): ArmError | undefined {
+  const siteConfig = objectAt(properties, 'siteConfig');
+  const paths = [
+    ...FLEX_INVALID_SITE_PROPERTIES.filter((p) => p in properties).map((p) => `Site.${pascal(p)}`),
+    ...FLEX_INVALID_SITE_CONFIG.filter((p) => p in siteConfig).map((p) => `Site.SiteConfig.${pascal(p)}`),
+    // alwaysOn: Learn says "Not valid"; Microsoft's own Flex quickstart sends `alwaysOn: false` and is accepted.
+    ...(siteConfig['alwaysOn'] === true ? ['Site.SiteConfig.AlwaysOn'] : []),
+  ];
+  const settings = appSettingNames.filter((n) => FLEX_INVALID_APP_SETTINGS.some((s) => s.toLowerCase() === n.toLowerCase()));
+  if (paths.length > 0) return flexInvalid('site configuration property', 'site configuration properties', paths);
+  if (settings.length > 0) {
+    return flexInvalid(
+      'app setting',
+      'app settings',
+      settings.map((n) => `Site.SiteConfig.AppSettings.${n}`),
+    );
+  }
+  return undefined;
+}
+
+function flexInvalid(one: string, many: string, paths: string[]): ArmError {
+  const subject =
+    paths.length === 1
+      ? `The following ${one} (${paths[0] ?? ''}) for Flex Consumption sites`
+      : `The following list of ${paths.length} ${many} (${paths.join(', ')}) for Flex Consumption sites`;
+  const remedy = `Please remove or rename ${paths.length === 1 ? 'it' : 'them'} before retrying.`;
+  return webRpError(400, 'BadRequest', `${subject} is invalid.  ${remedy}`, '51021', '{0} is invalid.  {1}', [subject, remedy]);
+}
+
+/** The names in a site body's `siteConfig.appSettings` (`[{name, value}]`). */
+function appSettingNamesOf(properties: Json): string[] {
+  const list = objectAt(properties, 'siteConfig')['appSettings'];
+  return Array.isArray(list) ? list.filter(isJson).map((s) => String(s['name'])) : [];
+}
+
 /** Function apps (`webApps.createOrUpdate` / `get` / `update`): a first create is a Location-mode operation. */
 export const siteKind: ResourceKind = {
   type: SITE_TYPE,
@@ -116,6 +218,11 @@ export const siteKind: ResourceKind = {
     if (!plan || plan.type !== SERVER_FARM_TYPE) {
       throw new ArmError(404, 'NotFound', `Cannot find ServerFarm with name ${planId?.split('/').pop() ?? '(none)'}.`);
     }
+    const sent = objectAt(ctx.body, 'properties');
+    if (isFlexPlan(plan)) {
+      const refusal = flexRefusal(sent, appSettingNamesOf(sent));
+      if (refusal) throw refusal;
+    }
     return siteJson(ctx, given, plan);
   },
   patch(ctx) {
@@ -127,6 +234,11 @@ export const siteKind: ResourceKind = {
     };
     const plan = ctx.world.store.get(stringAt(given, 'serverFarmId') ?? '');
     if (!plan) throw new ArmError(404, 'NotFound', 'Cannot find the ServerFarm of the site.');
+    const sent = objectAt(ctx.body, 'properties');
+    if (isFlexPlan(plan)) {
+      const refusal = flexRefusal(sent, appSettingNamesOf(sent));
+      if (refusal) throw refusal;
+    }
     return siteJson(
       { ...ctx, body: { ...ctx.body, location: existing['location'], kind: ctx.body['kind'] ?? existing['kind'] } },
       { ...given, siteConfig },
@@ -245,6 +357,10 @@ export function siteActionRoute(world: ArmWorld, site: StoredResource, rest: str
   });
   if (key === 'config/appsettings' && req.method === 'PUT') {
     const props = objectAt(req.body, 'properties');
+    if (isFlexPlan(world.store.get(stringAt(objectAt(site.body, 'properties'), 'serverFarmId') ?? ''))) {
+      const refusal = flexRefusal({}, Object.keys(props));
+      if (refusal) throw refusal;
+    }
     state.appSettings = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]));
     world.appSettingsChanged(name);
     return { status: 200, body: settingsJson() };
@@ -259,6 +375,25 @@ export function siteActionRoute(world: ArmWorld, site: StoredResource, rest: str
         type: 'Microsoft.Web/sites/config',
         location,
         properties: cloneJson(state.siteConfig),
+      },
+    };
+  }
+  // REST: WebApps_GetScmAllowed / WebApps_UpdateScmAllowed (and Ftp): `{properties: {allow}}`.
+  const policy = /^basicpublishingcredentialspolicies\/(scm|ftp)$/.exec(key)?.[1] as 'scm' | 'ftp' | undefined;
+  if (policy && (req.method === 'GET' || req.method === 'PUT')) {
+    if (req.method === 'PUT') {
+      const allow = objectAt(req.body, 'properties')['allow'];
+      if (typeof allow !== 'boolean') throw new ArmError(400, 'BadRequest', 'The parameter properties.allow has an invalid value.');
+      state.basicPublishing[policy] = allow;
+    }
+    return {
+      status: 200,
+      body: {
+        id: `${site.id}/basicPublishingCredentialsPolicies/${policy}`,
+        name: policy,
+        type: 'Microsoft.Web/sites/basicPublishingCredentialsPolicies',
+        location,
+        properties: { allow: state.basicPublishing[policy] },
       },
     };
   }
@@ -282,9 +417,16 @@ export function siteActionRoute(world: ArmWorld, site: StoredResource, rest: str
     return { status: 200, body: functionEnvelope(site, state, fn) };
   }
   if (
-    ['config/appsettings', 'config/appsettings/list', 'config/web', 'host/default/listkeys', 'syncfunctiontriggers', 'functions'].includes(
-      key,
-    ) ||
+    [
+      'config/appsettings',
+      'config/appsettings/list',
+      'config/web',
+      'host/default/listkeys',
+      'syncfunctiontriggers',
+      'functions',
+      'basicpublishingcredentialspolicies/scm',
+      'basicpublishingcredentialspolicies/ftp',
+    ].includes(key) ||
     key.startsWith('functions/')
   ) {
     throw methodNotAllowed(req);

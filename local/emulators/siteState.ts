@@ -41,6 +41,11 @@ export interface SiteState {
   masterKey: string;
   functionKey: string;
   eventGridKey: string;
+  /**
+   * Whether basic (user name and password) publishing is allowed on the SCM and FTP endpoints:
+   * `basicPublishingCredentialsPolicies/{scm,ftp}`. ARM creates a site with both allowed.
+   */
+  basicPublishing: { scm: boolean; ftp: boolean };
   /** Publishes accepted (202), failed deployments included. */
   publishes: number;
   deployed: DeployedPackage | undefined;
@@ -71,6 +76,7 @@ export class SiteRegistry {
         masterKey: hostKey(),
         functionKey: hostKey(),
         eventGridKey: hostKey(),
+        basicPublishing: { scm: true, ftp: true },
         publishes: 0,
         deployed: undefined,
       };

@@ -16,12 +16,14 @@ import { ResourceManagementClient } from '@azure/arm-resources';
 import { StorageManagementClient } from '@azure/arm-storage';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { type RestError } from '@azure/core-rest-pipeline';
-import { EMULATOR_RESOURCE_GROUP } from '../../local/emulators/keyVaultEmulator';
+import { EMULATOR_RESOURCE_GROUP } from '../../local/emulators/keyVaultTypes';
 import { KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_OWNER } from '../../local/emulators/armEmulator';
 import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulators/deploymentTarget';
 import { EMULATOR_TENANT_ID } from '../../local/emulators/managedIdentityEndpoint';
 import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { restError } from '../support/restError';
+import { createAzureClients } from '../../cli/deploy/azureClients';
+import { describeAzureError } from '../../cli/deploy/azureErrors';
 
 const RG = 'rg-broker';
 const FAST = { updateIntervalInMs: 5 };
@@ -262,11 +264,11 @@ describe('App Service', () => {
     );
 
     await web.webApps.updateApplicationSettings(RG, 'func-broker', {
-      properties: { KEY_VAULT_URI: target.rbacVault.uri, FUNCTIONS_EXTENSION_VERSION: '~4' },
+      properties: { KEY_VAULT_URI: target.rbacVault.uri, CACHE_TTL_SECONDS: '60' },
     });
     expect((await web.webApps.listApplicationSettings(RG, 'func-broker')).properties).toEqual({
       KEY_VAULT_URI: target.rbacVault.uri,
-      FUNCTIONS_EXTENSION_VERSION: '~4',
+      CACHE_TTL_SECONDS: '60',
     });
     const keys = await web.webApps.listHostKeys(RG, 'func-broker');
     expect(keys.masterKey).toMatch(/^\S{20,}$/);
@@ -276,6 +278,105 @@ describe('App Service', () => {
     for await (const f of web.webApps.listFunctions(RG, 'func-broker')) functions.push(f);
     expect(functions).toEqual([]);
     expect(armCode(await restError(web.webApps.getFunction(RG, 'func-broker', 'openApi')))).toBe('ResourceNotFound');
+  });
+});
+
+describe("Flex Consumption refusals, told in the Web RP's words", () => {
+  /** The deployment's own clients: they keep error bodies, which the Web RP answers in a shape the SDK does not read. */
+  const deployClients = () => createAzureClients(credential, target.subscriptionId);
+  const flexSite = (siteConfig: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    location: 'westeurope',
+    kind: 'functionapp,linux',
+    serverFarmId: `/subscriptions/${target.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Web/serverfarms/plan-flex`,
+    siteConfig,
+    functionAppConfig: {
+      runtime: { name: 'node', version: '22' },
+      scaleAndConcurrency: { maximumInstanceCount: 40, instanceMemoryMB: 2048 },
+    },
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    await web.appServicePlans.createOrUpdate(
+      RG,
+      'plan-flex',
+      { location: 'westeurope', kind: 'functionapp', reserved: true, sku: { name: 'FC1', tier: 'FlexConsumption' } },
+      FAST,
+    );
+  });
+
+  it('refuses one deprecated site configuration property with 400, ExtendedCode 51021, in the capitalised body', async () => {
+    const err = await restError(deployClients().web.webApps.createOrUpdate(RG, 'func-flex', flexSite({ ftpsState: 'Disabled' }), FAST));
+    expect(err.statusCode).toBe(400);
+    // The SDK alone cannot read the body: this is what a user saw before.
+    expect(err.message).toBe('Unexpected status code: 400');
+    expect(describeAzureError(err)).toBe(
+      '400 BadRequest: The following site configuration property (Site.SiteConfig.FtpsState) for Flex Consumption sites is invalid.  ' +
+        'Please remove or rename it before retrying. (extended code 51021)',
+    );
+    expect(
+      target.arm.resource(`/subscriptions/${target.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.Web/sites/func-flex`),
+    ).toBeUndefined();
+  });
+
+  it('names every refused property in the list form, a null value included, and site properties too', async () => {
+    const err = await restError(
+      deployClients().web.webApps.createOrUpdate(
+        RG,
+        'func-flex',
+        flexSite({ linuxFxVersion: 'Node|22', use32BitWorkerProcess: null }),
+        FAST,
+      ),
+    );
+    expect(describeAzureError(err)).toContain(
+      '400 BadRequest: The following list of 2 site configuration properties (Site.SiteConfig.Use32BitWorkerProcess, Site.SiteConfig.LinuxFxVersion) ' +
+        'for Flex Consumption sites is invalid.  Please remove or rename them before retrying.',
+    );
+    const container = await restError(
+      deployClients().web.webApps.createOrUpdate(RG, 'func-flex', flexSite({}, { containerSize: 1536 }), FAST),
+    );
+    expect(describeAzureError(container)).toContain('(Site.ContainerSize) for Flex Consumption sites is invalid.');
+  });
+
+  it('refuses deprecated app settings, in the site body and through config/appsettings; takes what Flex documents', async () => {
+    const inBody = await restError(
+      deployClients().web.webApps.createOrUpdate(
+        RG,
+        'func-flex',
+        flexSite({ appSettings: [{ name: 'FUNCTIONS_WORKER_RUNTIME', value: 'node' }] }),
+        FAST,
+      ),
+    );
+    expect(describeAzureError(inBody)).toBe(
+      '400 BadRequest: The following app setting (Site.SiteConfig.AppSettings.FUNCTIONS_WORKER_RUNTIME) for Flex Consumption sites is invalid.  ' +
+        'Please remove or rename it before retrying. (extended code 51021)',
+    );
+    const site = await web.webApps.createOrUpdate(
+      RG,
+      'func-flex',
+      flexSite({ minTlsVersion: '1.2', alwaysOn: false }, { httpsOnly: true }),
+      FAST,
+    );
+    expect(site.name).toBe('func-flex');
+    const settings = await restError(
+      deployClients().web.webApps.updateApplicationSettings(RG, 'func-flex', {
+        properties: { KEY_VAULT_URI: target.rbacVault.uri, WEBSITE_NODE_DEFAULT_VERSION: '~22', WEBSITE_CONTENTSHARE: 'x' },
+      }),
+    );
+    expect(describeAzureError(settings)).toContain(
+      '(Site.SiteConfig.AppSettings.WEBSITE_NODE_DEFAULT_VERSION, Site.SiteConfig.AppSettings.WEBSITE_CONTENTSHARE) for Flex Consumption sites is invalid.',
+    );
+    const patch = await restError(deployClients().web.webApps.update(RG, 'func-flex', { siteConfig: { functionAppScaleLimit: 10 } }));
+    expect(describeAzureError(patch)).toContain('(Site.SiteConfig.FunctionAppScaleLimit)');
+  });
+
+  it('serves the basic publishing credential policies: allowed on a new site, then off as PUT', async () => {
+    expect((await web.webApps.getScmAllowed(RG, 'func-flex')).allow).toBe(true);
+    expect((await web.webApps.getFtpAllowed(RG, 'func-flex')).allow).toBe(true);
+    await web.webApps.updateScmAllowed(RG, 'func-flex', { allow: false });
+    await web.webApps.updateFtpAllowed(RG, 'func-flex', { allow: false });
+    expect((await web.webApps.getScmAllowed(RG, 'func-flex')).allow).toBe(false);
+    expect((await web.webApps.getFtpAllowed(RG, 'func-flex')).allow).toBe(false);
   });
 });
 
