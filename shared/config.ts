@@ -222,6 +222,12 @@ export interface AppConfig {
   /** Where the broker's tables live (`AzureWebJobsStorage` and its identity-based forms). */
   readonly storage: StorageSettings;
   readonly appInsightsConnectionString: string | undefined;
+  /**
+   * `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`: telemetry is sent with a managed identity's Entra
+   * token (the component has local authentication off); `clientId` names a user-assigned identity,
+   * undefined the system-assigned one. Undefined: the connection string alone.
+   */
+  readonly appInsightsAuthentication: { readonly clientId: string | undefined } | undefined;
   /** The App Service instance (`WEBSITE_INSTANCE_ID`), when running in Azure. */
   readonly instanceId: string | undefined;
   /** What the platform tells the app about where it runs (App Service variables; all undefined locally). */
@@ -322,6 +328,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     signingKeyVault,
     storage: parseStorage(env),
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
+    appInsightsAuthentication: parseAppInsightsAuthentication(env),
     instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
     platform: Object.freeze({
       siteName: nonEmpty(env.WEBSITE_SITE_NAME),
@@ -337,6 +344,35 @@ export function loadConfig(env: Env = process.env): AppConfig {
  */
 export function healthCheckSchedule(env: Env = process.env): string {
   return nonEmpty(env.HEALTH_CHECK_SCHEDULE) ?? DEFAULT_HEALTH_CHECK_SCHEDULE;
+}
+
+const AI_AUTHENTICATION = 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING';
+
+/**
+ * `Authorization=AAD` (the system-assigned identity) or `ClientId=<client id>;Authorization=AAD`
+ * (a user-assigned one), as Learn documents the setting for Functions ("Enable Microsoft Entra
+ * authentication" in the Application Insights configuration of Azure Functions).
+ */
+function parseAppInsightsAuthentication(env: Env): AppConfig['appInsightsAuthentication'] {
+  const raw = nonEmpty(env[AI_AUTHENTICATION]);
+  if (!raw) return undefined;
+  const fields = new Map<string, string>();
+  for (const part of raw.split(';')) {
+    if (part.trim() === '') continue;
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part.trim() : part.slice(0, eq).trim();
+    if (eq < 0 || !['authorization', 'clientid'].includes(key.toLowerCase())) {
+      throw new ConfigError(`${AI_AUTHENTICATION}: "${key}" is not a field (expected Authorization=AAD, optionally ClientId=<client id>;)`);
+    }
+    fields.set(key.toLowerCase(), part.slice(eq + 1).trim());
+  }
+  if (fields.get('authorization')?.toUpperCase() !== 'AAD') throw new ConfigError(`${AI_AUTHENTICATION}: must contain Authorization=AAD`);
+  const clientId = fields.get('clientid');
+  if (clientId !== undefined && !UUID.test(clientId)) throw new ConfigError(`${AI_AUTHENTICATION}: ClientId must be a client id (a GUID)`);
+  if (!nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING)) {
+    throw new ConfigError(`${AI_AUTHENTICATION}: needs APPLICATIONINSIGHTS_CONNECTION_STRING (which resource to send to)`);
+  }
+  return Object.freeze({ clientId });
 }
 
 const STORAGE_ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;

@@ -92,6 +92,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     // In Azure (every plan sets WEBSITE_SITE_NAME) the Functions host records each request itself.
     hostRecordsRequests: config.platform.siteName !== undefined,
     roleName: config.platform.siteName ?? config.platform.serviceName,
+    credential: telemetryCredentialOf(config, identity, credential),
   });
   const policy = new AccessPolicy(config.policy);
   const vaults = new Map<string, VaultGateway>();
@@ -250,6 +251,22 @@ function backgroundLog(line: string): void {
 /** Sends what telemetry still holds; call before the process exits. */
 export async function flushRuntime(): Promise<void> {
   await current?.telemetry.flush();
+}
+
+/**
+ * The credential telemetry is sent with under `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`: the
+ * managed identity it names (the system-assigned one without `ClientId`), as the Functions host
+ * reads the same setting; a credential given to the runtime wins. Undefined: no Entra token.
+ */
+function telemetryCredentialOf(
+  config: AppConfig,
+  identity: typeof import('@azure/identity'),
+  given: TokenCredential | undefined,
+): TokenCredential | undefined {
+  const auth = config.appInsightsAuthentication;
+  if (!auth || !config.appInsightsConnectionString) return undefined;
+  if (given) return given;
+  return auth.clientId ? new identity.ManagedIdentityCredential({ clientId: auth.clientId }) : new identity.ManagedIdentityCredential();
 }
 
 /**

@@ -27,6 +27,7 @@
  * info, and nothing is collected automatically.
  */
 import { createRequire } from 'node:module';
+import type { TokenCredential } from '@azure/core-auth';
 import type { AzureMonitorOpenTelemetryOptions, TelemetryClient } from 'applicationinsights';
 
 /** Custom dimensions of an event; `null` and `undefined` values are left out. */
@@ -114,6 +115,11 @@ export interface TelemetryOptions {
    * replayed into whichever endpoint the next process with the same key talks to.
    */
   offlineStorage?: boolean;
+  /**
+   * Send with this credential's Entra token (scope `https://monitor.azure.com//.default`) instead of
+   * the connection string alone: required by a component with local authentication off.
+   */
+  credential?: TokenCredential;
 }
 
 /** Longest `flush()` waits; the export keeps going in the background after that. */
@@ -270,6 +276,7 @@ function loadClient(connectionString: string, options: TelemetryOptions): Teleme
   client.config.enableUseDiskRetryCaching = options.offlineStorage ?? false;
   // Audit records travel as events: nothing this client sends is sampled away.
   client.config.samplingPercentage = 100;
+  if (options.credential) client.config.aadTokenCredential = options.credential;
   const resource = roleResource(options.roleName ?? DEFAULT_ROLE_NAME);
   if (resource) client.config.azureMonitorOpenTelemetryOptions = { resource };
   client.initialize();

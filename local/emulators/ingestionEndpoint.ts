@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { jwtVerify } from 'jose';
 import { createDevCertificate, type DevCertificate } from './devCertificate';
+import { EMULATOR_ISSUER, tokenSecretBytes } from './managedIdentityEndpoint';
 import { sendJson } from './sendJson';
 
 /**
@@ -36,6 +38,8 @@ export interface IngestionEndpoint {
   certPath: string;
   /** Every envelope received on the track paths so far, in arrival order. */
   items(): Envelope[];
+  /** How many envelopes were refused for want of a valid Entra token (`entraOnly`). */
+  refusedItems(): number;
   /** Every request body received on any path, decoded (gunzipped) to text, in arrival order. */
   raw(): string[];
   /** Forgets everything received so far. */
@@ -74,8 +78,17 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
  * Tests read what arrived with `items()` (parsed envelopes) and grep `raw()` (every body as
  * text) for values that must never leave the process.
  */
-export async function startIngestionEndpoint(opts?: { port?: number; certificate?: DevCertificate }): Promise<IngestionEndpoint> {
+export async function startIngestionEndpoint(opts?: {
+  port?: number;
+  certificate?: DevCertificate;
+  /**
+   * The component has local authentication off (`DisableLocalAuth`): telemetry is taken only with
+   * an Entra token for Azure Monitor, verified here against the managed-identity emulator's key.
+   */
+  entraOnly?: { tokenSecret: Uint8Array | string };
+}): Promise<IngestionEndpoint> {
   let envelopes: Envelope[] = [];
+  let refused = 0;
   let bodies: string[] = [];
   let certificate = opts?.certificate;
   let ownCertDir: string | undefined;
@@ -110,6 +123,17 @@ export async function startIngestionEndpoint(opts?: { port?: number; certificate
       if (req.method !== 'POST') return sendJson(res, 405, breezeError(0, 'Only POST is supported'));
       const parsed = parseEnvelopes(text);
       if (parsed === undefined) return sendJson(res, 400, breezeError(0, 'Invalid JSON'));
+      if (opts?.entraOnly && path.toLowerCase() === '/v2/track') {
+        refused += parsed.length;
+        return sendJson(res, 400, breezeError(parsed.length, MONITOR_AAD_REFUSAL.v2));
+      }
+      if (opts?.entraOnly) {
+        const refusal = await entraRefusal(req.headers.authorization, opts.entraOnly.tokenSecret);
+        if (refusal) {
+          refused += parsed.length;
+          return sendJson(res, refusal.status, breezeError(parsed.length, refusal.message, refusal.status));
+        }
+      }
       envelopes.push(...parsed);
       return sendJson(res, 200, { itemsReceived: parsed.length, itemsAccepted: parsed.length, errors: [] });
     }
@@ -139,6 +163,7 @@ export async function startIngestionEndpoint(opts?: { port?: number; certificate
     certPem: certificate.certPem,
     certPath: certificate.certPath,
     items: () => [...envelopes],
+    refusedItems: () => refused,
     raw: () => [...bodies],
     clear() {
       envelopes = [];
@@ -218,6 +243,47 @@ function isEnvelope(value: unknown): value is Envelope {
   return typeof d.baseType === 'string' && typeof d.baseData === 'object' && d.baseData !== null;
 }
 
-function breezeError(received: number, message: string): unknown {
-  return { itemsReceived: received, itemsAccepted: 0, errors: [{ index: 0, statusCode: 400, message }] };
+function breezeError(received: number, message: string, statusCode = 400): unknown {
+  return { itemsReceived: received, itemsAccepted: 0, errors: [{ index: 0, statusCode, message }] };
+}
+
+/**
+ * Learn, "Troubleshoot Microsoft Entra authentication" for Application Insights: on a resource with
+ * local authentication off, `v2/track` answers 400 "Authentication not supported" (it takes no Entra
+ * token; SDKs that use one send to `v2.1/track`), `v2.1/track` without a valid token 401
+ * "Authorization required", and a token without Monitoring Metrics Publisher 403 "Unauthorized".
+ * The statuses and reasons are Learn's; the body around them is Breeze's usual
+ * `{itemsReceived, itemsAccepted, errors}` (no public capture of these bodies was found).
+ */
+const MONITOR_AAD_REFUSAL = {
+  v2: 'Authentication not supported',
+  missing: 'Authorization required',
+  invalid: 'Authorization required',
+  audience: 'Unauthorized',
+} as const;
+
+/**
+ * The audiences a token for Azure Monitor ingestion carries: the exporter asks for the scope
+ * `https://monitor.azure.com/.default` (monitor-opentelemetry-exporter, httpSender.ts).
+ */
+const MONITOR_AUDIENCES = ['https://monitor.azure.com', 'https://monitor.azure.com/'];
+
+/**
+ * Why a track request is refused on a component with local authentication off, or undefined when
+ * its bearer token is valid: 401 without a token or with a bad one, 403 for a token of another
+ * audience. Source: MONITOR_AAD_REFUSAL below.
+ */
+async function entraRefusal(
+  authorization: string | undefined,
+  secret: Uint8Array | string,
+): Promise<{ status: number; message: string } | undefined> {
+  const token = authorization ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined;
+  if (!token) return { status: 401, message: MONITOR_AAD_REFUSAL.missing };
+  try {
+    await jwtVerify(token, tokenSecretBytes(secret), { algorithms: ['HS256'], issuer: EMULATOR_ISSUER, audience: MONITOR_AUDIENCES });
+    return undefined;
+  } catch (err: unknown) {
+    const claim = (err as { claim?: string }).claim;
+    return claim === 'aud' ? { status: 403, message: MONITOR_AAD_REFUSAL.audience } : { status: 401, message: MONITOR_AAD_REFUSAL.invalid };
+  }
 }

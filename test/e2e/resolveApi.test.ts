@@ -54,12 +54,13 @@ async function call(pathAndQuery: string, init: RequestInit & { key?: string; to
 
 beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-e2e-'));
-  // The ingestion endpoint shares the emulators' certificate: the exporter only speaks HTTPS.
-  [azure, issuer, ingestion] = await Promise.all([
-    startLocalAzure({ stateDir, vaults: ['contoso-vault2', 'partner-vault'] }),
-    startOidcIssuer(),
-    createDevCertificate(stateDir).then((certificate) => startIngestionEndpoint({ certificate })),
-  ]);
+  [azure, issuer] = await Promise.all([startLocalAzure({ stateDir, vaults: ['contoso-vault2', 'partner-vault'] }), startOidcIssuer()]);
+  // The ingestion endpoint shares the emulators' certificate (the exporter only speaks HTTPS) and, as
+  // a deployed component with local authentication off, takes only the app identity's Entra token.
+  ingestion = await startIngestionEndpoint({
+    certificate: await createDevCertificate(stateDir),
+    entraOnly: { tokenSecret: azure.tokenSecret },
+  });
   const kv = azure.keyVault;
   versions = {
     first: kv.setSecret('contoso-vault2', 'erp-token', 'first-value').version,
@@ -78,6 +79,7 @@ beforeAll(async () => {
     AUTH_ISSUER: issuer.issuer,
     AUTH_AUDIENCE: AUDIENCE,
     APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
     APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
   });
 });
@@ -412,6 +414,8 @@ describe('no value leaks', () => {
     }
     await host.stop(); // flushes telemetry
     expect(ingestion.items().length).toBeGreaterThan(0);
+    // Every item went in with the app identity's token (APPLICATIONINSIGHTS_AUTHENTICATION_STRING): none was refused.
+    expect(ingestion.refusedItems()).toBe(0);
     const kinds = new Set(ingestion.items().map((i) => i.data.baseType));
     expect([...kinds]).toEqual(expect.arrayContaining(['RequestData', 'RemoteDependencyData', 'EventData']));
     const events = ingestion.items().filter((i) => i.data.baseType === 'EventData');

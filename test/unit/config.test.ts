@@ -283,4 +283,35 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(expectations?.readers[1]?.permissions)).toBe(true);
     expect(loadConfig(VAULT).vaults.get('default')?.expectations).toEqual({ firewall: 'any', readers: [] });
   });
+
+  describe('APPLICATIONINSIGHTS_AUTHENTICATION_STRING', () => {
+    const CS = { ...VAULT, APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=00000000-0000-0000-0000-000000000000' };
+    it('reads the system-assigned form, the user-assigned form, and nothing when unset', () => {
+      expect(loadConfig({ ...CS, APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD' }).appInsightsAuthentication).toEqual({
+        clientId: undefined,
+      });
+      expect(
+        loadConfig({ ...CS, APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f;Authorization=AAD' })
+          .appInsightsAuthentication,
+      ).toEqual({ clientId: '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f' });
+      expect(loadConfig(CS).appInsightsAuthentication).toBeUndefined();
+    });
+
+    it.each([
+      ['Authorization=Key', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING: must contain Authorization=AAD'],
+      ['ClientId=app;Authorization=AAD', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING: ClientId must be a client id (a GUID)'],
+      [
+        'Secret=x;Authorization=AAD',
+        'APPLICATIONINSIGHTS_AUTHENTICATION_STRING: "Secret" is not a field (expected Authorization=AAD, optionally ClientId=<client id>;)',
+      ],
+    ])('refuses %s with one line naming the setting', (value, message) => {
+      expect(() => loadConfig({ ...CS, APPLICATIONINSIGHTS_AUTHENTICATION_STRING: value })).toThrow(new ConfigError(message));
+    });
+
+    it('refuses the setting without a connection string to send to', () => {
+      expect(() => loadConfig({ ...VAULT, APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD' })).toThrow(
+        'APPLICATIONINSIGHTS_AUTHENTICATION_STRING: needs APPLICATIONINSIGHTS_CONNECTION_STRING',
+      );
+    });
+  });
 });

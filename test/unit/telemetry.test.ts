@@ -1,8 +1,10 @@
 import { request } from 'node:https';
 import tls from 'node:tls';
 import { gzipSync } from 'node:zlib';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { TokenCredential } from '@azure/core-auth';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { startIngestionEndpoint, type Envelope, type IngestionEndpoint } from '../../local/emulators/ingestionEndpoint';
+import { EMULATOR_ISSUER, tokenSecretBytes } from '../../local/emulators/managedIdentityEndpoint';
 import { startOidcIssuer } from '../../local/emulators/oidcIssuer';
 import { createTelemetry, type Telemetry } from '../../shared/telemetry';
 
@@ -254,6 +256,89 @@ describe('telemetry to an ingestion endpoint', () => {
       }).not.toThrow();
       await expect(t.flush()).resolves.toBeUndefined();
     }
+  });
+});
+
+describe('telemetry to a component with local authentication off', () => {
+  const SECRET = 'ingestion-test-key';
+  const defaultCAs = tls.getCACertificates('default');
+  let endpoint: IngestionEndpoint;
+  const scopes: string[] = [];
+  /** An identity's token as the managed-identity endpoint issues it: audience = the scope's resource. */
+  const credential: TokenCredential = {
+    async getToken(scope) {
+      const wanted = Array.isArray(scope) ? (scope[0] ?? '') : scope;
+      scopes.push(wanted);
+      const token = await new SignJWT({ oid: 'app-identity' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(EMULATOR_ISSUER)
+        .setAudience(wanted.replace(/\.default$/, ''))
+        .setExpirationTime('1h')
+        .sign(tokenSecretBytes(SECRET));
+      return { token, expiresOnTimestamp: Date.now() + 3_600_000 };
+    },
+  };
+
+  beforeAll(async () => {
+    endpoint = await startIngestionEndpoint({ entraOnly: { tokenSecret: SECRET } });
+    tls.setDefaultCACertificates([...defaultCAs, endpoint.certPem]);
+  });
+  afterAll(async () => {
+    await endpoint?.stop();
+    tls.setDefaultCACertificates(defaultCAs);
+  });
+  beforeEach(() => endpoint.clear());
+
+  it('refuses what the connection string alone sends: a forged audit record lands nowhere', async () => {
+    const forged = createTelemetry(endpoint.connectionString, { roleName: 'forger' });
+    const refusedBefore = endpoint.refusedItems();
+    forged.trackEvent('SecretAudit', { caller: 'someone-else', outcome: 'allowed' });
+    await forged.flush();
+    expect(endpoint.items()).toEqual([]);
+    expect(endpoint.refusedItems()).toBeGreaterThan(refusedBefore);
+  });
+
+  it("takes telemetry sent with the app identity's token for Azure Monitor", async () => {
+    const telemetry = createTelemetry(endpoint.connectionString, { roleName: 'broker', credential });
+    telemetry.trackEvent('SecretAudit', { caller: 'erp', outcome: 'allowed' });
+    await telemetry.flush();
+    expect(ofType(endpoint.items(), 'EventData').map((e) => e.data.baseData.name)).toEqual(['SecretAudit']);
+    expect(scopes).toContain('https://monitor.azure.com/.default');
+  });
+
+  it("answers Learn's statuses: 400 on v2/track, 401 without or with a bad token, 403 for another audience", async () => {
+    const item = JSON.stringify({
+      name: 'Microsoft.ApplicationInsights.Event',
+      time: '2026-12-06T00:00:00Z',
+      data: { baseType: 'EventData', baseData: { name: 'x' } },
+    });
+    const post = async (path: string, authorization?: string) => {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(
+          `${endpoint.url}${path}`,
+          {
+            method: 'POST',
+            ca: endpoint.certPem,
+            headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+          },
+          (r) => {
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          },
+        );
+        req.on('error', reject);
+        req.end(item);
+      });
+      return { status: res.status, message: (JSON.parse(res.body) as { errors: { message: string }[] }).errors[0]?.message };
+    };
+    const good = (await credential.getToken('https://monitor.azure.com/.default'))?.token ?? '';
+    const vault = (await credential.getToken('https://vault.azure.net/.default'))?.token ?? '';
+    expect(await post('/v2/track', `Bearer ${good}`)).toEqual({ status: 400, message: 'Authentication not supported' });
+    expect(await post('/v2.1/track')).toEqual({ status: 401, message: 'Authorization required' });
+    expect(await post('/v2.1/track', `Bearer ${good.slice(0, -4)}AAAA`)).toEqual({ status: 401, message: 'Authorization required' });
+    expect(await post('/v2.1/track', `Bearer ${vault}`)).toEqual({ status: 403, message: 'Unauthorized' });
+    expect(endpoint.items()).toEqual([]);
   });
 });
 
