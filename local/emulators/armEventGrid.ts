@@ -6,6 +6,7 @@ export const SYSTEM_TOPIC_TYPE = 'Microsoft.EventGrid/systemTopics';
 const EVENT_SUBSCRIPTION_TYPE = 'Microsoft.EventGrid/systemTopics/eventSubscriptions';
 
 /** The topic type each kind of source has (`Microsoft.KeyVault.vaults` for a vault). */
+// Unsourced: topic-type names modelled from `az eventgrid system-topic` output, not verified against a document.
 const TOPIC_TYPES: Record<string, string> = {
   'microsoft.keyvault/vaults': 'Microsoft.KeyVault.vaults',
   'microsoft.storage/storageaccounts': 'Microsoft.Storage.StorageAccounts',
@@ -14,10 +15,12 @@ const TOPIC_TYPES: Record<string, string> = {
 };
 
 /** How Event Grid answers a PUT: 201 (200 on update) with `Azure-AsyncOperation`, creates and updates alike. */
+// Learn: "Track asynchronous Azure operations" (201 + Azure-AsyncOperation); that Event Grid updates are asynchronous too is unverified
 const EVENT_GRID_PUTS = { lro: 'async', asyncUpdates: true, createStatus: 201, provisioningState: true } as const;
 
 /** What Event Grid assigns a topic and keeps across updates. */
 function topicServerProperties(ctx: BuildContext): Json {
+  // Unsourced: metricResourceId modelled from the read-only property of topic responses; its value form is arbitrary.
   const previous = objectAt(ctx.existing, 'properties');
   return {
     metricResourceId: stringAt(previous, 'metricResourceId') ?? guidFrom(`metric:${ctx.id.toLowerCase()}:${ctx.now}`),
@@ -33,8 +36,10 @@ export const systemTopicKind: ResourceKind = {
   build(ctx) {
     const given = mergedProperties(ctx);
     const requestedSource = stringAt(given, 'source');
+    // Unsourced: modelled from Event Grid's InvalidRequest refusals; message not verified.
     if (!requestedSource) throw new ArmError(400, 'InvalidRequest', 'The source of a system topic is required.');
     const previousSource = stringAt(objectAt(ctx.existing, 'properties'), 'source');
+    // Public report: https://github.com/Azure/azure-quickstart-templates/issues/13688 ("System topic source cannot be modified.")
     if (previousSource !== undefined && previousSource.toLowerCase() !== requestedSource.toLowerCase()) {
       throw new ArmError(400, 'InvalidRequest', 'System topic source cannot be modified.');
     }
@@ -43,11 +48,13 @@ export const systemTopicKind: ResourceKind = {
     try {
       source = ctx.world.store.resolveScope(segments).id;
     } catch {
+      // Unsourced: modelled from Event Grid's InvalidRequest refusals; message not verified.
       throw new ArmError(400, 'InvalidRequest', `The source resource '${requestedSource}' of the system topic was not found.`);
     }
     const sourceType = sourceTypeOf(segments);
     const expected = TOPIC_TYPES[sourceType];
     const topicType = stringAt(given, 'topicType');
+    // Unsourced: modelled from Event Grid's InvalidRequest refusals; message not verified.
     if (!topicType || (expected !== undefined && expected.toLowerCase() !== topicType.toLowerCase())) {
       throw new ArmError(
         400,
@@ -62,6 +69,7 @@ export const systemTopicKind: ResourceKind = {
           t.id.toLowerCase() !== ctx.id.toLowerCase() &&
           stringAt(objectAt(t.body, 'properties'), 'source')?.toLowerCase() === source.toLowerCase(),
       );
+    // Public report: https://github.com/MicrosoftDocs/azure-docs/pull/97986 (InvalidRequest, this message)
     if (other) {
       throw new ArmError(
         400,
@@ -110,6 +118,7 @@ export const customTopicKind: ResourceKind = {
         inputSchema: 'EventGridSchema',
         publicNetworkAccess: 'Enabled',
         ...given,
+        // Learn: "Post to custom topic for Azure Event Grid" (https://<topic>.<region>-1.eventgrid.azure.net/api/events)
         // As Event Grid names it: the topic, then the region's short name and a cluster number.
         endpoint: `https://${ctx.name.toLowerCase()}.${location.replace(/\s+/g, '').toLowerCase()}-1.eventgrid.azure.net/api/events`,
         ...topicServerProperties(ctx),
@@ -144,6 +153,7 @@ export const eventSubscriptionKind: ResourceKind = {
       systemData: systemData(ctx),
       properties: {
         labels: [],
+        // Learn: "Event Grid message delivery and retry" (maxDeliveryAttempts 30, eventTimeToLiveInMinutes 1440 by default)
         eventDeliverySchema: 'EventGridSchema',
         retryPolicy: { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 },
         ...given,
@@ -166,18 +176,25 @@ export const eventSubscriptionKind: ResourceKind = {
 /** Event Grid checks the destination exists: for an Azure Function, the function in the site's deployed package. */
 function checkDestination(ctx: BuildContext, destination: Json): void {
   const endpointType = stringAt(destination, 'endpointType');
+  // Unsourced: modelled from Event Grid's InvalidRequest refusals; message not verified.
   if (!endpointType) throw new ArmError(400, 'InvalidRequest', 'The destination of the event subscription is required.');
   if (endpointType === 'WebHook') {
     const url = stringAt(objectAt(destination, 'properties'), 'endpointUrl') ?? '';
+    // Public report: https://github.com/MicrosoftDocs/azure-docs/issues/45625 (this message; the code InvalidRequest is unverified)
     if (!url.startsWith('https://'))
-      throw new ArmError(400, 'InvalidRequest', `The attribute 'endpointUrl' is not a valid https URL: '${url}'.`);
+      throw new ArmError(
+        400,
+        'InvalidRequest',
+        'Invalid event subscription request: Supplied URL is invalid. It cannot be null or empty and should be a proper HTTPS URL like https://www.example.com.',
+      );
     return;
   }
   if (endpointType !== 'AzureFunction') return;
   const resourceId = stringAt(objectAt(destination, 'properties'), 'resourceId') ?? '';
+  // Public report: https://github.com/pulumi/examples/issues/1672 (code "Endpoint validation", this message); the 400 is unverified
   const notFound = new ArmError(
     400,
-    'InvalidRequest',
+    'Endpoint validation',
     `Destination endpoint not found. Resource details: resourceId: ${resourceId}. Resource should pre-exist before attempting this operation.`,
   );
   const match = /^(.*\/providers\/Microsoft\.Web\/sites\/[^/]+)\/functions\/([^/]+)$/i.exec(resourceId);
@@ -192,9 +209,11 @@ function checkDestination(ctx: BuildContext, destination: Json): void {
 function destinationJson(destination: Json): Json {
   const out = cloneJson(destination);
   const props = objectAt(out, 'properties');
+  // Learn: "Event Grid message delivery and retry" (one event per delivery by default); the 64 KB preferred batch size is unsourced
   if (stringAt(out, 'endpointType') === 'AzureFunction') {
     out['properties'] = { maxEventsPerBatch: 1, preferredBatchSizeInKilobytes: 64, ...props };
   } else if (stringAt(out, 'endpointType') === 'WebHook') {
+    // Unsourced: modelled from the read-only endpointBaseUrl of WebHook destinations; not verified against the spec.
     // Event Grid never answers the full webhook URL (it may carry a key), only its base.
     const url = stringAt(props, 'endpointUrl') ?? '';
     const rest = Object.fromEntries(Object.entries(props).filter(([k]) => k !== 'endpointUrl'));

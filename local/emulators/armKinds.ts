@@ -10,9 +10,11 @@ const TABLE_TYPE = 'Microsoft.Storage/storageAccounts/tableServices/tables';
 export const storageAccountKind: ResourceKind = {
   type: STORAGE_ACCOUNT_TYPE,
   tracked: true,
+  // Learn: "Track asynchronous Azure operations", "Create storage account (202 with Location and Retry-After)"
   lro: 'location',
   provisioningState: true,
   build(ctx) {
+    // Learn: "Resolve errors for storage account names" (AccountNameInvalid, this message)
     if (!/^[a-z0-9]{3,24}$/.test(ctx.name)) {
       throw new ArmError(
         400,
@@ -20,6 +22,7 @@ export const storageAccountKind: ResourceKind = {
         `${ctx.name} is not a valid storage account name. Storage account name must be between 3 and 24 characters in length and use numbers and lower-case letters only.`,
       );
     }
+    // Learn: "Resolve errors for storage account names" (StorageAccountAlreadyTaken, this message; the 409 is unverified)
     requireGloballyUnique(
       ctx,
       STORAGE_ACCOUNT_TYPE,
@@ -28,6 +31,7 @@ export const storageAccountKind: ResourceKind = {
     );
     const sku = isJson(ctx.body['sku']) ? cloneJson(ctx.body['sku']) : objectAt(ctx.existing, 'sku');
     const skuName = stringAt(sku, 'name');
+    // Unsourced: modelled from ARM's required-property refusal (sku is required); code and message not verified.
     if (!skuName) throw new ArmError(400, 'MissingRequiredProperty', "The required property 'sku' is missing from the request.");
     return storageAccountJson(ctx, { name: skuName, tier: skuName.startsWith('Premium') ? 'Premium' : 'Standard' }, mergedProperties(ctx));
   },
@@ -42,6 +46,7 @@ export const storageAccountKind: ResourceKind = {
   },
 };
 
+// REST spec: azure-rest-api-specs .../Microsoft.Storage/stable/2023-05-01/.../examples/2023-05-01/StorageAccountCreate.json (server-assigned properties)
 function storageAccountJson(ctx: BuildContext, sku: Json, given: Json): Json {
   const location = regionName(stringAt(ctx.body, 'location') ?? stringAt(ctx.existing, 'location') ?? 'westeurope');
   const previous = objectAt(ctx.existing, 'properties');
@@ -68,6 +73,7 @@ function storageAccountJson(ctx: BuildContext, sku: Json, given: Json): Json {
     creationTime: created,
     primaryEndpoints: {
       dfs: endpoint('dfs'),
+      // Unsourced: the static-website zone (z6) is arbitrary, modelled from real accounts' web endpoints.
       web: `https://${ctx.name}.z6.web.core.windows.net/`,
       blob: endpoint('blob'),
       queue: endpoint('queue'),
@@ -84,6 +90,7 @@ function storageAccountJson(ctx: BuildContext, sku: Json, given: Json): Json {
 }
 
 /** Blob containers (`blobContainers.create` / `get`): 201 on create, 200 on update. */
+// REST spec: azure-rest-api-specs .../Microsoft.Storage/stable/2023-05-01/.../examples/2023-05-01/BlobContainersPut.json (200 and 201)
 export const blobContainerKind: ResourceKind = {
   type: BLOB_CONTAINER_TYPE,
   tracked: false,
@@ -91,6 +98,7 @@ export const blobContainerKind: ResourceKind = {
   createStatus: 201,
   provisioningState: false,
   build(ctx) {
+    // Learn: "Naming rules and restrictions for Azure resources" (containers); code ContainerOperationFailure unsourced
     if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(ctx.name)) {
       throw new ArmError(
         400,
@@ -99,6 +107,7 @@ export const blobContainerKind: ResourceKind = {
       );
     }
     const previous = objectAt(ctx.existing, 'properties');
+    // Unsourced: the container's default properties and etag form are modelled from BlobContainers_Get answers, not verified.
     return {
       id: ctx.id,
       name: ctx.name,
@@ -122,6 +131,7 @@ export const blobContainerKind: ResourceKind = {
 };
 
 /** Tables (`table.create` / `get`): 200 whether created or not, as the Storage RP answers. */
+// REST spec: azure-rest-api-specs .../Microsoft.Storage/stable/2023-01-01/examples/TableOperationPut.json (200, properties.tableName)
 export const tableKind: ResourceKind = {
   type: TABLE_TYPE,
   tracked: false,
@@ -129,6 +139,7 @@ export const tableKind: ResourceKind = {
   createStatus: 200,
   provisioningState: false,
   build(ctx) {
+    // Learn: "Naming rules and restrictions for Azure resources" (table: 3-63 alphanumerics, starts with a letter); code OutOfRangeInput unsourced
     if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(ctx.name)) {
       throw new ArmError(
         400,
@@ -141,6 +152,7 @@ export const tableKind: ResourceKind = {
 };
 
 /** Log Analytics workspaces (`workspaces.createOrUpdate` / `get`): created asynchronously. */
+// REST spec: azure-rest-api-specs .../Microsoft.OperationalInsights/stable/2022-10-01/Workspaces.json (long-running createOrUpdate)
 export const workspaceKind: ResourceKind = {
   type: 'Microsoft.OperationalInsights/workspaces',
   tracked: true,
@@ -151,6 +163,7 @@ export const workspaceKind: ResourceKind = {
     const previous = objectAt(ctx.existing, 'properties');
     const given = mergedProperties(ctx);
     const sku = objectAt(given, 'sku');
+    // REST spec: .../OperationalInsights/stable/2022-10-01/examples/WorkspacesSubscriptionList.json (customerId, retentionInDays 30, publicNetworkAccess*)
     const out: Json = {
       id: ctx.id,
       name: ctx.name,
@@ -167,6 +180,7 @@ export const workspaceKind: ResourceKind = {
         ...given,
         sku: {
           ...sku,
+          // Public report: https://github.com/Azure/ALZ-Bicep/pull/239 (what-if sees the workspace SKU as pergb2018)
           // Log Analytics answers the SKU name in lower case, whatever the PUT said.
           name: (stringAt(sku, 'name') ?? 'PerGB2018').toLowerCase(),
           lastSkuUpdate: stringAt(objectAt(previous, 'sku'), 'lastSkuUpdate') ?? ctx.now,
@@ -184,6 +198,7 @@ export const workspaceKind: ResourceKind = {
 };
 
 /** Application Insights components (`components.createOrUpdate` / `get` of arm-appinsights): synchronous. */
+// REST spec: azure-rest-api-specs .../applicationinsights/.../stable/2020-02-02/examples/ComponentsCreate.json (200, AppId, InstrumentationKey, IngestionMode)
 export const componentKind: ResourceKind = {
   type: 'microsoft.insights/components',
   tracked: true,
@@ -199,6 +214,7 @@ export const componentKind: ResourceKind = {
     return {
       id: ctx.id,
       name: ctx.name,
+      // Unsourced: lower case as portal-exported templates spell it; the REST spec example says Microsoft.Insights/components.
       // Application Insights answers its type in lower case.
       type: 'microsoft.insights/components',
       location,
@@ -218,6 +234,7 @@ export const componentKind: ResourceKind = {
         AppId: appId,
         Name: ctx.name,
         InstrumentationKey: instrumentationKey,
+        // Learn: "Connection strings in Application Insights" (InstrumentationKey;IngestionEndpoint;LiveEndpoint;ApplicationId)
         ConnectionString:
           `InstrumentationKey=${instrumentationKey};IngestionEndpoint=https://${location}-0.in.applicationinsights.azure.com/;` +
           `LiveEndpoint=https://${location}.livediagnostics.monitor.azure.com/;ApplicationId=${appId}`,

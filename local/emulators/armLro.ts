@@ -34,6 +34,7 @@ interface Operation extends LroStart {
  * Each operation stays in progress for `pendingPolls()` polls (default 1); the resource completes
  * (`provisioningState: Succeeded`) when a poll first finds it done.
  */
+// Learn: "Track asynchronous Azure operations" (201/202; Azure-AsyncOperation or Location; Retry-After; {status, startTime, endTime})
 export class LroManager {
   private readonly operations = new Map<string, Operation>();
 
@@ -54,6 +55,7 @@ export class LroManager {
   /** Answers a poll of operation `id` (from either URL form), or ARM's 404 for an unknown one. */
   poll(id: string): ArmAnswer {
     const op = this.operations.get(id.toLowerCase());
+    // Unsourced: modelled from ARM's 404 for an unknown operation; the code OperationNotFound is not verified.
     if (!op) throw new ArmError(404, 'OperationNotFound', `The operation '${id}' could not be found.`);
     const done = op.pendingPolls <= 0;
     if (!done) {
@@ -62,9 +64,11 @@ export class LroManager {
       op.endTime = new Date().toISOString();
       op.complete();
     }
+    // Learn: "Track asynchronous Azure operations" — a Location poll answers 202 while running, then 200 with the resource.
     if (op.mode === 'location') {
       return done ? { status: 200, body: op.current() } : { status: 202, headers: { Location: op.url, 'Retry-After': '0' } };
     }
+    // Learn: "Track asynchronous Azure operations" — the Azure-AsyncOperation body: id, name, status, startTime, endTime.
     const path = new URL(op.url).pathname;
     const body: Json = { id: path, name: op.id, status: done ? 'Succeeded' : 'InProgress', startTime: op.startTime };
     if (done) body['endTime'] = op.endTime;
@@ -73,6 +77,7 @@ export class LroManager {
 
   private register(start: LroStart, mode: Operation['mode']): Operation {
     const id = randomUUID();
+    // Unsourced: the operation URL's segments (locations/{region}/operationResults|operationStatuses) are modelled, not verified per provider.
     const segment = mode === 'location' ? 'operationResults' : 'operationStatuses';
     const url =
       `${ARM_ENDPOINT}${subscriptionId()}/providers/${start.namespace}/locations/${regionName(start.location)}/${segment}/${id}` +

@@ -28,6 +28,7 @@ export interface VaultState {
   location: string;
 }
 
+// Learn: "Azure Key Vault soft-delete overview" (soft delete on, 90 days); the RBAC-mode default is unsourced (a project choice)
 export const DEFAULT_VAULT_STATE: VaultState = {
   networkDefaultAction: 'Allow',
   ipRules: [],
@@ -83,6 +84,7 @@ export interface ResolvedScope {
 
 const RESOURCE_GROUP_TYPE = 'Microsoft.Resources/resourceGroups';
 /** Service singletons that exist as soon as their storage account does. */
+// Learn: "Naming rules and restrictions for Azure resources" (storageAccounts/blobServices and fileServices must be `default`)
 const IMPLICIT_CHILDREN = new Set(['blobservices/default', 'tableservices/default', 'queueservices/default', 'fileservices/default']);
 
 /** Every resource, vault and role assignment the ARM emulator knows. */
@@ -120,6 +122,7 @@ export class ArmStore {
   requireResourceGroup(sub: string, rg: string): StoredResource {
     requireSubscription(sub);
     const found = this.get(`${subscriptionId()}/resourceGroups/${rg}`);
+    // Learn: "Troubleshoot common Azure deployment errors" (ResourceGroupNotFound)
     if (!found) throw resourceGroupNotFound(rg);
     return found;
   }
@@ -127,12 +130,14 @@ export class ArmStore {
   /** Creates or updates a resource group; `true` when it was created. */
   putResourceGroup(sub: string, rg: string, location: string, tags: Json): { created: boolean; body: Json } {
     requireSubscription(sub);
+    // Learn: "Naming rules and restrictions for Azure resources" (resourcegroups: 1-90, can't end with period); code and message unverified
     if (!/^[-\w._()]{1,90}$/.test(rg) || rg.endsWith('.')) {
       throw new ArmError(400, 'InvalidResourceGroupName', `The resource group name '${rg}' is invalid.`);
     }
     const existing = this.get(`${subscriptionId()}/resourceGroups/${rg}`);
     if (existing) {
       const existingLocation = String(existing.body['location']);
+      // Unsourced: the code InvalidResourceGroupLocation, its 409 and message are modelled, not verified.
       if (location.toLowerCase() !== existingLocation.toLowerCase()) {
         throw new ArmError(
           409,
@@ -155,6 +160,7 @@ export class ArmStore {
    */
   resolveScope(segments: string[]): ResolvedScope {
     const [subKw, sub, rgKw, rg, provKw, ...rest] = segments;
+    // Unsourced: the code InvalidScope and its message are modelled, not verified.
     const invalid = (): ArmError => new ArmError(400, 'InvalidScope', `The scope '/${segments.join('/')}' is not valid.`);
     if (subKw?.toLowerCase() !== 'subscriptions' || sub === undefined) throw invalid();
     requireSubscription(sub);
@@ -181,6 +187,7 @@ export class ArmStore {
       const candidate = `${canonical}/${pairs[i]}/${pairs[i + 1]}`;
       const stored = this.get(candidate);
       const implicit = i > 0 && IMPLICIT_CHILDREN.has(`${pairs[i]}/${pairs[i + 1]}`.toLowerCase());
+      // Learn: "Troubleshoot common Azure deployment errors" (ResourceNotFound)
       if (!stored && !implicit) {
         const { type, name } = typeName(i + 2);
         throw resourceNotFound(type, name, rg);
@@ -201,12 +208,14 @@ export class ArmStore {
   }
 }
 
+// Learn: "Troubleshoot common Azure deployment errors" (SubscriptionNotFound); status and message not verified
 export function requireSubscription(sub: string): void {
   if (sub.toLowerCase() !== EMULATOR_SUBSCRIPTION_ID) {
     throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${sub}' could not be found.`);
   }
 }
 
+// REST spec: azure-rest-api-specs .../Microsoft.Resources/stable/2021-04-01/examples/CreateResourceGroup.json
 function resourceGroupJson(id: string, name: string, location: string, tags: Json): Json {
   return { id, name, type: RESOURCE_GROUP_TYPE, location, tags, properties: { provisioningState: 'Succeeded' } };
 }
@@ -218,6 +227,7 @@ export function mergeVaultState(base: VaultState, patch: Partial<VaultState>): V
     if (!(k in DEFAULT_VAULT_STATE)) throw new Error(`Unknown vault setting: ${String(k)}`);
     (next as Record<string, unknown>)[k] = v;
   }
+  // Learn: "Azure Key Vault soft-delete overview" (retention 7 to 90 days)
   if (next.softDeleteRetentionInDays < 7 || next.softDeleteRetentionInDays > 90 || !Number.isInteger(next.softDeleteRetentionInDays)) {
     throw new Error(`softDeleteRetentionInDays must be an integer from 7 to 90, got ${next.softDeleteRetentionInDays}`);
   }

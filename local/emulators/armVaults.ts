@@ -17,6 +17,7 @@ export function vaultResourceId(name: string): string {
 }
 
 /** `vaults.get`: the vault's control-plane JSON. */
+// REST spec: azure-rest-api-specs .../Microsoft.KeyVault/stable/2022-07-01/keyvault.json (Vault, VaultProperties: vaultUri, tenantId, accessPolicies, networkAcls)
 export function vaultJson(v: VaultRecord): Json {
   const s = v.state;
   const properties: Json = {
@@ -43,6 +44,7 @@ export function vaultJson(v: VaultRecord): Json {
     provisioningState: 'Succeeded',
     publicNetworkAccess: s.publicNetworkAccess,
   };
+  // Learn: "Azure Key Vault soft-delete overview" (purge protection can't be turned off); the omission when never set is unverified
   // Purge protection cannot be switched off once on, and ARM omits the property on vaults that never had it.
   if (s.enablePurgeProtection) properties['enablePurgeProtection'] = true;
   return {
@@ -72,14 +74,17 @@ const KINDS: PermissionKind[] = ['secrets', 'keys', 'certificates'];
  * into the object id's policy (names compared case-insensitively, the first spelling kept),
  * `replace` replaces them, `remove` takes them away (and the policy once it has none).
  */
+// REST spec: azure-rest-api-specs .../Microsoft.KeyVault/stable/2022-07-01/keyvault.json Vaults_UpdateAccessPolicy (operationKind add|replace|remove; 200 or 201)
 export function accessPolicyRoute(vault: VaultRecord, req: ArmRequest, operationKind: string): ArmAnswer {
   if (req.method !== 'PUT') throw methodNotAllowed(req);
   const kind = operationKind.toLowerCase();
+  // Unsourced: the REST spec allows only add|replace|remove; this code and message are not verified.
   if (kind !== 'add' && kind !== 'replace' && kind !== 'remove') {
     throw new ArmError(400, 'BadRequest', `The access policy update kind '${operationKind}' is not valid; use add, replace or remove.`);
   }
   const props = objectAt(req.body, 'properties');
   const policies = props['accessPolicies'];
+  // Unsourced: modelled from the spec's required accessPolicies; code and message not verified.
   if (!Array.isArray(policies) || policies.length === 0) {
     throw new ArmError(400, 'BadRequest', 'The parameter accessPolicies is required and must contain at least one access policy.');
   }
@@ -92,6 +97,7 @@ export function accessPolicyRoute(vault: VaultRecord, req: ArmRequest, operation
   for (const entry of policies) {
     const objectId = stringAt(entry, 'objectId');
     const tenantId = stringAt(entry, 'tenantId');
+    // Unsourced: the REST spec requires tenantId and objectId; code and message not verified.
     if (!objectId || !tenantId) throw new ArmError(400, 'BadRequest', 'Every access policy needs a tenantId and an objectId.');
     const permissions = objectAt(entry, 'permissions');
     let policy = next.find((p) => p.objectId.toLowerCase() === objectId.toLowerCase());

@@ -6,11 +6,14 @@ import { jwtVerify } from 'jose';
 import { EMULATOR_ISSUER, tokenSecretBytes } from './managedIdentityEndpoint';
 
 /** Audience of Entra tokens for Event Grid data-plane calls (scope `https://eventgrid.azure.net/.default`). */
+// Azure SDK: Azure/azure-sdk-for-go sdk/messaging/azeventgrid (token scope https://eventgrid.azure.net/.default)
 export const EVENT_GRID_RESOURCE = 'https://eventgrid.azure.net';
 
 /** Path of a custom topic's publish endpoint, as in `https://<topic>.<region>-1.eventgrid.azure.net/api/events`. */
+// Learn: "Post to custom topic for Azure Event Grid" (POST https://<topic>.<region>-1.eventgrid.azure.net/api/events?api-version=2018-01-01)
 const PUBLISH_PATH = '/api/events';
 /** Event Grid's limit on one publish request. */
+// Learn: "Post to custom topic for Azure Event Grid" (the array can total up to 1 MB)
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /** One accepted publish request. */
@@ -76,14 +79,19 @@ export async function startEventGridTopic(opts: {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
+    // Learn: "Post to custom topic for Azure Event Grid" (incorrect endpoint: 404)
     if (url.pathname.replace(/\/+$/, '') !== PUBLISH_PATH) return sendError(res, 404, 'NotFound', `No resource at ${url.pathname}.`);
+    // Unsourced: the 405 for a method other than POST is modelled, not verified.
     if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', `The method ${req.method ?? ''} is not allowed.`);
     const auth = await authenticate(req);
+    // Learn: "Post to custom topic for Azure Event Grid" (invalid access key: 401)
     if (typeof auth !== 'string') return sendError(res, 401, 'Unauthorized', auth.refused);
     const apiVersion = url.searchParams.get('api-version');
+    // Unsourced: the 400 for a missing api-version and its message are not verified.
     if (!apiVersion) return sendError(res, 400, 'BadRequest', "The 'api-version' query parameter is missing.");
 
     const body = await readBody(req);
+    // Learn: "Post to custom topic for Azure Event Grid" (array or event exceeds size limits: 413)
     if (body === undefined) return sendError(res, 413, 'RequestEntityTooLarge', 'The maximum size (1048576) has been exceeded.');
     const contentType = req.headers['content-type'] ?? '';
     const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
@@ -91,9 +99,11 @@ export async function startEventGridTopic(opts: {
     try {
       parsed = JSON.parse(body.toString('utf8'));
     } catch {
+      // Learn: "Post to custom topic for Azure Event Grid" (event data has incorrect format: 400); message unsourced
       return sendError(res, 400, 'BadRequest', 'The request body is not valid JSON.');
     }
     const checked = checkEvents(inputSchema, mediaType, parsed);
+    // Learn: "Post to custom topic for Azure Event Grid" (event data has incorrect format: 400); messages unsourced
     if (typeof checked === 'string') return sendError(res, 400, 'BadRequest', checked);
 
     events.push(...checked);
@@ -105,12 +115,14 @@ export async function startEventGridTopic(opts: {
       channelName: Array.isArray(channel) ? channel[0] : channel,
       events: checked,
     });
+    // Learn: "Post to custom topic for Azure Event Grid" (success: 200)
     res.writeHead(200, { 'Content-Length': '0', 'x-ms-request-id': randomUUID() });
     res.end();
   }
 
   /** Returns how the caller authenticated, or why it was refused. */
   async function authenticate(req: IncomingMessage): Promise<'bearer' | 'sas-key' | { refused: string }> {
+    // Learn: "Post to custom topic for Azure Event Grid" (header aeg-sas-key carries the topic key)
     const sasKey = req.headers['aeg-sas-key'];
     if (typeof sasKey === 'string') {
       const given = Buffer.from(sasKey);
@@ -161,6 +173,7 @@ export async function startEventGridTopic(opts: {
 
 /** Returns the events when the body fits the topic's input schema, else what is wrong. */
 function checkEvents(schema: 'CloudEventSchemaV1_0' | 'EventGridSchema', mediaType: string, parsed: unknown): unknown[] | string {
+  // Azure SDK: Azure/azure-sdk-for-js sdk/eventgrid/eventgrid (batches sent as application/cloudevents-batch+json); CloudEvents 1.0 required attributes
   if (schema === 'CloudEventSchemaV1_0') {
     let list: unknown[];
     if (mediaType === 'application/cloudevents-batch+json') {
@@ -178,6 +191,7 @@ function checkEvents(schema: 'CloudEventSchemaV1_0' | 'EventGridSchema', mediaTy
     }
     return list;
   }
+  // Learn: "Post to custom topic for Azure Event Grid" (EventGridSchema: a JSON array of id, eventType, subject, eventTime, data, dataVersion)
   if (mediaType !== 'application/json') return `Content-Type '${mediaType}' is not supported; use application/json.`;
   if (!Array.isArray(parsed)) return 'The request body must be a JSON array of events.';
   const list: unknown[] = parsed;
@@ -214,6 +228,7 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 /** Event Grid's error body: `{"error":{"code","message"}}`. */
+// Learn: "Post to custom topic for Azure Event Grid" (error body {"error": {"code", "message", "details"}})
 function sendError(res: ServerResponse, status: number, code: string, message: string): void {
   if (res.headersSent || res.destroyed) return;
   const payload = JSON.stringify({ error: { code, message } });

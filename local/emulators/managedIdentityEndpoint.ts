@@ -11,11 +11,14 @@ export const EMULATOR_PRINCIPAL_ID = 'b7a1d5e2-3c4f-4e8a-9d6b-2f1e0c9a8b71';
 /** Client (application) id of the emulated system-assigned identity. */
 export const EMULATOR_CLIENT_ID = '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f';
 /** Issuer the tokens carry, in the v1 form App Service tokens use. */
+// Unsourced: the v1 issuer form (https://sts.windows.net/{tenant}/) is modelled from App Service tokens, not verified here.
 export const EMULATOR_ISSUER = `https://sts.windows.net/${EMULATOR_TENANT_ID}/`;
 
 /** App Service's MSI protocol version, the only one this endpoint speaks (as msal-node sends it). */
+// Learn: "How to use managed identities for App Service and Azure Functions" (REST protocol, api-version 2019-08-01)
 const API_VERSION = '2019-08-01';
 const TOKEN_PATH = '/msi/token';
+// Unsourced: a one-hour lifetime is modelled; Entra's actual lifetimes vary.
 const TOKEN_LIFETIME_SECONDS = 3600;
 
 /** A running emulated App Service managed-identity endpoint. */
@@ -79,15 +82,18 @@ export async function startManagedIdentityEndpoint(opts: {
     requests++;
     if (req.method !== 'GET') return sendError(res, 405, 'Method not allowed.');
     const presented = req.headers['x-identity-header'];
+    // Learn: "How to use managed identities for App Service and Azure Functions" (X-IDENTITY-HEADER); refusal statuses/messages unsourced
     if (presented === undefined) return sendError(res, 400, 'Missing X-IDENTITY-HEADER header.');
     if (presented !== header) return sendError(res, 401, 'Unauthorized: X-IDENTITY-HEADER value is invalid.');
     if (failure) return sendError(res, failure.status, `Emulated managed identity failure (HTTP ${failure.status}).`);
 
     const params = url.searchParams;
+    // Unsourced: refusing other api-versions is modelled (the page also documents 2017-09-01); message not verified.
     if (params.get('api-version') !== API_VERSION) {
       return sendError(res, 400, `Invalid or missing api-version; expected ${API_VERSION}.`);
     }
     const resource = params.get('resource');
+    // Learn: "How to use managed identities for App Service and Azure Functions" (resource is a required query parameter); message unsourced
     if (!resource) return sendError(res, 400, "Required query parameter 'resource' is missing.");
 
     const registered = userAssigned.get((params.get('client_id') ?? '').toLowerCase());
@@ -107,10 +113,12 @@ export async function startManagedIdentityEndpoint(opts: {
       .setSubject(identity.principalId)
       .setAudience(resource)
       .setIssuedAt(now)
+      // Unsourced: the five-minute nbf backdating is modelled from observed Entra tokens.
       .setNotBefore(now - 300) // Entra backdates nbf by five minutes
       .setExpirationTime(expiresOn)
       .setJti(randomUUID())
       .sign(key);
+    // Learn: "How to use managed identities for App Service and Azure Functions" (200: access_token, expires_on as epoch-seconds string, resource, token_type, client_id)
     sendJson(res, 200, {
       access_token: accessToken,
       // App Service returns epoch seconds as a string; msal-node converts it.
@@ -147,6 +155,7 @@ export async function startManagedIdentityEndpoint(opts: {
 }
 
 /** Maps the user-assigned selectors msal-node may send for an unregistered identity to a stable one. */
+// Learn: "How to use managed identities for App Service and Azure Functions" (client_id, principal_id/object_id or mi_res_id pick a user-assigned identity)
 function resolveIdentity(params: URLSearchParams): { clientId: string; principalId: string } {
   const selector = params.get('client_id') ?? params.get('object_id') ?? params.get('principal_id') ?? params.get('mi_res_id');
   if (!selector) return { clientId: EMULATOR_CLIENT_ID, principalId: EMULATOR_PRINCIPAL_ID };
@@ -162,6 +171,7 @@ function guidFrom(seed: string): string {
 }
 
 function sendError(res: ServerResponse, status: number, message: string): void {
+  // Unsourced: the error body shape (statusCode, message, correlationId) is modelled from what msal-node parses.
   // Shape of App Service MSI errors; msal-node reads `message` into error_description.
   sendJson(res, status, { statusCode: status, message, correlationId: randomUUID() });
 }

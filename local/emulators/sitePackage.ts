@@ -6,6 +6,7 @@ import { unzipSync } from 'fflate';
 import type { DeployedPackage, IndexedFunction } from './siteState';
 
 /** A package that cannot run: the deployment fails with this reason (Kudu's `status_text`). */
+// Azure SDK: Azure/azure-dev cli/azd/pkg/azsdk/funcapp_host_client.go (a failed deployment reports status 3 with status_text)
 export class PackageError extends Error {}
 
 /** How many files are written at once while extracting. */
@@ -63,22 +64,26 @@ export async function preparePackage(
   try {
     entries = unzipSync(zip);
   } catch (err) {
+    // Unsourced: the wording of Kudu's failure for a corrupt zip is not verified.
     throw new PackageError(`The package is not a valid zip file: ${(err as Error).message}`);
   }
   const files = new Map<string, Uint8Array>();
   for (const [rawName, data] of Object.entries(entries)) {
     const name = rawName.replace(/\\/g, '/').replace(/^\.\//, '');
     if (name.endsWith('/')) continue;
+    // Unsourced: refusing entries outside the root is a safety choice of the emulator (zip-slip), not a documented Kudu message.
     if (name.startsWith('/') || name.split('/').includes('..'))
       throw new PackageError(`The package has an entry outside its root: '${rawName}'.`);
     files.set(name, data);
   }
+  // Unsourced: modelled from the Functions host, which reads host.json at the package root; the failure wording is not verified.
   const hostJson = files.get('host.json');
   if (!hostJson) throw new PackageError("Deployment failed: 'host.json' was not found at the root of the package.");
   const packageJson = files.get('package.json');
   if (!packageJson) throw new PackageError("Deployment failed: 'package.json' was not found at the root of the package.");
   const main = parseJson<{ main?: unknown }>(packageJson, 'package.json').main;
   const mainPath = typeof main === 'string' && main.trim() !== '' ? main.replace(/^\.\//, '') : 'index.js';
+  // Learn: "Azure Functions Node.js developer guide" (package.json main, a path or glob, loads the v4 registrations); failure wording unsourced
   if (!matchesAny(mainPath, files)) {
     throw new PackageError(`Deployment failed: package.json 'main' points at '${mainPath}', which is not in the package.`);
   }
@@ -95,6 +100,7 @@ export async function preparePackage(
       functions,
       dir,
       main: mainPath,
+      // Learn: "host.json reference for Azure Functions 2.x and later" (extensions.http.routePrefix, default api)
       routePrefix: typeof prefix === 'string' ? prefix : 'api',
       deploymentId: opts.deploymentId,
     };
@@ -108,6 +114,7 @@ function parseJson<T>(data: Uint8Array, name: string): T {
   try {
     return JSON.parse(Buffer.from(data).toString('utf8')) as T;
   } catch {
+    // Unsourced: the failure wording for an unreadable host.json or package.json is not verified.
     throw new PackageError(`Deployment failed: '${name}' is not valid JSON.`);
   }
 }

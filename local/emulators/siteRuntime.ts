@@ -68,17 +68,21 @@ export class SiteRuntime {
 
   /** Answers a request to `https://<app>.azurewebsites.net`. */
   async serve(site: SiteState | undefined, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    // Unsourced: the text of App Service's 404 page for an unknown app is modelled, not verified.
     if (!site) return sendText(res, 404, 'Error 404 - Web app not found.');
     await this.switching.get(site.name.toLowerCase());
     // The Functions host's own routes need the host's keys.
     const url = new URL(req.url ?? '/', 'https://localhost');
     const presented = String(req.headers['x-functions-key'] ?? url.searchParams.get('code') ?? '');
+    // Learn: "Work with access keys in Azure Functions" (the master key gives administrative access to the runtime REST APIs)
     if (path.toLowerCase().startsWith('/admin/') && presented !== site.masterKey) return sendText(res, 401, '');
+    // Learn: "Azure Event Grid trigger for Azure Functions" (/runtime/webhooks/eventgrid?functionName=…&code={systemkey})
     if (path.toLowerCase() === '/runtime/webhooks/eventgrid' && presented !== site.eventGridKey && presented !== site.masterKey) {
       return sendText(res, 401, '');
     }
     const host = this.hosts.get(site.name.toLowerCase());
     if (!host) {
+      // Unsourced: the default page text of a function app without code is modelled from the live page.
       if (path === '/' || path === '') return sendText(res, 200, 'Your Functions 4.0 app is up and running', 'text/html');
       return sendText(res, 404, '');
     }
@@ -86,6 +90,7 @@ export class SiteRuntime {
     try {
       port = await host.ready;
     } catch {
+      // Unsourced: a host that cannot start answers 503, modelled from App Service's answer for a failing app.
       return sendText(res, 503, 'Service Unavailable', 'text/html');
     }
     if (host.failure) return sendText(res, 503, 'Service Unavailable', 'text/html');
@@ -105,6 +110,7 @@ export class SiteRuntime {
     const env = {
       ...site.appSettings,
       ...this.opts.platformEnv(),
+      // Learn: "Environment variables and app settings in Azure App Service" (WEBSITE_HOSTNAME, WEBSITE_SITE_NAME set by the platform)
       WEBSITE_HOSTNAME: `${name}.azurewebsites.net`,
       WEBSITE_SITE_NAME: site.name,
     };
