@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
 import { applySettingsFile } from '../local/localSettings';
 import { explainAccess } from '../shared/callers/explainAccess';
@@ -17,6 +18,7 @@ import { deploy } from './deploy/deploy';
 import { readDeploymentFile } from './deploy/deploymentFile';
 import { DeployError } from './deploy/reconcile';
 import { formatHealthTable, useColour } from './healthTable';
+import { ensureSignedIn, MANAGEMENT_SCOPE, SignInError, VAULT_SCOPE } from './signIn';
 
 const SETTINGS_HELP = '  --settings <file>  read settings from this local.settings.json-format file (environment variables win)';
 
@@ -82,10 +84,25 @@ interface Output {
   err(text: string): void;
 }
 
+/** What the commands reach Azure with; the defaults are the real ones. */
+export interface BrokerParts {
+  /** The sign-in of `deploy` and `health`. Default `DefaultAzureCredential`. */
+  credential(): TokenCredential;
+  /** The deployment itself. Default {@link deploy}. */
+  deploy: typeof deploy;
+}
+
+const REAL_PARTS: BrokerParts = { credential: () => new DefaultAzureCredential(), deploy };
+
 /** Runs one command line; resolves with the process's exit code. */
-export async function runBroker(argv: readonly string[], env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+export async function runBroker(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: Output,
+  parts: BrokerParts = REAL_PARTS,
+): Promise<number> {
   try {
-    return await dispatch(argv, env, io);
+    return await dispatch(argv, env, io, parts);
   } catch (err: unknown) {
     if (err instanceof UsageError) {
       io.err(`${err.message}\n\n${err.usage}\n`);
@@ -95,46 +112,127 @@ export async function runBroker(argv: readonly string[], env: NodeJS.ProcessEnv,
       io.err(`${err.message}\n`);
       return 2;
     }
+    if (err instanceof SignInError) {
+      io.err(`${err.message}\n`);
+      return 1;
+    }
     io.err(`error: ${asError(err).message}\n`);
     return 1;
   }
 }
 
-async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Output): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        settings: { type: 'string' },
-        vault: { type: 'string' },
-        'what-if': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err: unknown) {
-    throw new UsageError(asError(err).message, USAGE);
+type CommandName = keyof typeof HELP;
+
+/** Every option: its value (none for a flag) and the commands that take it. */
+const OPTIONS = {
+  settings: { value: '<file>', commands: ['keys', 'policy', 'health'] },
+  vault: { value: '<alias>', commands: ['policy'] },
+  'what-if': { value: undefined, commands: ['deploy'] },
+  help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'deploy'] },
+} as const satisfies Record<string, { value: string | undefined; short?: string; commands: readonly CommandName[] }>;
+type OptionName = keyof typeof OPTIONS;
+
+/** How a command line is typed through npm, where options go after "--" (npm keeps the ones before). */
+const NPM_FORM: Record<CommandName | 'none', string> = {
+  keys: 'npm run broker -- keys new <caller> --settings <file>',
+  policy: 'npm run broker -- policy explain <caller> <name> --vault <alias>',
+  health: 'npm run broker -- health --settings <file>',
+  deploy: 'npm run deploy -- <file> --what-if',
+  none: 'npm run broker -- <command> [options]',
+};
+
+/** npm's variable for a `--what-if` it took as its own (`npm run deploy file --what-if`, no "--"). */
+const NPM_WHAT_IF = 'npm_config_what_if';
+
+function isCommand(name: string | undefined): name is CommandName {
+  return name !== undefined && Object.hasOwn(HELP, name);
+}
+
+function optionList(command: CommandName | undefined): string {
+  return (Object.keys(OPTIONS) as OptionName[])
+    .filter((o) => command === undefined || (OPTIONS[o].commands as readonly string[]).includes(command))
+    .map((o) => (OPTIONS[o].value ? `--${o} ${OPTIONS[o].value}` : `--${o}`))
+    .join(', ');
+}
+
+/**
+ * The options, checked by this module rather than by parseArgs, whose messages advise a "--" that
+ * npm takes for itself: an unknown option is named with the command's options and npm's form.
+ */
+function parseCommandLine(argv: readonly string[]): {
+  command: string | undefined;
+  args: string[];
+  values: Partial<Record<OptionName, string | true>>;
+} {
+  const { positionals, tokens } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+    options: Object.fromEntries(
+      Object.entries(OPTIONS).map(([name, o]) => [
+        name,
+        { type: o.value === undefined ? 'boolean' : 'string', ...('short' in o ? { short: o.short } : {}) },
+      ]),
+    ),
+  });
+  const [command, ...args] = positionals;
+  const known = isCommand(command) ? command : undefined;
+  const values: Partial<Record<OptionName, string | true>> = {};
+  const help = known ? HELP[known] : USAGE;
+  if (tokens.some((t) => t.kind === 'option' && t.name === 'help')) return { command, args, values: { help: true } };
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    if (!Object.hasOwn(OPTIONS, token.name)) {
+      throw new UsageError(
+        `Unknown option "${token.rawName}" (the options${known ? ` of ${known}` : ''}: ${optionList(known)}).\n` +
+          `Through npm, options go after "--": ${NPM_FORM[known ?? 'none']}`,
+        help,
+      );
+    }
+    const name = token.name as OptionName;
+    const value = OPTIONS[name].value;
+    if (value === undefined && token.value !== undefined) {
+      throw new UsageError(`${token.rawName} takes no value (found "${token.rawName}=${token.value}").`, help);
+    }
+    if (value !== undefined && (token.value === undefined || (!token.inlineValue && token.value.startsWith('-')))) {
+      throw new UsageError(`${token.rawName} needs a value: ${token.rawName} ${value}`, help);
+    }
+    values[name] = token.value ?? true;
   }
-  const { values, positionals } = parsed;
-  const [command, sub, ...rest] = positionals;
-  const help = command === 'keys' || command === 'policy' || command === 'health' || command === 'deploy' ? HELP[command] : undefined;
+  return { command, args, values };
+}
+
+async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): Promise<number> {
+  const { command, args, values } = parseCommandLine(argv);
+  const [sub, ...rest] = args;
+  const help = isCommand(command) ? HELP[command] : undefined;
   if (values.help) {
     io.out(`${help ?? USAGE}\n`);
     return 0;
   }
   if (help === undefined) throw new UsageError(command === undefined ? 'No command given.' : `Unknown command "${command}".`, USAGE);
-  if (values.vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
+  const settingsFile = typeof values.settings === 'string' ? values.settings : undefined;
+  const vault = typeof values.vault === 'string' ? values.vault : undefined;
+  if (vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
   if (values['what-if'] !== undefined && command !== 'deploy') throw new UsageError('--what-if is an option of "deploy" only.', help);
   if (command === 'deploy') {
-    if (values.settings !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
+    if (settingsFile !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
     if (sub === undefined || rest.length > 0) throw new UsageError('Expected: deploy <deployment file>', help);
-    return runDeploy(sub, values['what-if'] === true, env, io);
+    let whatIf = values['what-if'] === true;
+    // `npm run deploy file --what-if` (no "--"): npm keeps the flag and says so only in this variable.
+    // Whatever its value, the operator typed a what-if: never deploy on it.
+    if (env[NPM_WHAT_IF] !== undefined) {
+      whatIf = true;
+      io.err(
+        `npm took --what-if as its own option, so this is a what-if run that changes nothing; to pass options through npm, put them after "--": ${NPM_FORM.deploy}\n`,
+      );
+    }
+    return runDeploy(sub, whatIf, env, io, parts);
   }
-  if (values.settings !== undefined) {
+  if (settingsFile !== undefined) {
     try {
-      applySettingsFile(values.settings, env);
+      applySettingsFile(settingsFile, env);
     } catch (err: unknown) {
       throw new ConfigError(asError(err).message);
     }
@@ -148,10 +246,10 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
   if (command === 'policy') {
     const [caller, name, ...extra] = rest;
     if (sub !== 'explain' || !caller || !name || extra.length > 0) throw new UsageError('Expected: policy explain <caller> <name>', help);
-    return explain(caller, name, values.vault, env, io);
+    return explain(caller, name, vault, env, io);
   }
   if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
-  return health(env, io);
+  return health(env, io, parts);
 }
 
 /** `keys new`: the key is printed here once and kept nowhere. */
@@ -227,10 +325,12 @@ function describe(e: AccessExplanation, caller: string, known: readonly string[]
  * `health`: the same checks as the timer's run (runHealthCheck), without its lease, stored report,
  * telemetry or notifications, so it needs no storage and changes nothing an operator did not ask for.
  */
-async function health(env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+async function health(env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): Promise<number> {
   const config = loadConfig(env);
+  const credential = parts.credential();
+  await ensureSignedIn(credential, VAULT_SCOPE);
   // A laptop's run is not the app's availability: nothing goes to Application Insights.
-  const runtime = createRuntime({ ...config, appInsightsConnectionString: undefined });
+  const runtime = createRuntime({ ...config, appInsightsConnectionString: undefined }, { credential });
   runtime.dispose(); // no cache coherence poller: this process reads no secrets for callers
   const { gateways, management } = runtime.health();
   const report = await runHealthCheck({ config: runtime.config, gateways, management });
@@ -238,13 +338,18 @@ async function health(env: NodeJS.ProcessEnv, io: Output): Promise<number> {
   return report.status === 'failed' ? 1 : 0;
 }
 
-/** `deploy`: the file is checked first (exit 2); a failed step names its resource and Azure's answer (exit 1). */
-async function runDeploy(file: string, whatIf: boolean, env: NodeJS.ProcessEnv, io: Output): Promise<number> {
+/**
+ * `deploy`: the file and every setting are checked first, offline (exit 2); then the sign-in, once
+ * (exit 1, saying how to sign in); a failed step names its resource and Azure's answer (exit 1).
+ */
+async function runDeploy(file: string, whatIf: boolean, env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): Promise<number> {
   const deployment = readDeploymentFile(file);
+  const credential = parts.credential();
+  await ensureSignedIn(credential, MANAGEMENT_SCOPE);
   try {
-    const result = await deploy(deployment, {
+    const result = await parts.deploy(deployment, {
       whatIf,
-      credential: new DefaultAzureCredential(),
+      credential,
       root: path.resolve(__dirname, '../..'),
       progress: { line: (text) => io.out(`${text}\n`) },
       colour: useColour(process.stdout, env),

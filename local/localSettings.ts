@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseJsonText } from './jsonText';
 
 /**
  * Reads `local.settings.json` the way `func start` does: its `Values` become environment
@@ -16,7 +17,7 @@ export function applyLocalSettings(dir: string = process.cwd(), env: NodeJS.Proc
  * Reads a settings file in the `local.settings.json` format: its `Values` become environment
  * variables, but never override a variable that is already set.
  * @returns the names it set.
- * @throws Error naming the file when it cannot be read or is not valid JSON.
+ * @throws Error naming the file when it cannot be read, or the file, line and column when it is not valid JSON.
  */
 export function applySettingsFile(file: string, env: NodeJS.ProcessEnv = process.env): string[] {
   const name = path.basename(file);
@@ -26,12 +27,8 @@ export function applySettingsFile(file: string, env: NodeJS.ProcessEnv = process
   } catch {
     throw new Error(`${name}: cannot be read (${file})`);
   }
-  let values: Record<string, unknown>;
-  try {
-    values = (JSON.parse(text) as { Values?: Record<string, unknown> }).Values ?? {};
-  } catch {
-    throw new Error(`${name}: is not valid JSON`);
-  }
+  // A syntax error names its line and column: `local.settings.json:4:9: Expected ',' or '}' ...`.
+  const values = (parseJsonText(text, name) as { Values?: Record<string, unknown> } | null)?.Values ?? {};
   const applied: string[] = [];
   for (const [key, value] of Object.entries(values)) {
     if (env[key] === undefined && value !== null && value !== undefined) {

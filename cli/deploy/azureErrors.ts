@@ -115,7 +115,7 @@ function bodyTextOf(err: unknown): string | undefined {
   if (!isRestError(err)) return undefined;
   const fromResponse = err.response?.bodyAsText;
   if (typeof fromResponse === 'string' && fromResponse !== '') return fromResponse;
-  return err.request ? errorBodies.get(err.request as PipelineRequest) : undefined;
+  return err.request ? errorBodies.get(err.request) : undefined;
 }
 
 /**

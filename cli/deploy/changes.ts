@@ -90,15 +90,19 @@ export function settingDifferences(desired: Readonly<Record<string, string>>, ac
 
 const SYMBOL: Record<Action, string> = { create: '+', update: '~', unchanged: '=' };
 
-/** One change as the lines `--what-if` and the progress output print. */
-export function describeChange(change: Change): string[] {
+/**
+ * One change as the lines `--what-if` and the progress output print; `planned` for what a run would
+ * do (`--what-if`), not what it did. A setting that is not in the deployment file (added by hand in
+ * the portal, say) is named as removed: the app settings are replaced as a whole.
+ */
+export function describeChange(change: Change, planned = false): string[] {
   const head = `${SYMBOL[change.action]} ${change.resource}${change.action === 'unchanged' ? '' : `: ${change.action === 'create' ? 'create' : 'update'}`}`;
   if (change.action !== 'update') return [head];
   return [
     head,
     ...change.differences.map((d) =>
       change.hideValues
-        ? `    ${d.path}: ${d.from === 'absent' ? 'added' : d.to === 'absent' ? 'removed' : 'changed'}`
+        ? `    ${d.path}: ${d.from === 'absent' ? 'added' : d.to === 'absent' ? `${planned ? 'will be removed' : 'removed'} (not in the deployment file)` : 'changed'}`
         : `    ${d.path}: ${show(d.from)} -> ${show(d.to)}`,
     ),
   ];

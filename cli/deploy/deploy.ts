@@ -12,7 +12,18 @@ import { summarise, type Change } from './changes';
 import { collectPackage, zipPackage, type CodePackage } from './codePackage';
 import { appSettingsFor, TOPIC_ID, type Deployment } from './deploymentFile';
 import { subscribeVault, type VaultFacts } from './events';
-import { appSettings, functionApp, healthTable, monitoring, PACKAGE_TAG, resourceGroup, storage, type Ctx } from './infrastructure';
+import {
+  appSettings,
+  basicPublishingOff,
+  functionApp,
+  healthTable,
+  monitoring,
+  PACKAGE_TAG,
+  resourceGroup,
+  storage,
+  userAssignedIdentity,
+  type Ctx,
+} from './infrastructure';
 import { publishPackage } from './oneDeploy';
 import { DEPLOYMENT_PROVIDERS, EVENT_PROVIDER, registerProviders } from './providers';
 import { DeployError, reconcile, step, type Progress } from './reconcile';
@@ -70,8 +81,9 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
     });
   }
   const notifyEndpoint = d.notificationTopic ? await topicEndpoint(ctx, d.notificationTopic) : undefined;
+  const identity = d.identity ? await userAssignedIdentity(ctx, d.identity) : undefined;
   const vaultUris = new Map(vaults.map((x) => [x.alias, x.uri]));
-  appSettingsFor(d, { vaultUris, appInsightsConnectionString: undefined, notifyEndpoint });
+  appSettingsFor(d, { vaultUris, appInsightsConnectionString: undefined, notifyEndpoint, identityClientId: identity?.clientId });
   const pkg = collectPackage(o.root);
   say(
     `Checked: ${vaults.length} vault(s), the settings, the code package (${pkg.files.length} files, ${(pkg.bytes / 1048576).toFixed(1)} MB)`,
@@ -90,18 +102,36 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
   const account = await storage(ctx);
   await healthTable(ctx, HEALTH_TABLE, account !== undefined);
   phase(3, 'Log Analytics and Application Insights');
-  const connectionString = await monitoring(ctx);
+  const telemetry = await monitoring(ctx);
   phase(4, 'Function App (Flex Consumption, Linux, Node.js 22)');
-  const site = await functionApp(ctx, account);
-  const settings = appSettingsFor(d, { vaultUris, appInsightsConnectionString: connectionString, notifyEndpoint });
+  const site = await functionApp(ctx, account, identity);
+  const settings = appSettingsFor(d, {
+    vaultUris,
+    appInsightsConnectionString: telemetry.connectionString,
+    notifyEndpoint,
+    identityClientId: identity?.clientId,
+  });
   await appSettings(ctx, settings, site !== undefined);
+  await basicPublishingOff(ctx, site !== undefined);
 
-  phase(5, 'Access for the app identity');
+  phase(5, `Access for the app's identity`);
   const storageId =
     account?.id ??
     `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${d.storageAccount}`;
-  const app: Principal = { label: `app ${d.appName}`, objectId: site?.identity?.principalId, type: 'ServicePrincipal' };
-  for (const role of ['Storage Blob Data Owner', 'Storage Table Data Contributor', 'Storage Queue Data Contributor'] as const) {
+  // The identity the app uses for everything: the one the file names, else the app's own.
+  const app: Principal = identity
+    ? {
+        label: `app ${d.appName} (identity ${identity.id.split('/').pop() ?? ''})`,
+        objectId: identity.principalId,
+        type: 'ServicePrincipal',
+      }
+    : { label: `app ${d.appName}`, objectId: site?.identity?.principalId, type: 'ServicePrincipal' };
+  // Learn, "Connecting to host storage with an identity": the host needs Storage Blob Data Owner
+  // (host storage, timer checkpoints, the Flex deployment container); Queue Data Contributor only
+  // for blob triggers and Durable Functions, which this app has not. Table Data Contributor is the
+  // app's own tables (coherence, delivery ledger, health reports, shared cache) and the host's
+  // diagnostic events.
+  for (const role of ['Storage Blob Data Owner', 'Storage Table Data Contributor'] as const) {
     await assignRole(ctx, app, role, storageId);
   }
   for (const vault of vaults) {
@@ -110,6 +140,8 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
     if (vault.rbac) await assignRole(ctx, app, 'Key Vault Secrets User', vault.id);
     else await grantAccessPolicy(ctx, app, vault);
   }
+  // Telemetry goes in with the app's Entra token: the component takes no connection-string ingestion.
+  await assignRole(ctx, app, 'Monitoring Metrics Publisher', telemetry.componentId);
   if (d.notificationTopic) await assignRole(ctx, app, 'EventGrid Data Sender', d.notificationTopic);
   const deployer = d.smokeTest ? await deployerPrincipal(ctx) : undefined;
   if (deployer?.objectId)

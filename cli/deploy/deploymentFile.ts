@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { DEFAULT_VAULT_ALIAS, loadConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
+import { JsonSyntaxError, parseJsonText } from '../../local/jsonText';
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 /** App Service names: 2-60 letters, digits and hyphens, not starting or ending with a hyphen. */
@@ -18,6 +19,8 @@ const LOCATION = /^[a-z0-9]+$/;
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export const VAULT_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.KeyVault\/vaults\/([A-Za-z0-9-]{3,24})$/i;
+export const IDENTITY_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/([A-Za-z0-9][A-Za-z0-9_-]{2,127})$/i;
 export const TOPIC_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.EventGrid\/topics\/([A-Za-z0-9-]{3,50})$/i;
 
@@ -28,6 +31,7 @@ export const TOPIC_ID =
  * settings (the runtime is in `functionAppConfig`).
  */
 const DERIVED_SETTINGS = [
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
   'APPLICATION_INSIGHTS_NO_STATSBEAT',
   'APPLICATIONINSIGHTS_STATSBEAT_DISABLED',
   'APPLICATIONINSIGHTS_SDKSTATS_DISABLED',
@@ -64,7 +68,25 @@ const settingValue = v.union(
   'must be a string, number, boolean, list or object',
 );
 
-const fileSchema = v.strictObject({
+/**
+ * A JSON object that takes only the fields of `entries`: an unknown one (a typo, as often as not) is
+ * named with the allowed ones, taken from the entries themselves.
+ */
+function strictObject<const E extends v.ObjectEntries>(entries: E) {
+  const allowed = Object.keys(entries).join(', ');
+  return v.strictObject(entries, (issue) => {
+    if (issue.expected === 'never') return `unknown field ${JSON.stringify(issue.input)} (allowed: ${allowed})`;
+    if (issue.input === undefined && issue.path?.at(-1)?.origin === 'key') return 'is required';
+    return 'must be a JSON object';
+  });
+}
+
+/** An issue of {@link strictObject}'s: a field it does not take. */
+function isUnknownField(issue: v.BaseIssue<unknown>): boolean {
+  return issue.type === 'strict_object' && issue.expected === 'never';
+}
+
+const fileSchema = strictObject({
   $schema: v.optional(v.string()),
   subscriptionId: v.pipe(v.string('must be a string'), v.regex(UUID, 'must be a subscription id (a GUID)')),
   resourceGroup: v.pipe(v.string('must be a string'), v.regex(RESOURCE_GROUP, 'must be a resource group name')),
@@ -95,7 +117,7 @@ const fileSchema = v.strictObject({
     v.check((vaults) => DEFAULT_VAULT_ALIAS in vaults, `must name the "${DEFAULT_VAULT_ALIAS}" vault`),
   ),
   events: v.optional(
-    v.strictObject({
+    strictObject({
       schema: v.optional(
         v.picklist(['CloudEventSchemaV1_0', 'EventGridSchema'], 'must be CloudEventSchemaV1_0 or EventGridSchema'),
         'CloudEventSchemaV1_0',
@@ -104,6 +126,15 @@ const fileSchema = v.strictObject({
     { schema: 'CloudEventSchemaV1_0' as const },
   ),
   notificationTopic: v.optional(v.pipe(v.string(), v.regex(TOPIC_ID, 'must be an Event Grid topic resource id'))),
+  identity: v.optional(
+    v.pipe(
+      v.string('must be a user-assigned identity resource id'),
+      v.regex(
+        IDENTITY_ID,
+        'must be a user-assigned identity resource id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)',
+      ),
+    ),
+  ),
   smokeTest: v.optional(v.boolean('must be true or false'), true),
   sdkStatistics: v.optional(v.boolean('must be true or false'), false),
   settings: v.optional(v.record(v.string(), settingValue), {}),
@@ -126,6 +157,11 @@ export interface Deployment {
   readonly vaults: readonly VaultRef[];
   readonly eventSchema: 'CloudEventSchemaV1_0' | 'EventGridSchema';
   readonly notificationTopic: string | undefined;
+  /**
+   * The app's user-assigned identity (resource id), used for everything: Key Vault, storage,
+   * telemetry, the code package. Undefined: the app's system-assigned identity.
+   */
+  readonly identity: string | undefined;
   readonly smokeTest: boolean;
   /** Let the Application Insights SDK send its own statistics to Microsoft (statsbeat, SDK stats); off by default. */
   readonly sdkStatistics: boolean;
@@ -151,19 +187,32 @@ export function readDeploymentFile(path: string): Deployment {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ConfigError(`${path}: is not valid JSON`);
+    json = parseJsonText(text, path);
+  } catch (err: unknown) {
+    if (err instanceof JsonSyntaxError) throw new ConfigError(err.message);
+    throw err;
   }
   return parseDeployment(json, path);
 }
 
-/** {@link readDeploymentFile} on JSON already read; `source` names it in messages. */
+/**
+ * {@link readDeploymentFile} on JSON already read; `source` names it in messages. Everything is
+ * checked offline, the broker's settings too (see {@link checkSettingsOffline}): a bad file stops
+ * the deployment before a sign-in.
+ */
 export function parseDeployment(json: unknown, source = 'deployment file'): Deployment {
+  // valibot takes a list for an object (with none of the fields): say what is wrong with it instead.
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${source}: must be a JSON object`);
   const parsed = v.safeParse(fileSchema, json);
   if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const where = (issue.path ?? []).map((p) => String(p.key)).join('.');
+    // A misspelt field is the cause of its "is required" twin: it goes first.
+    const issue = parsed.issues.find(isUnknownField) ?? parsed.issues[0];
+    const keys = (issue.path ?? []).map((p) => String(p.key));
+    if (isUnknownField(issue)) {
+      const parent = keys.slice(0, -1).join('.');
+      throw new ConfigError(`${source}: ${parent ? `${parent}: ` : ''}${issue.message}`);
+    }
+    const where = keys.join('.');
     throw new ConfigError(`${source}: ${where ? `${where} ` : ''}${issue.message}`);
   }
   const f = parsed.output;
@@ -198,7 +247,7 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     if (names.has(vault.name.toLowerCase())) throw new ConfigError(`${source}: vaults: "${vault.name}" is named twice`);
     names.add(vault.name.toLowerCase());
   }
-  return Object.freeze({
+  const deployment: Deployment = Object.freeze({
     subscriptionId: f.subscriptionId,
     resourceGroup: f.resourceGroup,
     location: f.location,
@@ -213,10 +262,18 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     vaults,
     eventSchema: f.events.schema,
     notificationTopic: f.notificationTopic,
+    identity: f.identity,
     smokeTest: f.smokeTest,
     sdkStatistics: f.sdkStatistics,
     settings,
   });
+  try {
+    checkSettingsOffline(deployment);
+  } catch (err: unknown) {
+    if (err instanceof ConfigError) throw new ConfigError(`${source}: ${err.message}`);
+    throw err;
+  }
+  return deployment;
 }
 
 /** The app name's letters and digits, lower case, with `st`: a storage account name (3-24). */
@@ -235,6 +292,22 @@ export interface Discovered {
   readonly appInsightsConnectionString: string | undefined;
   /** The notification topic's endpoint, when `notificationTopic` is set. */
   readonly notifyEndpoint: string | undefined;
+  /** The client id of `identity`, when the file names one; undefined while it is unknown. */
+  readonly identityClientId?: string | undefined;
+}
+
+/**
+ * {@link appSettingsFor}'s check, before anything is read from Azure: each vault's URI as Azure
+ * gives it to a vault of that name in the public cloud, and the stand-ins for what Azure assigns
+ * on creation. The deployment checks the settings again with the real values.
+ * @throws ConfigError naming the setting (`settings: ACCESS_POLICY: ...`).
+ */
+export function checkSettingsOffline(d: Deployment): void {
+  appSettingsFor(d, {
+    vaultUris: new Map(d.vaults.map((x) => [x.alias, `https://${x.name.toLowerCase()}.vault.azure.net/`])),
+    appInsightsConnectionString: undefined,
+    notifyEndpoint: undefined,
+  });
 }
 
 /** The Application Insights SDK's switches for what it sends to Microsoft besides the app's telemetry. */
@@ -246,6 +319,8 @@ export const SDK_STATISTICS_OFF = {
 
 /** Stands for a value Azure assigns on creation, in `--what-if` output and in the settings check. */
 export const KNOWN_AFTER_CREATE = '(known after create)';
+/** A user-assigned identity's client id before it is read from Azure (`--what-if`, the offline check). */
+const PLACEHOLDER_CLIENT_ID = '00000000-0000-0000-0000-000000000000';
 const PLACEHOLDER_CONNECTION_STRING =
   'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://placeholder.in.applicationinsights.azure.com/';
 
@@ -271,6 +346,19 @@ export function appSettingsFor(d: Deployment, found: Discovered): Record<string,
   };
   if (others.length > 0) settings.KEY_VAULT_ALIASES = others.map((x) => `${x.alias}=${vaultUri(x.alias)}`).join(';');
   if (d.notificationTopic) settings.NOTIFY_EVENTGRID_ENDPOINT = found.notifyEndpoint ?? KNOWN_AFTER_CREATE;
+  // Telemetry with the app's Entra token: the component takes no connection-string ingestion (Learn:
+  // APPLICATIONINSIGHTS_AUTHENTICATION_STRING; the host reads it, and so does the app's own SDK).
+  if (d.identity) {
+    // Every client of the app picks this identity: DefaultAzureCredential by AZURE_CLIENT_ID, the
+    // host's storage by __credential and __clientId (Learn: "Connecting to host storage with an identity").
+    const clientId = found.identityClientId ?? PLACEHOLDER_CLIENT_ID;
+    settings.AZURE_CLIENT_ID = clientId;
+    settings.AzureWebJobsStorage__credential = 'managedidentity';
+    settings.AzureWebJobsStorage__clientId = clientId;
+    settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING = `ClientId=${clientId};Authorization=AAD`;
+  } else {
+    settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING = 'Authorization=AAD';
+  }
   // A locked-down estate expects telemetry to its own resource and nothing else (docs/operations.md).
   if (!d.sdkStatistics) Object.assign(settings, SDK_STATISTICS_OFF);
   const check = { ...settings };

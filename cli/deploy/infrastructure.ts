@@ -8,7 +8,7 @@ import type { StorageAccount } from '@azure/arm-storage';
 import type { AzureClients } from './azureClients';
 import { differences, sameLocation, settingDifferences, type Difference } from './changes';
 import type { Deployment } from './deploymentFile';
-import { orAbsent, reconcile, type RunOptions } from './reconcile';
+import { DeployError, orAbsent, reconcile, step, type RunOptions } from './reconcile';
 
 /** The blob container Flex Consumption deploys the code package to (named as azd names it). */
 export const packageContainer = (d: Deployment): string => `app-package-${d.appName.toLowerCase()}`.slice(0, 63).replace(/-+$/, '');
@@ -118,8 +118,19 @@ export async function healthTable(ctx: Ctx, table: string, accountExists: boolea
   });
 }
 
-/** Log Analytics and the workspace-based Application Insights component; answers its connection string. */
-export async function monitoring(ctx: Ctx): Promise<string | undefined> {
+/** The Application Insights component as the app needs it: its id (for the app's publisher role) and connection string. */
+export interface Monitoring {
+  readonly componentId: string;
+  readonly connectionString: string | undefined;
+}
+
+/**
+ * Log Analytics and the workspace-based Application Insights component, with local authentication
+ * off: only an Entra identity holding Monitoring Metrics Publisher can send to it, so a leaked
+ * connection string cannot forge the audit trail (Learn: Microsoft Entra authentication for
+ * Application Insights, "Disable local authentication").
+ */
+export async function monitoring(ctx: Ctx): Promise<Monitoring> {
   const { clients, d } = ctx;
   const workspace = await trackedResource(
     ctx,
@@ -135,14 +146,45 @@ export async function monitoring(ctx: Ctx): Promise<string | undefined> {
     ctx,
     `Application Insights ${d.applicationInsights}`,
     () => clients.insights.components.get(d.resourceGroup, d.applicationInsights),
-    { kind: 'web', applicationType: 'web', workspaceResourceId: workspaceId, ingestionMode: 'LogAnalytics' },
+    { kind: 'web', applicationType: 'web', workspaceResourceId: workspaceId, ingestionMode: 'LogAnalytics', disableLocalAuth: true },
     (body) => clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, body),
   );
-  return component?.connectionString;
+  return {
+    componentId:
+      component?.id ??
+      `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Insights/components/${d.applicationInsights}`,
+    connectionString: component?.connectionString,
+  };
 }
 
-/** The Flex Consumption plan and the Function App (Linux, Node.js 22, system-assigned identity). */
-export async function functionApp(ctx: Ctx, account: StorageAccount | undefined): Promise<Site | undefined> {
+/** The app's user-assigned identity, as the deployment file names it: what roles and settings need of it. */
+export interface AppIdentity {
+  readonly id: string;
+  readonly principalId: string;
+  readonly clientId: string;
+}
+
+/** The api-version of Microsoft.ManagedIdentity read through the generic resources client (REST spec, stable 2023-01-31). */
+const MANAGED_IDENTITY_API_VERSION = '2023-01-31';
+
+/** Reads the user-assigned identity the deployment file names (it must exist: the deployment does not own it). */
+export async function userAssignedIdentity(ctx: Ctx, id: string): Promise<AppIdentity> {
+  const name = id.split('/').pop() ?? id;
+  const found = await step(`user-assigned identity ${name}`, 'read', () =>
+    ctx.clients.resources.resources.getById(id, MANAGED_IDENTITY_API_VERSION),
+  );
+  const props = (found.properties ?? {}) as { principalId?: unknown; clientId?: unknown };
+  if (typeof props.principalId !== 'string' || typeof props.clientId !== 'string') {
+    throw new DeployError(`user-assigned identity ${name}`, 'Azure answered no principalId or clientId for it');
+  }
+  return { id: found.id ?? id, principalId: props.principalId, clientId: props.clientId };
+}
+
+/**
+ * The Flex Consumption plan and the Function App (Linux, Node.js 22), with its system-assigned
+ * identity, or only the user-assigned one the deployment file names.
+ */
+export async function functionApp(ctx: Ctx, account: StorageAccount | undefined, identity?: AppIdentity): Promise<Site | undefined> {
   const { clients, d } = ctx;
   const plan = await trackedResource(
     ctx,
@@ -156,16 +198,22 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
   const blobEndpoint = account?.primaryEndpoints?.blob ?? `https://${d.storageAccount}.blob.core.windows.net/`;
   const desired = {
     kind: 'functionapp,linux',
-    identity: { type: 'SystemAssigned' },
     serverFarmId: planId,
+    // Sent as Microsoft documents a Flex Consumption site (REST spec example
+    // CreateOrUpdateFunctionAppFlexConsumption.json, Learn's "Flex Consumption plan deprecations"):
+    // nothing of that table (no ftpsState: Flex has no FTP at all), the runtime in functionAppConfig.
+    // httpsOnly and minTlsVersion are in neither list; 1.2 is what Azure answers by default, kept
+    // here so that a lowered value is put back.
     httpsOnly: true,
-    siteConfig: { minTlsVersion: '1.2', ftpsState: 'Disabled', http20Enabled: true },
+    siteConfig: { minTlsVersion: '1.2' },
     functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer',
           value: `${blobEndpoint.replace(/\/+$/, '')}/${packageContainer(d)}`,
-          authentication: { type: 'SystemAssignedIdentity' },
+          authentication: identity
+            ? { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id }
+            : { type: 'SystemAssignedIdentity' },
         },
       },
       runtime: { name: 'node', version: '22' },
@@ -185,6 +233,7 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
     compare: (s) => [
       ...locationDiff(d.location, s.location),
       ...differences(desired, s),
+      ...identityDiff(s.identity, identity),
       ...differences(tagsOf(d), s.tags ?? {}, {}, 'tags'),
     ],
     // Tags already there stay (the code step's package tag, the portal's hidden-link tags).
@@ -192,10 +241,28 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined)
       clients.web.webApps.createOrUpdate(d.resourceGroup, d.appName, {
         location: d.location,
         ...desired,
-        identity: { type: 'SystemAssigned' },
+        identity: identity ? { type: 'UserAssigned', userAssignedIdentities: { [identity.id]: {} } } : { type: 'SystemAssigned' },
         tags: mergedTags(s?.tags, tagsOf(d)),
       }),
   });
+}
+
+/**
+ * How the site's identity differs from the one wanted: the type, and the user-assigned identity by
+ * id without regard to case (ARM answers ids in its own casing).
+ */
+function identityDiff(
+  current: { type?: string; userAssignedIdentities?: Record<string, unknown> } | undefined,
+  identity: AppIdentity | undefined,
+): Difference[] {
+  const type = identity ? 'UserAssigned' : 'SystemAssigned';
+  const diffs: Difference[] = [];
+  if ((current?.type ?? 'None').toLowerCase() !== type.toLowerCase()) diffs.push({ path: 'identity.type', from: current?.type, to: type });
+  const ids = Object.keys(current?.userAssignedIdentities ?? {}).map((k) => k.toLowerCase());
+  if (identity && !ids.includes(identity.id.toLowerCase())) {
+    diffs.push({ path: 'identity.userAssignedIdentities', from: Object.keys(current?.userAssignedIdentities ?? {}), to: [identity.id] });
+  }
+  return diffs;
 }
 
 /** The app settings, replaced as a whole: a setting added by hand in the portal is removed (and shown). */
@@ -215,4 +282,35 @@ export async function appSettings(ctx: Ctx, settings: Record<string, string>, si
       (await clients.web.webApps.updateApplicationSettings(d.resourceGroup, d.appName, { properties: settings })).properties ?? {},
     hideValues: true,
   });
+}
+
+/**
+ * Basic (user name and password) publishing off for both the SCM and FTP endpoints: the code goes
+ * through One Deploy with the deployer's Entra token, so the site's publishing profile must not
+ * open another way in (Learn: "Disable basic authentication in App Service deployments").
+ */
+export async function basicPublishingOff(ctx: Ctx, siteExists: boolean): Promise<void> {
+  const { clients, d } = ctx;
+  const web = clients.web.webApps;
+  const endpoints = [
+    {
+      name: 'scm',
+      get: () => web.getScmAllowed(d.resourceGroup, d.appName),
+      put: () => web.updateScmAllowed(d.resourceGroup, d.appName, { allow: false }),
+    },
+    {
+      name: 'ftp',
+      get: () => web.getFtpAllowed(d.resourceGroup, d.appName),
+      put: () => web.updateFtpAllowed(d.resourceGroup, d.appName, { allow: false }),
+    },
+  ];
+  for (const endpoint of endpoints) {
+    await reconcile(ctx.run, {
+      resource: `basic publishing credentials (${endpoint.name}) of ${d.appName}`,
+      // ARM answers every site's policy; a site that does not exist yet has none to read.
+      read: () => (siteExists ? orAbsent(endpoint.get) : Promise.resolve(undefined)),
+      desired: { allow: false },
+      apply: endpoint.put,
+    });
+  }
 }

@@ -60,7 +60,7 @@ export async function reconcile<T>(run: RunOptions, r: Resource<T>): Promise<T |
   };
   run.changes.push(change);
   if (run.whatIf || change.action === 'unchanged') {
-    for (const line of describeChange(change)) run.progress.line(line);
+    for (const line of describeChange(change, run.whatIf)) run.progress.line(line);
     return current;
   }
   const result = await step(r.resource, change.action === 'create' ? 'create' : 'update', () => r.apply(current));

@@ -46,7 +46,9 @@ export * from './armEmulatorTypes';
 
 const DEFAULT_PAGE_SIZE = 100;
 const API_VERSION_RE = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+// Learn: "Naming rules and restrictions for Azure resources" (Microsoft.KeyVault vaults: 3-24, start with letter, end with letter or digit)
 const VAULT_NAME_RE = /^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$/;
+// Azure SDK: Azure/azure-dev cli/azd/pkg/azsdk/funcapp_host_client.go (One Deploy at https://<app>.scm.azurewebsites.net with an ARM token)
 const SCM_HOST_RE = /^([a-z0-9-]+)\.scm\.azurewebsites\.net(?::443)?$/i;
 const SITE_HOST_RE = /^([a-z0-9-]+)\.azurewebsites\.net(?::443)?$/i;
 
@@ -104,6 +106,7 @@ export class ArmEmulator {
       sites: this.sites,
       systemIdentity: (resourceId, type) =>
         (type === SITE_TYPE ? opts.sitePrincipalId?.(resourceId.split('/').pop() ?? '') : undefined) ?? randomUUID(),
+      userAssignedIdentityCreated: (clientId, principalId) => opts.onUserAssignedIdentity?.(clientId, principalId),
       appSettingsChanged: (name) => {
         const site = this.sites.get(name);
         if (site?.deployed) this.runtime.restart(site);
@@ -251,6 +254,18 @@ export class ArmEmulator {
     return site ? { ...site.appSettings } : undefined;
   }
 
+  /** A site's configuration as `config/web` answers it (a copy), or `undefined` for an unknown site. */
+  siteConfig(app: string): Record<string, unknown> | undefined {
+    const site = this.sites.get(app);
+    return site ? cloneJson(site.siteConfig) : undefined;
+  }
+
+  /** Whether a site allows basic publishing credentials on its SCM and FTP endpoints, or `undefined` for an unknown site. */
+  basicPublishing(app: string): { scm: boolean; ftp: boolean } | undefined {
+    const site = this.sites.get(app);
+    return site ? { ...site.basicPublishing } : undefined;
+  }
+
   /** A site's last successful package and publish count, or `undefined` for an unknown site. */
   deployedPackage(app: string): DeployedPackageInfo | undefined {
     const site = this.sites.get(app);
@@ -339,6 +354,7 @@ export class ArmEmulator {
 
     const injected = this.takeInjectedFailure(method, path);
     if (injected) {
+      // Unsourced: reading the body before the error answer is modelled from client behaviour, not documented.
       // Read the body first, as the service does: an answer while a large upload is still being
       // sent would reset the connection, and the client would see a network error instead.
       req.resume();
@@ -375,6 +391,7 @@ export class ArmEmulator {
     const body = method === 'PUT' || method === 'PATCH' || method === 'POST' ? parseJsonBody(await readBody(req)) : undefined;
     if (this.fault && 'status' in this.fault) throw faultError(this.fault, method, path, route, segments, caller);
     const apiVersion = query.get('api-version');
+    // Public report: https://github.com/Azure/azure-dev/issues/3914 (400 MissingApiVersionParameter, this message)
     if (!apiVersion) {
       throw new ArmError(
         400,
@@ -382,6 +399,7 @@ export class ArmEmulator {
         'The api-version query parameter (?api-version=) is required for all requests.',
       );
     }
+    // Public report: https://github.com/Azure/apiops/issues/508 (400 InvalidApiVersionParameter; Azure lists the supported versions)
     if (!API_VERSION_RE.test(apiVersion)) {
       throw new ArmError(
         400,

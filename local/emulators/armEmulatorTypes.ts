@@ -78,6 +78,8 @@ export interface ArmEmulatorOptions {
   lroPendingPolls?: number;
   /** Where the emulator's log lines go (a site host that exits, …); default standard error. */
   log?: (line: string) => void;
+  /** A user-assigned identity was created through ARM: make its tokens available (the managed-identity endpoint). */
+  onUserAssignedIdentity?: (clientId: string, principalId: string) => void;
 }
 
 /** A site's last successful package, and its publishes. */

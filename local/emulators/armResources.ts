@@ -26,6 +26,8 @@ export interface ArmWorld {
   systemIdentity(resourceId: string, type: string): string;
   /** Called when a site's app settings changed (the site restarts). */
   appSettingsChanged(siteName: string): void;
+  /** Called when a user-assigned identity is created: the managed-identity endpoint serves its tokens. */
+  userAssignedIdentityCreated?(clientId: string, principalId: string): void;
 }
 
 /** Everything a kind needs to build the stored JSON of a PUT. */
@@ -79,6 +81,7 @@ export interface ResourcePath {
 
 /** `PUT`/`GET`/`PATCH` of one resource of `kind` at `path`. */
 export function resourceRoute(world: ArmWorld, kind: ResourceKind, path: ResourcePath, req: ArmRequest): ArmAnswer {
+  // Learn: "Resolve errors for resource provider registration" (MissingSubscriptionRegistration); 409 as public Terraform error output shows it
   if (req.method === 'PUT' && world.store.unregisteredProviders.has(path.namespace.toLowerCase())) {
     throw new ArmError(
       409,
@@ -89,6 +92,7 @@ export function resourceRoute(world: ArmWorld, kind: ResourceKind, path: Resourc
   const group = world.store.requireResourceGroup(path.sub, path.rg);
   const rgName = String(group.body['name']);
   const last = path.pairs[path.pairs.length - 1];
+  // Unsourced: modelled from ARM's refusal of a malformed resource id; code and message not verified.
   if (!last) throw new ArmError(400, 'InvalidResourceId', `The resource id '${req.path}' is not valid.`);
   const name = last[1];
   const parentSegments = [
@@ -132,6 +136,7 @@ function resolveParent(world: ArmWorld, segments: string[], path: ResourcePath):
   try {
     return world.store.resolveScope(segments).id;
   } catch (err) {
+    // Learn: "Resolve errors for parent resources" (ParentResourceNotFound); the message wording is modelled, not verified
     if (err instanceof ArmError && err.code === 'ResourceNotFound') {
       throw new ArmError(
         404,
@@ -174,8 +179,10 @@ function put(
   const existing = at.stored?.body;
   if (kind.tracked) {
     const location = stringAt(req.body, 'location');
+    // Learn: "Troubleshoot common Azure deployment errors" (LocationRequired)
     if (!location) throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
     const existingLocation = stringAt(existing, 'location');
+    // Learn: "Resolve errors for storage account names" (InvalidResourceLocation, this message; the 409 is unverified)
     if (existingLocation !== undefined && regionName(existingLocation) !== regionName(location)) {
       throw new ArmError(
         409,
@@ -192,6 +199,7 @@ function put(
   world.store.put(resource);
   kind.stored?.(ctx, body);
 
+  // Learn: "Track asynchronous Azure operations" (201/202 with a non-terminal provisioningState, then Succeeded)
   const asynchronous = kind.lro === 'async' && (creating || kind.asyncUpdates === true);
   const delayed = (kind.lro === 'location' && creating) || asynchronous;
   if (!delayed) {
@@ -231,6 +239,7 @@ export function mergedProperties(ctx: BuildContext): Json {
 }
 
 /** `systemData` as ARM reports it: creation kept, last modification now. */
+// REST spec: specification/common-types/resource-management types.json, definition systemData (created*/lastModified*)
 export function systemData(ctx: BuildContext): Json {
   const previous = objectAt(ctx.existing, 'systemData');
   return {
@@ -247,6 +256,7 @@ export function systemData(ctx: BuildContext): Json {
  * `identity` of a PUT or PATCH: `SystemAssigned` gets a principal id and tenant on first use and
  * keeps them; `None` (or absent on a resource that had none) has none.
  */
+// Learn: "How to use managed identities for App Service and Azure Functions" (principalId and tenantId assigned; type None removes it)
 export function identityOf(ctx: BuildContext, type: string): Json | undefined {
   const requested = ctx.body['identity'];
   const previous = isJson(ctx.existing?.['identity']) ? ctx.existing['identity'] : undefined;
@@ -262,10 +272,21 @@ export function identityOf(ctx: BuildContext, type: string): Json | undefined {
     delete out['principalId'];
     delete out['tenantId'];
   }
+  // REST spec (ManagedServiceIdentity): each user-assigned identity is answered with its principalId and clientId.
+  const userAssigned = objectAt(requested, 'userAssignedIdentities');
+  if (/userassigned/i.test(identityType) && Object.keys(userAssigned).length > 0) {
+    out['userAssignedIdentities'] = Object.fromEntries(
+      Object.keys(userAssigned).map((id) => {
+        const found = objectAt(ctx.world.store.get(id)?.body, 'properties');
+        return [id, { principalId: found['principalId'] ?? null, clientId: found['clientId'] ?? null }];
+      }),
+    );
+  }
   return out;
 }
 
 /** ARM's 409 for a name that must be unique across Azure and is taken by another resource. */
+// Learn: "Naming rules and restrictions for Azure resources" (storageAccounts and sites are global in scope)
 export function requireGloballyUnique(ctx: BuildContext, type: string, code: string, message: string): void {
   const taken = ctx.world.store
     .ofType(type)

@@ -16,6 +16,7 @@ import { blobContainerKind, componentKind, storageAccountKind, tableKind, worksp
 import { type ArmWorld, type ResourceKind, type ResourcePath, resourceRoute } from './armResources';
 import { requireSubscription, type StoredResource } from './armStore';
 import { accessPolicyRoute, vaultJson } from './armVaults';
+import { userAssignedIdentityKind } from './armManagedIdentity';
 import { serverFarmKind, SITE_TYPE, siteActionRoute, siteKind } from './armWeb';
 
 /** The operations the emulator tells apart, for {@link ArmRequestCountFilter}. */
@@ -44,6 +45,7 @@ const KINDS: Record<string, ResourceKind> = {
   'microsoft.insights/components': componentKind,
   'microsoft.web/serverfarms': serverFarmKind,
   'microsoft.web/sites': siteKind,
+  'microsoft.managedidentity/userassignedidentities': userAssignedIdentityKind,
   'microsoft.eventgrid/systemtopics': systemTopicKind,
   'microsoft.eventgrid/topics': customTopicKind,
   'microsoft.eventgrid/systemtopics/eventsubscriptions': eventSubscriptionKind,
@@ -114,6 +116,7 @@ export function routeArm(world: ArmWorld, req: ArmRequest, pageSize: number): Ar
   if (lower[0] !== 'subscriptions' || seg[1] === undefined) throw unknownPath(req);
   const sub = seg[1];
 
+  // Unsourced: list shape {value} as ARM lists answer; paging of system topics is not modelled.
   // Listings of system topics, per subscription or resource group.
   if (
     lower.slice(-3).join('/') === 'providers/microsoft.eventgrid/systemtopics' &&
@@ -167,6 +170,7 @@ export function routeArm(world: ArmWorld, req: ArmRequest, pageSize: number): Ar
 }
 
 function resourceGroupRoute(world: ArmWorld, req: ArmRequest, sub: string, rg: string): ArmAnswer {
+  // REST spec: azure-rest-api-specs .../Microsoft.Resources/stable/2021-04-01/examples/CreateResourceGroup.json (201 created, 200 updated), CheckExistenceResourceGroups.json (HEAD 204/404)
   switch (req.method) {
     case 'GET':
       return { status: 200, body: cloneJson(world.store.requireResourceGroup(sub, rg).body) };
@@ -179,6 +183,7 @@ function resourceGroupRoute(world: ArmWorld, req: ArmRequest, sub: string, rg: s
       }
     case 'PUT': {
       const location = stringAt(req.body, 'location');
+      // Learn: "Troubleshoot common Azure deployment errors" (LocationRequired)
       if (!location) throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.');
       const tags = objectAt(req.body, 'tags');
       const { created, body } = world.store.putResourceGroup(sub, rg, location, isJson(req.body?.['tags']) ? tags : {});
@@ -194,8 +199,10 @@ function resourceGroupRoute(world: ArmWorld, req: ArmRequest, sub: string, rg: s
  * Scope): the tags of any stored resource; PATCH takes `operation` `Merge`, `Replace` or `Delete`.
  */
 function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer {
+  // REST spec: azure-rest-api-specs .../Microsoft.Resources/stable/2021-04-01/examples/UpdateAtScopeTags.json and PutTagsResource.json (Tags at scope, 200 with properties.tags)
   const scopeId = `/${scope.join('/')}`;
   const resource = world.store.get(scopeId);
+  // Learn: "Troubleshoot common Azure deployment errors" (ResourceNotFound); message not verified
   if (!resource) throw new ArmError(404, 'ResourceNotFound', `The Resource '${scopeId}' was not found.`);
   const current = isJson(resource.body['tags']) ? cloneJson(resource.body['tags']) : {};
   const given = objectAt(objectAt(req.body, 'properties'), 'tags');
@@ -207,6 +214,7 @@ function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer
     if (operation === 'merge') tags = { ...current, ...cloneJson(given) };
     else if (operation === 'replace') tags = cloneJson(given);
     else if (operation === 'delete') tags = Object.fromEntries(Object.entries(current).filter(([k]) => !(k in given)));
+    // Unsourced: the code InvalidTagOperation and its message are not verified (the spec's operation enum is Merge, Replace, Delete).
     else
       throw new ArmError(
         400,
@@ -232,6 +240,7 @@ function tagsRoute(world: ArmWorld, req: ArmRequest, scope: string[]): ArmAnswer
  * `Registering`, and the provider reads `Registered` from then on.
  */
 function providerRoute(world: ArmWorld, req: ArmRequest, sub: string, namespace: string): ArmAnswer {
+  // REST spec: azure-rest-api-specs .../Microsoft.Resources/stable/2021-04-01/examples/RegisterProviders.json (POST register answers 200); Registering-then-Registered is unverified
   requireSubscription(sub);
   const key = namespace.toLowerCase();
   const body = (state: string): Json => ({
@@ -254,10 +263,12 @@ function siteOrThrow(world: ArmWorld, path: ResourcePath): StoredResource {
   const group = world.store.requireResourceGroup(path.sub, path.rg);
   const name = path.pairs[0]?.[1] ?? '';
   const site = world.store.get(`${group.id}/providers/Microsoft.Web/sites/${name}`);
+  // Learn: "Troubleshoot common Azure deployment errors" (ResourceNotFound)
   if (!site || site.type !== SITE_TYPE) throw resourceNotFound(SITE_TYPE, name, String(group.body['name']));
   return site;
 }
 
+// Unsourced: the emulator's own 404 for a path it does not serve; not an Azure rule.
 function unknownPath(req: ArmRequest): ArmError {
   return new ArmError(404, 'NotFound', `The path '${req.path}' is not served by the ARM emulator.`);
 }

@@ -76,6 +76,7 @@ export async function startLocalAzure(opts: {
       certPem: cert.certPem,
       keyPem: cert.keyPem,
       tokenSecret,
+      onUserAssignedIdentity: (clientId, principalId) => identity.addUserAssignedIdentity(clientId, principalId),
       sitePlatformEnv: () => ({
         IDENTITY_ENDPOINT: identity.endpoint,
         IDENTITY_HEADER: identity.header,

@@ -127,6 +127,63 @@ describe('broker usage', () => {
   });
 });
 
+describe('without an Azure sign-in', () => {
+  // No az/azd sign-in (an empty HOME), no AZURE_* variables, no managed identity endpoint: nothing.
+  const sub = '11111111-2222-3333-4444-555555555555';
+  const deployment = {
+    subscriptionId: sub,
+    resourceGroup: 'rg-broker',
+    location: 'westeurope',
+    appName: 'contoso-broker',
+    vaults: { default: `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/main-vault` },
+    settings: { ACCESS_POLICY: POLICY },
+  };
+  let home: string;
+  let file: string;
+  beforeAll(() => {
+    home = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-home-'));
+    file = path.join(home, 'deploy.json');
+    writeFileSync(file, JSON.stringify(deployment));
+  });
+  const SIGN_IN =
+    /^Not signed in to Azure: run "az login" \(or "azd auth login"\), or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \(or AZURE_FEDERATED_TOKEN_FILE\) for a service principal\.$/;
+
+  it.each([
+    ['deploy', () => ['deploy', file], {}],
+    ['health', () => ['health'], { KEY_VAULT_URI: 'https://main.vault.azure.net/' }],
+  ])(
+    '%s says how to sign in on its first line, with at most one line after',
+    async (_name, args, env) => {
+      const started = Date.now();
+      const run = await broker(args(), { HOME: home, ...env });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      const lines = run.stderr.trimEnd().split('\n');
+      expect(lines[0]).toMatch(SIGN_IN);
+      expect(lines.length).toBeLessThanOrEqual(2);
+    },
+    20_000,
+  );
+
+  it('deploy turns the --what-if npm took for its own into a what-if, and says how to pass it', async () => {
+    const run = await broker(['deploy', file], { HOME: home, npm_config_what_if: 'true' });
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe(
+      'npm took --what-if as its own option, so this is a what-if run that changes nothing; to pass options through npm, put them after "--": npm run deploy -- <file> --what-if',
+    );
+    expect(lines[1]).toMatch(SIGN_IN);
+  }, 20_000);
+
+  it('deploy refuses a bad setting with exit code 2 before trying to sign in', async () => {
+    const bad = path.join(home, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ ...deployment, settings: { ACCESS_POLICY: '{callers:' } }));
+    const run = await broker(['deploy', bad], { HOME: home });
+    expect(run).toEqual({ code: 2, stdout: '', stderr: `${bad}: settings: ACCESS_POLICY: is not valid JSON\n` });
+  });
+});
+
 describe('broker health', () => {
   const VAULT = 'cli-vault';
   let azure: LocalAzure;

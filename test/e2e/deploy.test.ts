@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { WebSiteManagementClient } from '@azure/arm-appservice';
 import { EventGridManagementClient } from '@azure/arm-eventgrid';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { ManagedIdentityCredential } from '@azure/identity';
@@ -29,6 +30,8 @@ let target: DeploymentTarget;
 let dir: string;
 /** An Event Grid custom topic that exists before the deployment: its notificationTopic. */
 let topic: { id: string; endpoint: string };
+/** A user-assigned identity made before the deployment (the resumed app uses it instead of its own). */
+let identity: { id: string; principalId: string; clientId: string };
 
 interface Run {
   code: number | null;
@@ -51,7 +54,7 @@ const sha = (text: string): string => createHash('sha256').update(text).digest('
 
 function deploymentFile(
   name: string,
-  patch: { appName?: string; storageAccount?: string; settings?: Record<string, unknown> } = {},
+  patch: { appName?: string; storageAccount?: string; identity?: string; settings?: Record<string, unknown> } = {},
 ): string {
   const file = path.join(dir, name);
   writeFileSync(
@@ -64,6 +67,7 @@ function deploymentFile(
       storageAccount: patch.storageAccount ?? ACCOUNT,
       vaults: { default: target.rbacVault.id, partner: target.accessPolicyVault.id },
       notificationTopic: topic.id,
+      ...(patch.identity ? { identity: patch.identity } : {}),
       events: { schema: 'CloudEventSchemaV1_0' },
       settings: {
         ACCESS_POLICY: {
@@ -116,6 +120,13 @@ beforeAll(async () => {
       { updateIntervalInMs: 5 },
     );
     topic = { id: created.id ?? '', endpoint: created.endpoint ?? '' };
+    const made = await new ResourceManagementClient(credential, target.subscriptionId).resources.beginCreateOrUpdateByIdAndWait(
+      `/subscriptions/${target.subscriptionId}/resourceGroups/rg-notify/providers/Microsoft.ManagedIdentity/userAssignedIdentities/broker-identity`,
+      '2023-01-31',
+      { location: 'westeurope' },
+    );
+    const props = made.properties as { principalId: string; clientId: string };
+    identity = { id: made.id ?? '', principalId: props.principalId, clientId: props.clientId };
   } finally {
     restore();
   }
@@ -151,7 +162,9 @@ describe('npm run deploy', () => {
     expect(run.stdout).toMatch(/\+ resource provider Microsoft\.EventGrid: created/);
     expect(run.stdout).toContain('GET /api/openapi.json: 200');
     expect(run.stdout).toMatch(/Health: (ok|warning)/);
-    expect(run.stdout).toMatch(/Done: \d+ created, 0 updated, 3 unchanged/);
+    // A new site allows basic publishing on both endpoints: the deployment turns both off (2 updates).
+    expect(run.stdout).toContain(`~ basic publishing credentials (scm) of ${APP}: updated`);
+    expect(run.stdout).toMatch(/Done: \d+ created, 2 updated, 3 unchanged/);
 
     const account = target.arm.resource(resourceId('Microsoft.Storage/storageAccounts', ACCOUNT));
     expect(account?.['properties']).toMatchObject({
@@ -163,8 +176,13 @@ describe('npm run deploy', () => {
     expect(String((component?.['properties'] as Record<string, unknown>)['WorkspaceResourceId']).toLowerCase()).toBe(
       resourceId('Microsoft.OperationalInsights/workspaces', `${APP}-logs`).toLowerCase(),
     );
+    // Local authentication off: only an identity with Monitoring Metrics Publisher can send telemetry.
+    expect((component?.['properties'] as Record<string, unknown>)['DisableLocalAuth']).toBe(true);
     const site = target.arm.resource(resourceId('Microsoft.Web/sites', APP));
     expect(site).toMatchObject({ kind: 'functionapp,linux', identity: { type: 'SystemAssigned' } });
+    // What was sent passed the emulator's Flex Consumption refusals; the configuration keeps no FTP setting.
+    expect(target.arm.siteConfig(APP)).toEqual({ minTlsVersion: '1.2' });
+    expect(target.arm.basicPublishing(APP)).toEqual({ scm: false, ftp: false });
     expect((site?.['properties'] as Record<string, unknown>)['functionAppConfig']).toMatchObject({
       runtime: { name: 'node', version: '22' },
       deployment: { storage: { authentication: { type: 'SystemAssignedIdentity' } } },
@@ -176,6 +194,7 @@ describe('npm run deploy', () => {
       KEY_VAULT_URI: target.rbacVault.uri,
       KEY_VAULT_ALIASES: `partner=${target.accessPolicyVault.uri}`,
       APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
       NOTIFY_EVENTGRID_ENDPOINT: topic.endpoint,
     });
     expect(topic.endpoint).toBe('https://broker-notifications.westeurope-1.eventgrid.azure.net/api/events');
@@ -193,10 +212,11 @@ describe('npm run deploy', () => {
     const accountId = resourceId('Microsoft.Storage/storageAccounts', ACCOUNT);
     expect(has(app, ROLES['Storage Blob Data Owner'], accountId)).toBe(true);
     expect(has(app, ROLES['Storage Table Data Contributor'], accountId)).toBe(true);
-    expect(has(app, ROLES['Storage Queue Data Contributor'], accountId)).toBe(true);
+    expect(has(app, ROLES['Storage Queue Data Contributor'], accountId)).toBe(false);
     expect(has(app, ROLES['Key Vault Secrets User'], target.rbacVault.id)).toBe(true);
     expect(has(app, ROLES.Reader, target.accessPolicyVault.id)).toBe(true);
     expect(has(app, ROLES['EventGrid Data Sender'], topic.id)).toBe(true);
+    expect(has(app, ROLES['Monitoring Metrics Publisher'], resourceId('Microsoft.Insights/components', APP))).toBe(true);
     expect(has(app, ROLES['Key Vault Secrets User'], target.accessPolicyVault.id)).toBe(false);
     expect(
       has(
@@ -252,12 +272,24 @@ describe('npm run deploy', () => {
     expect(target.arm.deployedPackage(APP)?.publishes).toBe(1);
   }, 240_000);
 
-  it('a changed setting: --what-if shows one update by name, the run makes exactly that one', async () => {
+  it('a changed setting, and one added by hand: --what-if names both, the run makes exactly that one update', async () => {
     const file = deploymentFile('deploy-changed.json', { settings: { CACHE_TTL_SECONDS: 120 } });
+    // As the portal (or az functionapp config appsettings set) would: the deployment file knows nothing of it.
+    const restore = useLocalAzureInProcess(target.azure);
+    try {
+      const web = new WebSiteManagementClient(new ManagedIdentityCredential({ clientId: target.deployer.clientId }), target.subscriptionId);
+      const current = (await web.webApps.listApplicationSettings(RG, APP)).properties ?? {};
+      await web.webApps.updateApplicationSettings(RG, APP, { properties: { ...current, BY_HAND: 'portal' } });
+    } finally {
+      restore();
+    }
     const before = writes();
     const whatIf = await deploy(file, '--what-if');
     expect(whatIf.code).toBe(0);
-    expect(whatIf.stdout).toContain(`~ app settings of ${APP}: update\n    CACHE_TTL_SECONDS: changed`);
+    expect(whatIf.stdout).toContain(
+      `~ app settings of ${APP}: update\n    BY_HAND: will be removed (not in the deployment file)\n    CACHE_TTL_SECONDS: changed`,
+    );
+    expect(whatIf.stdout).not.toContain('portal');
     expect(whatIf.stdout).toMatch(/0 to create, 1 to update, \d+ unchanged/);
     expect(whatIf.stdout).not.toContain('120');
     expect(writes()).toBe(before);
@@ -268,10 +300,12 @@ describe('npm run deploy', () => {
     expect(writes()).toBe(before + 1);
     expect(target.arm.requestCount({ host: 'management.azure.com', method: 'PUT', path: /\/config\/appsettings$/i })).toBeGreaterThan(0);
     expect(target.arm.appSettings(APP)?.['CACHE_TTL_SECONDS']).toBe('120');
+    expect(target.arm.appSettings(APP)).not.toHaveProperty('BY_HAND');
+    expect(run.stdout).toContain('BY_HAND: removed (not in the deployment file)');
   }, 240_000);
 
-  it('a run that fails half way names the resource and what Azure said; the same command then finishes', async () => {
-    const file = deploymentFile('deploy-resume.json', { appName: RESUME_APP, storageAccount: RESUME_ACCOUNT });
+  it('a run with a user-assigned identity that fails half way names the resource and what Azure said; the same command then finishes', async () => {
+    const file = deploymentFile('deploy-resume.json', { appName: RESUME_APP, storageAccount: RESUME_ACCOUNT, identity: identity.id });
     target.arm.injectFailure({
       method: 'PUT',
       path: /\/providers\/Microsoft\.Authorization\/roleAssignments\//i,
@@ -284,7 +318,7 @@ describe('npm run deploy', () => {
     const failed = await deploy(file);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(
-      /error: role Storage Blob Data Owner for app contoso-broker2 on contosobroker2st: create failed: 500 InternalServerError Encountered internal server error/,
+      /error: role Storage Blob Data Owner for app contoso-broker2 \(identity broker-identity\) on contosobroker2st: create failed: 500 InternalServerError: Encountered internal server error/,
     );
     expect(failed.stderr).toContain('run the same command again');
     // Stopped there: the app exists, its code and events do not.
@@ -310,12 +344,44 @@ describe('npm run deploy', () => {
     const resumed = await deploy(file);
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
-    expect(resumed.stdout).toContain(`app ${RESUME_APP} is not known to Microsoft Entra ID yet; retrying in 10 s`);
+    expect(resumed.stdout).toContain(
+      `app ${RESUME_APP} (identity broker-identity) is not known to Microsoft Entra ID yet; retrying in 10 s`,
+    );
     expect(resumed.stdout).toContain('the app identity cannot write its deployment container yet');
     expect(resumed.stdout).toContain(`= Function App ${RESUME_APP}`);
-    expect(resumed.stdout).toContain(`+ role Storage Blob Data Owner for app ${RESUME_APP} on ${RESUME_ACCOUNT}: created`);
+    expect(resumed.stdout).toContain(
+      `+ role Storage Blob Data Owner for app ${RESUME_APP} (identity broker-identity) on ${RESUME_ACCOUNT}: created`,
+    );
     expect(resumed.stdout).toMatch(/Health: (ok|warning)/);
     expect(target.arm.deployedPackage(RESUME_APP)?.publishes).toBe(1);
+
+    // The named identity is the app's only one, and everything uses it: the code package, storage, vaults, telemetry.
+    const site = target.arm.resource(resourceId('Microsoft.Web/sites', RESUME_APP));
+    expect(site?.['identity']).toMatchObject({
+      type: 'UserAssigned',
+      userAssignedIdentities: { [identity.id]: { principalId: identity.principalId } },
+    });
+    expect((site?.['properties'] as Record<string, unknown>)['functionAppConfig']).toMatchObject({
+      deployment: { storage: { authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id } } },
+    });
+    expect(target.arm.appSettings(RESUME_APP)).toMatchObject({
+      AZURE_CLIENT_ID: identity.clientId,
+      AzureWebJobsStorage__credential: 'managedidentity',
+      AzureWebJobsStorage__clientId: identity.clientId,
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: `ClientId=${identity.clientId};Authorization=AAD`,
+    });
+    const roles = target.arm.allRoleAssignments().filter((a) => a.principalId.toLowerCase() === identity.principalId.toLowerCase());
+    expect(roles.map((a) => a.roleDefinitionGuid).sort()).toEqual(
+      [
+        ROLES['Storage Blob Data Owner'],
+        ROLES['Storage Table Data Contributor'],
+        ROLES.Reader,
+        ROLES['Key Vault Secrets User'],
+        ROLES.Reader,
+        ROLES['Monitoring Metrics Publisher'],
+        ROLES['EventGrid Data Sender'],
+      ].sort(),
+    );
     // The vault's one system topic is reused; each app has its own subscription on it.
     expect(resumed.stdout).toContain(`= Event Grid system topic ${target.rbacVault.name}-events (vault ${target.rbacVault.name})`);
     const topicId = `${target.rbacVault.id.replace(/\/providers\/.*$/, '')}/providers/Microsoft.EventGrid/systemTopics/${target.rbacVault.name}-events`;

@@ -127,12 +127,14 @@ describe('describeAzureError', () => {
     const request = createPipelineRequest({ url: 'https://management.azure.com/sites/x' });
     const body =
       '{"Code":"BadRequest","Message":"The following app setting (Site.SiteConfig.AppSettings.X) for Flex Consumption sites is invalid."}';
-    await errorBodyPolicy.sendRequest(request, async (req) => ({
-      request: req,
-      status: 400,
-      headers: createHttpHeaders(),
-      bodyAsText: body,
-    }));
+    await errorBodyPolicy.sendRequest(request, (req) =>
+      Promise.resolve({
+        request: req,
+        status: 400,
+        headers: createHttpHeaders(),
+        bodyAsText: body,
+      }),
+    );
     const err = new RestError('Unexpected status code: 400', { statusCode: 400, request });
     expect(describeAzureError(err)).toBe(
       '400 BadRequest: The following app setting (Site.SiteConfig.AppSettings.X) for Flex Consumption sites is invalid.',

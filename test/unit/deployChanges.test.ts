@@ -59,8 +59,12 @@ describe('settingDifferences', () => {
       { path: 'D', from: 'set', to: 'absent' },
     ]);
     const lines = describeChange({ resource: 'app settings of x', action: 'update', differences: diff, hideValues: true });
-    expect(lines).toEqual(['~ app settings of x: update', '    B: changed', '    C: added', '    D: removed']);
+    expect(lines).toEqual(['~ app settings of x: update', '    B: changed', '    C: added', '    D: removed (not in the deployment file)']);
     expect(lines.join('\n')).not.toMatch(/old|new|[34]$/m);
+    // --what-if says what a run would do: a setting added by hand in the portal goes.
+    expect(describeChange({ resource: 'app settings of x', action: 'update', differences: diff, hideValues: true }, true)[3]).toBe(
+      '    D: will be removed (not in the deployment file)',
+    );
   });
 });
 

@@ -1,7 +1,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { appSettingsFor, KNOWN_AFTER_CREATE, parseDeployment, readDeploymentFile } from '../../cli/deploy/deploymentFile';
+import {
+  appSettingsFor,
+  checkSettingsOffline,
+  KNOWN_AFTER_CREATE,
+  parseDeployment,
+  readDeploymentFile,
+} from '../../cli/deploy/deploymentFile';
+import { parseJsonText } from '../../local/jsonText';
+import { applySettingsFile } from '../../local/localSettings';
 import { loadConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 
@@ -68,7 +76,6 @@ describe('parseDeployment', () => {
     [{ vaults: { default: vaultId('same'), other: vaultId('same') } }, 'vaults: "same" is named twice'],
     [{ instanceMemoryMB: 1024 }, 'instanceMemoryMB must be 512, 2048 or 4096'],
     [{ events: { schema: 'CustomInputSchema' } }, 'events.schema must be CloudEventSchemaV1_0 or EventGridSchema'],
-    [{ unknownField: 1 }, 'unknownField'],
     [{ settings: { KEY_VAULT_URI: 'https://x.vault.azure.net/' } }, 'settings.KEY_VAULT_URI is set by the deployment itself'],
     [{ settings: { AzureWebJobsStorage: 'UseDevelopmentStorage=true' } }, 'settings.AzureWebJobsStorage is set by the deployment itself'],
     [{ settings: { FUNCTIONS_WORKER_RUNTIME: 'node' } }, 'settings.FUNCTIONS_WORKER_RUNTIME is set by the deployment itself'],
@@ -86,15 +93,98 @@ describe('parseDeployment', () => {
     expect(() => parseDeployment({ ...base, ...patch }, 'deploy.json')).toThrow(message);
   });
 
+  const TOP_LEVEL =
+    '$schema, subscriptionId, resourceGroup, location, appName, storageAccount, logAnalyticsWorkspace, applicationInsights, plan, ' +
+    'instanceMemoryMB, maximumInstanceCount, tags, vaults, events, notificationTopic, identity, smokeTest, sdkStatistics, settings';
+
+  it.each([
+    [{ unknownField: 1 }, `deploy.json: unknown field "unknownField" (allowed: ${TOP_LEVEL})`],
+    [{ events: { schema: 'EventGridSchema', filter: 'x' } }, 'deploy.json: events: unknown field "filter" (allowed: schema)'],
+    // A misspelt field is reported rather than the missing one it stands for.
+    [{ subscriptionId: undefined, subscriptionID: SUB }, `deploy.json: unknown field "subscriptionID" (allowed: ${TOP_LEVEL})`],
+    [{ events: 'CloudEventSchemaV1_0' }, 'deploy.json: events must be a JSON object'],
+  ])('names an unknown field with the allowed ones: %j', (patch, message) => {
+    const json = JSON.parse(JSON.stringify({ ...base, ...patch })) as unknown;
+    expect(() => parseDeployment(json, 'deploy.json')).toThrow(new ConfigError(message));
+  });
+
+  it('names a missing field, and refuses a file that is not an object', () => {
+    const json = JSON.parse(JSON.stringify({ ...base, resourceGroup: undefined })) as unknown;
+    expect(() => parseDeployment(json, 'deploy.json')).toThrow(new ConfigError('deploy.json: resourceGroup is required'));
+    expect(() => parseDeployment([], 'deploy.json')).toThrow(new ConfigError('deploy.json: must be a JSON object'));
+    expect(() => parseDeployment('deploy', 'deploy.json')).toThrow(new ConfigError('deploy.json: must be a JSON object'));
+  });
+
+  it.each([
+    [
+      { ACCESS_POLICY: { callers: [{ name: 'x' }] } },
+      'deploy.json: settings: ACCESS_POLICY: callers[0].identities Invalid key: Expected "identities" but received undefined',
+    ],
+    [{ ACCESS_POLICY: '{callers:' }, 'deploy.json: settings: ACCESS_POLICY: is not valid JSON'],
+    [
+      { VAULT_EXPECTATIONS: { elsewhere: { firewall: 'on', readers: [] } } },
+      'deploy.json: settings: VAULT_EXPECTATIONS: "elsewhere" is not a configured vault alias (known: default, partner)',
+    ],
+    [
+      { AUTH_ISSUER: 'http://login.example.com/tenant/v2.0', AUTH_AUDIENCE: 'api://broker' },
+      'deploy.json: settings: AUTH_ISSUER: must be an https URL (http only to localhost for local development), got "http://login.example.com/tenant/v2.0"',
+    ],
+    [
+      { SIGNING_KEY_VAULT: 'nowhere' },
+      'deploy.json: settings: SIGNING_KEY_VAULT: "nowhere" is not a configured vault alias (known: default, partner)',
+    ],
+  ])('checks the settings as the app would at start-up, offline, when the file is read: %j', (settings, message) => {
+    expect(() => parseDeployment({ ...base, settings }, 'deploy.json')).toThrow(new ConfigError(message));
+  });
+
+  it('checks the settings offline with a placeholder for each vault URI and for what Azure assigns on creation', () => {
+    const topic = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.EventGrid/topics/topic1`;
+    const d = parseDeployment({ ...base, notificationTopic: topic });
+    expect(() => checkSettingsOffline(d)).not.toThrow();
+  });
+
   it('reads a file and names it in its errors', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'deployfile-'));
     const good = path.join(dir, 'good.json');
     writeFileSync(good, JSON.stringify(base));
     expect(readDeploymentFile(good).appName).toBe('Contoso-Secret-Broker');
+    const withBom = path.join(dir, 'bom.json');
+    writeFileSync(withBom, `\ufeff${JSON.stringify(base, null, 2)}`);
+    expect(readDeploymentFile(withBom).appName).toBe('Contoso-Secret-Broker');
     const bad = path.join(dir, 'bad.json');
-    writeFileSync(bad, '{ not json');
-    expect(() => readDeploymentFile(bad)).toThrow(`${bad}: is not valid JSON`);
+    writeFileSync(bad, '{\n  "subscriptionId": "x",\n  "location": "westeurope"\n  "appName": "broker"\n}\n');
+    expect(() => readDeploymentFile(bad)).toThrow(new ConfigError(`${bad}:4:3: Expected ',' or '}' after property value`));
     expect(() => readDeploymentFile(path.join(dir, 'missing.json'))).toThrow('cannot be read (ENOENT)');
+  });
+});
+
+describe('JSON syntax errors name the file, line and column', () => {
+  it.each([
+    ['{ not json', "deploy.json:1:3: Expected property name or '}'"],
+    ['{\n  "smokeTest": tru\n}', "deploy.json:2:19: Unexpected token '\\n'"],
+    ['{\n  "smokeTest": yes\n}', "deploy.json:2:16: Unexpected token 'y'"],
+    ['{\r\n  "a": 1,\r\n}', 'deploy.json:3:1: Expected double-quoted property name'],
+    ['{"a": 1}}', 'deploy.json:1:9: Unexpected non-whitespace character after JSON'],
+    ['{"a": 01}', 'deploy.json:1:8: Unexpected number'],
+    ['{"a": "line\nbreak"}', 'deploy.json:1:12: Bad control character in string literal'],
+    ['{"a": [1, 2', "deploy.json:1:12: Expected ',' or ']' after array element"],
+    ['{"a": tru', 'deploy.json:1:10: Unexpected end of JSON input'],
+    ['{"a": "abc', 'deploy.json:1:11: Unterminated string'],
+    ['', 'deploy.json:1:1: Unexpected end of JSON input'],
+    ['\n\n  }', "deploy.json:3:3: Unexpected token '}'"],
+  ])('%j', (text, message) => {
+    expect(() => parseJsonText(text, 'deploy.json')).toThrow(message);
+    expect(() => parseJsonText(text, 'deploy.json')).toThrow(expect.objectContaining({ message }) as Error);
+  });
+
+  it('parses what JSON.parse parses, a byte order mark ignored', () => {
+    expect(parseJsonText('\ufeff{"a": [1, {"b": null}]}', 'x.json')).toEqual({ a: [1, { b: null }] });
+  });
+
+  it('names the line and column of a settings file too', () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'settingsfile-')), 'local.settings.json');
+    writeFileSync(file, '{\n  "Values": {\n    "KEY_VAULT_URI": "https://x.vault.azure.net/",\n  }\n}\n');
+    expect(() => applySettingsFile(file, {})).toThrow('local.settings.json:4:3: Expected double-quoted property name');
   });
 });
 
@@ -123,6 +213,28 @@ describe('appSettingsFor', () => {
       resourceId: undefined,
     });
     expect([...config.vaults.keys()]).toEqual(['default', 'partner']);
+    // Telemetry with the system identity's Entra token: the component takes nothing else.
+    expect(settings.APPLICATIONINSIGHTS_AUTHENTICATION_STRING).toBe('Authorization=AAD');
+    expect(config.appInsightsAuthentication).toEqual({ clientId: undefined });
+  });
+
+  it('with a user-assigned identity, every client picks it: AZURE_CLIENT_ID, the host storage and telemetry', () => {
+    const identity = `/subscriptions/${SUB}/resourceGroups/rg-identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/broker-id`;
+    const clientId = '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f';
+    const settings = appSettingsFor(parseDeployment({ ...base, identity }), { ...found, identityClientId: clientId });
+    expect(settings).toMatchObject({
+      AZURE_CLIENT_ID: clientId,
+      AzureWebJobsStorage__accountName: 'contososecretbrokerst',
+      AzureWebJobsStorage__credential: 'managedidentity',
+      AzureWebJobsStorage__clientId: clientId,
+      APPLICATIONINSIGHTS_AUTHENTICATION_STRING: `ClientId=${clientId};Authorization=AAD`,
+    });
+    const config = loadConfig(settings);
+    expect(config.storage).toMatchObject({ kind: 'identity', clientId });
+    expect(config.appInsightsAuthentication).toEqual({ clientId });
+    expect(() => parseDeployment({ ...base, identity: '/subscriptions/x/resourceGroups/y/providers/Microsoft.Web/sites/z' })).toThrow(
+      /identity must be a user-assigned identity resource id/,
+    );
   });
 
   it('stands a placeholder for what Azure assigns on creation, and still checks the rest', () => {
@@ -130,16 +242,14 @@ describe('appSettingsFor', () => {
     expect(settings.APPLICATIONINSIGHTS_CONNECTION_STRING).toBe(KNOWN_AFTER_CREATE);
   });
 
-  it.each([
-    [{ ACCESS_POLICY: { callers: [{ name: 'x' }] } }, 'settings: ACCESS_POLICY:'],
-    [
-      { VAULT_EXPECTATIONS: { elsewhere: { firewall: 'on', readers: [] } } },
-      'settings: VAULT_EXPECTATIONS: "elsewhere" is not a configured vault alias',
-    ],
-    [{ AUTH_ISSUER: 'http://login.example.com/tenant/v2.0', AUTH_AUDIENCE: 'api://broker' }, 'settings: AUTH_ISSUER'],
-    [{ SIGNING_KEY_VAULT: 'nowhere' }, 'settings: SIGNING_KEY_VAULT'],
-  ])('refuses settings the app would refuse at start-up: %j', (settings, message) => {
-    expect(() => appSettingsFor(parseDeployment({ ...base, settings }), found)).toThrow(message);
+  it('checks the settings again with the vault URIs Azure gives', () => {
+    const d = parseDeployment(base);
+    expect(() => appSettingsFor(d, { ...found, vaultUris: new Map([['default', 'https://main-vault.vault.azure.net/']]) })).toThrow(
+      new ConfigError("vaults.partner: the vault's URI is unknown"),
+    );
+    expect(() => appSettingsFor(d, { ...found, vaultUris: new Map([...found.vaultUris, ['default', 'http://main-vault']]) })).toThrow(
+      new ConfigError('settings: KEY_VAULT_URI: must be an https URL, got "http://main-vault"'),
+    );
   });
 });
 
