@@ -37,7 +37,7 @@ const POLL_INTERVAL_MS = 2_000;
 export interface DeployOptions {
   readonly whatIf: boolean;
   readonly credential: TokenCredential;
-  /** The project root: `.funcignore`, `package.json`, `dist/`, `node_modules/`. */
+  /** The project root: `host.json`, `package.json`, `dist/`, `node_modules/` (the code package's allow-list). */
   readonly root: string;
   readonly progress: Progress;
   readonly colour: boolean;
