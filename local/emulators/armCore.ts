@@ -4,6 +4,7 @@ import { jwtVerify } from 'jose';
 import { EMULATOR_RESOURCE_GROUP, EMULATOR_SUBSCRIPTION_ID } from './keyVaultTypes';
 import { EMULATOR_ISSUER, EMULATOR_TENANT_ID } from './managedIdentityEndpoint';
 import { sendJson as writeJson } from './sendJson';
+import { readBody } from './requestBody';
 
 /** The management endpoint the real SDK clients use; the CONNECT proxy routes it here. */
 export const ARM_ENDPOINT = 'https://management.azure.com';
@@ -236,15 +237,11 @@ function audienceOf(token: string): string {
 const MAX_ARM_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Reads a request body up to `limit` bytes; larger bodies are ARM's 413. */
-export async function readBody(req: IncomingMessage, limit = MAX_ARM_BODY_BYTES): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new ArmError(413, 'RequestEntityTooLarge', `The request content length exceeds the limit of ${limit} bytes.`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+export async function readArmBody(req: IncomingMessage, limit = MAX_ARM_BODY_BYTES): Promise<Buffer> {
+  const body = await readBody(req, limit);
+  if (body === undefined)
+    throw new ArmError(413, 'RequestEntityTooLarge', `The request content length exceeds the limit of ${limit} bytes.`);
+  return body;
 }
 
 /** Parses a JSON request body; an empty one is `undefined`. */

@@ -11,7 +11,7 @@ import {
   isAncestorOrSelf,
   normalisePath,
   parseJsonBody,
-  readBody,
+  readArmBody,
   resourceGroupId,
   segmentsOf,
   sendAnswer,
@@ -388,7 +388,7 @@ export class ArmEmulator {
     route: RouteInfo,
   ) {
     const caller = await authenticateArm(req.headers.authorization, this.key);
-    const body = method === 'PUT' || method === 'PATCH' || method === 'POST' ? parseJsonBody(await readBody(req)) : undefined;
+    const body = method === 'PUT' || method === 'PATCH' || method === 'POST' ? parseJsonBody(await readArmBody(req)) : undefined;
     if (this.fault && 'status' in this.fault) throw faultError(this.fault, method, path, route, segments, caller);
     const apiVersion = query.get('api-version');
     // Public report: https://github.com/Azure/azure-dev/issues/3914 (400 MissingApiVersionParameter, this message)

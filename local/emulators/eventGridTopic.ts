@@ -4,6 +4,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { jwtVerify } from 'jose';
 import { EMULATOR_ISSUER, tokenSecretBytes } from './managedIdentityEndpoint';
+import { readBody } from './requestBody';
 
 /** Audience of Entra tokens for Event Grid data-plane calls (scope `https://eventgrid.azure.net/.default`). */
 // Azure SDK: Azure/azure-sdk-for-go sdk/messaging/azeventgrid (token scope https://eventgrid.azure.net/.default)
@@ -90,7 +91,7 @@ export async function startEventGridTopic(opts: {
     // Unsourced: the 400 for a missing api-version and its message are not verified.
     if (!apiVersion) return sendError(res, 400, 'BadRequest', "The 'api-version' query parameter is missing.");
 
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     // Learn: "Post to custom topic for Azure Event Grid" (array or event exceeds size limits: 413)
     if (body === undefined) return sendError(res, 413, 'RequestEntityTooLarge', 'The maximum size (1048576) has been exceeded.');
     const contentType = req.headers['content-type'] ?? '';
@@ -209,22 +210,6 @@ function missingStrings(e: unknown, fields: string[]): string | undefined {
     if (typeof (e as Record<string, unknown>)[f] !== 'string') return `${f} is required and must be a string.`;
   }
   return undefined;
-}
-
-/** The body, or undefined when it exceeds Event Grid's 1 MB. */
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => resolve(tooLarge ? undefined : Buffer.concat(chunks)));
-  });
 }
 
 /** Event Grid's error body: `{"error":{"code","message"}}`. */

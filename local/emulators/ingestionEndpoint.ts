@@ -9,6 +9,7 @@ import { jwtVerify } from 'jose';
 import { createDevCertificate, type DevCertificate } from './devCertificate';
 import { EMULATOR_ISSUER, tokenSecretBytes } from './managedIdentityEndpoint';
 import { sendJson } from './sendJson';
+import { readBody } from './requestBody';
 
 /**
  * Minimal typed view of one Application Insights envelope as the exporter posts it
@@ -106,7 +107,8 @@ export async function startIngestionEndpoint(opts?: {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const buffer = await readBody(req);
+    const buffer = await readBody(req, MAX_BODY_BYTES);
+    if (buffer === undefined) return sendJson(res, 413, breezeError(0, 'Request body too large'));
     let text: string;
     try {
       text = decode(buffer, req.headers['content-encoding']);
@@ -178,24 +180,6 @@ export async function startIngestionEndpoint(opts?: {
       if (ownCertDir) await rm(ownCertDir, { recursive: true, force: true });
     },
   };
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new Error('Request body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /** Undoes the content encoding; gzip is also detected by magic bytes, since proxies may drop the header. */

@@ -5,39 +5,27 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HttpError } from './keyVaultErrors';
 import { sendJson as writeJson } from './sendJson';
+import { readBody } from './requestBody';
 
 export type Json = Record<string, unknown>;
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /** Reads a JSON object body (undefined when empty). @throws HttpError 413 past 1 MiB, 400 when not a JSON object. */
-export function readJson(req: IncomingMessage): Promise<Json | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(new HttpError(413, 'RequestTooLarge', 'The request body is too large.'));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      if (size === 0) return resolve(undefined);
-      try {
-        const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          return reject(new HttpError(400, 'BadParameter', 'The request body must be a JSON object.'));
-        }
-        resolve(parsed as Json);
-      } catch {
-        reject(new HttpError(400, 'BadParameter', 'The request body is not valid JSON.'));
-      }
-    });
-  });
+export async function readJson(req: IncomingMessage): Promise<Json | undefined> {
+  const body = await readBody(req, MAX_BODY_BYTES);
+  if (body === undefined) throw new HttpError(413, 'RequestTooLarge', 'The request body is too large.');
+  if (body.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'BadParameter', 'The request body is not valid JSON.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new HttpError(400, 'BadParameter', 'The request body must be a JSON object.');
+  }
+  return parsed as Json;
 }
 
 /** The headers Key Vault puts on every answer. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ArmError, type Caller, isAncestorOrSelf, objectAt, readBody, sendArmError, stringAt } from './armCore';
+import { ArmError, type Caller, isAncestorOrSelf, objectAt, readArmBody, sendArmError, stringAt } from './armCore';
 import { BLOB_CONTAINER_TYPE, STORAGE_ACCOUNT_TYPE } from './armKinds';
 import type { ArmStore, StoredResource } from './armStore';
 import { SITE_TYPE } from './armWeb';
@@ -103,7 +103,7 @@ export class ScmHost {
     if (type !== 'application/zip' && type !== 'application/octet-stream') {
       throw new ArmError(415, 'UnsupportedMediaType', `One Deploy takes a zip (Content-Type: application/zip), not '${type ?? ''}'.`);
     }
-    const zip = await readBody(req, MAX_PACKAGE_BYTES);
+    const zip = await readArmBody(req, MAX_PACKAGE_BYTES);
     this.checkDeploymentStorage(site);
     const name = String(site.body['name']);
     const state = this.opts.sites.ensure(name);

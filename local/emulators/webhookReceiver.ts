@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { readBody } from './requestBody';
 
 /** How the receiver answers; see {@link startWebhookReceiver}. */
 export interface WebhookReceiverBehaviour {
@@ -65,7 +66,7 @@ export async function startWebhookReceiver(opts: { signingSecret: string } & Web
 
   const server = createServer((req, res) => {
     readBody(req).then(
-      (body) => answer(req, res, body),
+      (body) => answer(req, res, (body ?? Buffer.alloc(0)).toString('utf8')),
       () => res.destroy(),
     );
   });
@@ -144,13 +145,4 @@ function parseJson(body: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('error', reject);
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-  });
 }
