@@ -225,7 +225,7 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
     if (env[NPM_WHAT_IF] !== undefined) {
       whatIf = true;
       io.err(
-        `npm took --what-if as its own option, so this is a what-if run that changes nothing; to pass options through npm, put them after "--": ${NPM_FORM.deploy}\n`,
+        `npm took --what-if as its own option (npm_config_what_if is set), so this is a what-if run that changes nothing; to pass options through npm, put them after "--": ${NPM_FORM.deploy}\n`,
       );
     }
     return runDeploy(sub, whatIf, env, io, parts);

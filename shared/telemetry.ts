@@ -116,7 +116,7 @@ export interface TelemetryOptions {
    */
   offlineStorage?: boolean;
   /**
-   * Send with this credential's Entra token (scope `https://monitor.azure.com//.default`) instead of
+   * Send with this credential's Entra token (scope `https://monitor.azure.com/.default`, as the exporter asks) instead of
    * the connection string alone: required by a component with local authentication off.
    */
   credential?: TokenCredential;

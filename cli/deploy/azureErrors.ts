@@ -99,7 +99,10 @@ const errorBodies = new WeakMap<PipelineRequest, string>();
 /**
  * A pipeline policy that keeps the text of every error response (status 400 and above) beside its
  * request, so {@link describeAzureError} can read a body the SDK did not understand. Per call, after
- * the SDK's retries: the body kept is the one the caller's error came from.
+ * the SDK's retries: the body kept is the one the caller's error came from. It is the modular
+ * clients (`@azure/arm-appservice` 19, `@azure/arm-storage` 21) that need it: they drop the text;
+ * the classic ones (core-client) throw inside the pipeline, before this policy sees the answer, and
+ * keep the text on `err.response.bodyAsText`.
  */
 export const errorBodyPolicy: PipelinePolicy = {
   name: 'secretBrokerErrorBody',
@@ -121,7 +124,8 @@ function bodyTextOf(err: unknown): string | undefined {
 /**
  * `400 BadRequest: The following site configuration property ... (extended code 51021)`: the status,
  * Azure's code and its message, read from the body whatever its shape; then the SDK's own code and
- * message; for anything else, the error's message. Never a request value: only what Azure answered.
+ * message; for anything else, the error's message. Only what Azure answered: a message that may quote
+ * a value sent (app settings) is redacted by the caller ({@link step} with `secrets`).
  */
 export function describeAzureError(err: unknown): string {
   if (!isRestError(err)) return err instanceof Error ? err.message : String(err);

@@ -33,7 +33,7 @@ export interface CodePackage {
 
 /** Files taken from the project root, by name. */
 const ROOT_FILES = ['host.json', 'package.json'] as const;
-/** Build output folders taken (tsconfig.build.json compiles functions/ and shared/ there), their JavaScript only. */
+/** The app's build output (what `main` loads: functions/ and shared/ compiled), its JavaScript only; dist/ holds local/, bench/ and cli/ too, never taken. */
 const APP_DIRS = ['dist/functions', 'dist/shared'] as const;
 const JAVASCRIPT = /\.[cm]?js$/;
 /** Dependency files Node never loads: TypeScript sources and declarations (it strips no types under node_modules). */

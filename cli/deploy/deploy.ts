@@ -17,6 +17,7 @@ import {
   basicPublishingOff,
   functionApp,
   healthTable,
+  localAuthOff,
   monitoring,
   PACKAGE_TAG,
   resourceGroup,
@@ -103,7 +104,42 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
   await healthTable(ctx, HEALTH_TABLE, account !== undefined);
   phase(3, 'Log Analytics and Application Insights');
   const telemetry = await monitoring(ctx);
-  phase(4, 'Function App (Flex Consumption, Linux, Node.js 22)');
+  const storageId =
+    account?.id ??
+    `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${d.storageAccount}`;
+  const grantAccess = async (n: number, app: Principal): Promise<void> => {
+    phase(n, `Access for the app's identity`);
+    // Learn, "Connecting to host storage with an identity": the host needs Storage Blob Data Owner
+    // (host storage, timer checkpoints, the Flex deployment container); Queue Data Contributor only
+    // for blob triggers and Durable Functions, which this app has not. Table Data Contributor is the
+    // app's own tables (coherence, delivery ledger, health reports, shared cache) and the host's
+    // diagnostic events.
+    for (const role of ['Storage Blob Data Owner', 'Storage Table Data Contributor'] as const) {
+      await assignRole(ctx, app, role, storageId);
+    }
+    for (const vault of vaults) {
+      // Reader: the health check reads the vault's firewall, soft delete and role assignments.
+      await assignRole(ctx, app, 'Reader', vault.id);
+      if (vault.rbac) await assignRole(ctx, app, 'Key Vault Secrets User', vault.id);
+      else await grantAccessPolicy(ctx, app, vault);
+    }
+    // Telemetry goes in with the app's Entra token: the component takes no connection-string ingestion.
+    await assignRole(ctx, app, 'Monitoring Metrics Publisher', telemetry.componentId);
+    if (d.notificationTopic) await assignRole(ctx, app, 'EventGrid Data Sender', d.notificationTopic);
+    const deployer = d.smokeTest ? await deployerPrincipal(ctx) : undefined;
+    if (deployer?.objectId)
+      await assignRole(ctx, deployer, 'Storage Table Data Reader', `${storageId}/tableServices/default/tables/${HEALTH_TABLE}`);
+  };
+  const principal = (objectId: string | undefined): Principal => ({
+    label: identity ? `app ${d.appName} (identity ${identity.name})` : `app ${d.appName}`,
+    objectId,
+    type: 'ServicePrincipal',
+  });
+  // A named identity is known before the app: it gets its access first, so an app switched to it
+  // never runs without (its old identity goes with the site's update). The app's own identity exists
+  // only once the app does.
+  if (identity) await grantAccess(4, principal(identity.principalId));
+  phase(identity ? 5 : 4, 'Function App (Flex Consumption, Linux, Node.js 22)');
   const site = await functionApp(ctx, account, identity);
   const settings = appSettingsFor(d, {
     vaultUris,
@@ -113,42 +149,12 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
   });
   await appSettings(ctx, settings, site !== undefined);
   await basicPublishingOff(ctx, site !== undefined);
-
-  phase(5, `Access for the app's identity`);
-  const storageId =
-    account?.id ??
-    `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${d.storageAccount}`;
-  // The identity the app uses for everything: the one the file names, else the app's own.
-  const app: Principal = identity
-    ? {
-        label: `app ${d.appName} (identity ${identity.id.split('/').pop() ?? ''})`,
-        objectId: identity.principalId,
-        type: 'ServicePrincipal',
-      }
-    : { label: `app ${d.appName}`, objectId: site?.identity?.principalId, type: 'ServicePrincipal' };
-  // Learn, "Connecting to host storage with an identity": the host needs Storage Blob Data Owner
-  // (host storage, timer checkpoints, the Flex deployment container); Queue Data Contributor only
-  // for blob triggers and Durable Functions, which this app has not. Table Data Contributor is the
-  // app's own tables (coherence, delivery ledger, health reports, shared cache) and the host's
-  // diagnostic events.
-  for (const role of ['Storage Blob Data Owner', 'Storage Table Data Contributor'] as const) {
-    await assignRole(ctx, app, role, storageId);
-  }
-  for (const vault of vaults) {
-    // Reader: the health check reads the vault's firewall, soft delete and role assignments.
-    await assignRole(ctx, app, 'Reader', vault.id);
-    if (vault.rbac) await assignRole(ctx, app, 'Key Vault Secrets User', vault.id);
-    else await grantAccessPolicy(ctx, app, vault);
-  }
-  // Telemetry goes in with the app's Entra token: the component takes no connection-string ingestion.
-  await assignRole(ctx, app, 'Monitoring Metrics Publisher', telemetry.componentId);
-  if (d.notificationTopic) await assignRole(ctx, app, 'EventGrid Data Sender', d.notificationTopic);
-  const deployer = d.smokeTest ? await deployerPrincipal(ctx) : undefined;
-  if (deployer?.objectId)
-    await assignRole(ctx, deployer, 'Storage Table Data Reader', `${storageId}/tableServices/default/tables/${HEALTH_TABLE}`);
+  if (!identity) await grantAccess(5, principal(site?.identity?.principalId));
 
   phase(6, 'Code package (One Deploy)');
   await codePackage(ctx, pkg, site?.id, site?.tags?.[PACKAGE_TAG], scmHostOf(site, d));
+  // Now that the app sends with its identity's token, an older component stops taking the connection string.
+  await localAuthOff(ctx, telemetry);
 
   phase(7, 'Key Vault events to secretEvents');
   for (const vault of vaults) await subscribeVault(ctx, vault, site?.id, storageId);

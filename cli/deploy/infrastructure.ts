@@ -1,7 +1,8 @@
 /**
  * The deployment's own resources: resource group, storage (shared keys off), Log Analytics and
- * workspace-based Application Insights, the Flex Consumption plan and the Function App with its
- * system-assigned identity and app settings. Each goes through {@link reconcile}.
+ * workspace-based Application Insights (local authentication off), the Flex Consumption plan and the
+ * Function App with its identity (system-assigned, or the file's user-assigned one), app settings and
+ * publishing policies. Each goes through {@link reconcile}.
  */
 import type { Site } from '@azure/arm-appservice';
 import type { StorageAccount } from '@azure/arm-storage';
@@ -45,6 +46,8 @@ function trackedResource<T extends { location?: string; tags?: Record<string, st
   get: () => Promise<T>,
   desired: D,
   put: (body: D & { location: string; tags: Record<string, string> }) => PromiseLike<T>,
+  /** Sent when the resource is created, neither compared nor sent on an update (a later step sees to them). */
+  onCreate: object = {},
 ): Promise<T | undefined> {
   const { d } = ctx;
   const tags = tagsOf(d);
@@ -53,7 +56,8 @@ function trackedResource<T extends { location?: string; tags?: Record<string, st
     read: () => orAbsent(get),
     desired: { ...desired, tags },
     compare: (current) => [...locationDiff(d.location, current.location), ...differences({ ...desired, tags }, current)],
-    apply: async (current) => put({ ...desired, location: d.location, tags: mergedTags(current?.tags, tags) }),
+    apply: async (current) =>
+      put({ ...desired, ...(current ? {} : onCreate), location: d.location, tags: mergedTags(current?.tags, tags) }),
   });
 }
 
@@ -120,6 +124,9 @@ export async function healthTable(ctx: Ctx, table: string, accountExists: boolea
 
 /** The Application Insights component as the app needs it: its id (for the app's publisher role) and connection string. */
 export interface Monitoring {
+  /** Whether this run creates the component (then with local authentication off from the start). */
+  readonly created: boolean;
+  readonly workspaceId: string;
   readonly componentId: string;
   readonly connectionString: string | undefined;
 }
@@ -142,14 +149,20 @@ export async function monitoring(ctx: Ctx): Promise<Monitoring> {
   const workspaceId =
     workspace?.id ??
     `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/${d.logAnalyticsWorkspace}`;
+  const name = `Application Insights ${d.applicationInsights}`;
   const component = await trackedResource(
     ctx,
-    `Application Insights ${d.applicationInsights}`,
+    name,
     () => clients.insights.components.get(d.resourceGroup, d.applicationInsights),
-    { kind: 'web', applicationType: 'web', workspaceResourceId: workspaceId, ingestionMode: 'LogAnalytics', disableLocalAuth: true },
+    componentOf(workspaceId),
     (body) => clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, body),
+    // A new component takes Entra tokens only from the start; an existing one is switched by
+    // localAuthOff, once the app can send with its identity.
+    { disableLocalAuth: true },
   );
   return {
+    created: ctx.run.changes.some((c) => c.resource === name && c.action === 'create'),
+    workspaceId,
     componentId:
       component?.id ??
       `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Insights/components/${d.applicationInsights}`,
@@ -157,9 +170,36 @@ export async function monitoring(ctx: Ctx): Promise<Monitoring> {
   };
 }
 
+const componentOf = (workspaceId: string) => ({
+  kind: 'web',
+  applicationType: 'web',
+  workspaceResourceId: workspaceId,
+  ingestionMode: 'LogAnalytics',
+});
+
+/**
+ * Local authentication off on an existing component, as the last change of a run: by then the app
+ * has `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, Monitoring Metrics Publisher and the code that
+ * sends with its token. Turned off earlier, the running app's and the host's telemetry (the audit
+ * records among it) would be refused until then. A new component was created with it off.
+ */
+export async function localAuthOff(ctx: Ctx, telemetry: Monitoring): Promise<void> {
+  if (telemetry.created) return;
+  const { clients, d } = ctx;
+  await trackedResource(
+    ctx,
+    `Application Insights ${d.applicationInsights} (local authentication off)`,
+    () => clients.insights.components.get(d.resourceGroup, d.applicationInsights),
+    { ...componentOf(telemetry.workspaceId), disableLocalAuth: true },
+    (body) => clients.insights.components.createOrUpdate(d.resourceGroup, d.applicationInsights, body),
+  );
+}
+
 /** The app's user-assigned identity, as the deployment file names it: what roles and settings need of it. */
 export interface AppIdentity {
   readonly id: string;
+  /** Its name, for messages. */
+  readonly name: string;
   readonly principalId: string;
   readonly clientId: string;
 }
@@ -177,7 +217,7 @@ export async function userAssignedIdentity(ctx: Ctx, id: string): Promise<AppIde
   if (typeof props.principalId !== 'string' || typeof props.clientId !== 'string') {
     throw new DeployError(`user-assigned identity ${name}`, 'Azure answered no principalId or clientId for it');
   }
-  return { id: found.id ?? id, principalId: props.principalId, clientId: props.clientId };
+  return { id: found.id ?? id, name, principalId: props.principalId, clientId: props.clientId };
 }
 
 /**
@@ -201,7 +241,7 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined,
     serverFarmId: planId,
     // Sent as Microsoft documents a Flex Consumption site (REST spec example
     // CreateOrUpdateFunctionAppFlexConsumption.json, Learn's "Flex Consumption plan deprecations"):
-    // nothing of that table (no ftpsState: Flex has no FTP at all), the runtime in functionAppConfig.
+    // nothing of that table (no ftpsState: "FTPS not supported" on Flex), the runtime in functionAppConfig.
     // httpsOnly and minTlsVersion are in neither list; 1.2 is what Azure answers by default, kept
     // here so that a lowered value is put back.
     httpsOnly: true,
@@ -251,17 +291,18 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined,
  * How the site's identity differs from the one wanted: the type, and the user-assigned identity by
  * id without regard to case (ARM answers ids in its own casing).
  */
-function identityDiff(
+export function identityDiff(
   current: { type?: string; userAssignedIdentities?: Record<string, unknown> } | undefined,
   identity: AppIdentity | undefined,
 ): Difference[] {
   const type = identity ? 'UserAssigned' : 'SystemAssigned';
   const diffs: Difference[] = [];
   if ((current?.type ?? 'None').toLowerCase() !== type.toLowerCase()) diffs.push({ path: 'identity.type', from: current?.type, to: type });
-  const ids = Object.keys(current?.userAssignedIdentities ?? {}).map((k) => k.toLowerCase());
-  if (identity && !ids.includes(identity.id.toLowerCase())) {
-    diffs.push({ path: 'identity.userAssignedIdentities', from: Object.keys(current?.userAssignedIdentities ?? {}), to: [identity.id] });
-  }
+  // Exactly the named one: another identity attached by hand would be another way into the vaults.
+  const have = Object.keys(current?.userAssignedIdentities ?? {});
+  const want = identity ? [identity.id] : [];
+  const same = have.length === want.length && want.every((id) => have.some((k) => k.toLowerCase() === id.toLowerCase()));
+  if (!same) diffs.push({ path: 'identity.userAssignedIdentities', from: have, to: want });
   return diffs;
 }
 
@@ -278,6 +319,7 @@ export async function appSettings(ctx: Ctx, settings: Record<string, string>, si
     },
     desired: settings,
     compare: (current) => settingDifferences(settings, current),
+    secrets: Object.values(settings),
     apply: async () =>
       (await clients.web.webApps.updateApplicationSettings(d.resourceGroup, d.appName, { properties: settings })).properties ?? {},
     hideValues: true,

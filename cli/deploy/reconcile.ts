@@ -42,6 +42,8 @@ export interface Resource<T> {
   apply(current: T | undefined): Promise<T>;
   /** Print changed property names only (app settings). */
   readonly hideValues?: boolean;
+  /** Values sent that must not appear in an error line, should Azure's message quote them (app settings). */
+  readonly secrets?: readonly string[];
 }
 
 /**
@@ -63,20 +65,28 @@ export async function reconcile<T>(run: RunOptions, r: Resource<T>): Promise<T |
     for (const line of describeChange(change, run.whatIf)) run.progress.line(line);
     return current;
   }
-  const result = await step(r.resource, change.action === 'create' ? 'create' : 'update', () => r.apply(current));
+  const result = await step(r.resource, change.action === 'create' ? 'create' : 'update', () => r.apply(current), r.secrets);
   const lines = describeChange(change);
   lines[0] = `${lines[0]}d (${((Date.now() - started) / 1000).toFixed(1)} s)`;
   for (const line of lines) run.progress.line(line);
   return result;
 }
 
-/** Runs one call against Azure; a failure becomes a {@link DeployError} naming the resource and Azure's answer. */
-export async function step<T>(resource: string, what: string, call: () => Promise<T>): Promise<T> {
+/** Values shorter than this are not taken out of a message: they would match ordinary words. */
+const MIN_REDACTED_CHARS = 8;
+
+/**
+ * Runs one call against Azure; a failure becomes a {@link DeployError} naming the resource and Azure's
+ * answer, with any of `secrets` that Azure's message quotes replaced by `<redacted>`.
+ */
+export async function step<T>(resource: string, what: string, call: () => Promise<T>, secrets: readonly string[] = []): Promise<T> {
   try {
     return await call();
   } catch (err: unknown) {
     if (err instanceof DeployError) throw err;
-    throw new DeployError(resource, `${what} failed: ${describeAzureError(err)}`);
+    let text = describeAzureError(err);
+    for (const value of secrets) if (value.length >= MIN_REDACTED_CHARS) text = text.split(value).join('<redacted>');
+    throw new DeployError(resource, `${what} failed: ${text}`);
   }
 }
 

@@ -171,7 +171,7 @@ describe('without an Azure sign-in', () => {
     expect(run.code).toBe(1);
     const lines = run.stderr.trimEnd().split('\n');
     expect(lines[0]).toBe(
-      'npm took --what-if as its own option, so this is a what-if run that changes nothing; to pass options through npm, put them after "--": npm run deploy -- <file> --what-if',
+      'npm took --what-if as its own option (npm_config_what_if is set), so this is a what-if run that changes nothing; to pass options through npm, put them after "--": npm run deploy -- <file> --what-if',
     );
     expect(lines[1]).toMatch(SIGN_IN);
   }, 20_000);

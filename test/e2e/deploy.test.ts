@@ -10,6 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { ApplicationInsightsManagementClient } from '@azure/arm-appinsights';
 import { WebSiteManagementClient } from '@azure/arm-appservice';
 import { EventGridManagementClient } from '@azure/arm-eventgrid';
 import { ResourceManagementClient } from '@azure/arm-resources';
@@ -272,14 +273,19 @@ describe('npm run deploy', () => {
     expect(target.arm.deployedPackage(APP)?.publishes).toBe(1);
   }, 240_000);
 
-  it('a changed setting, and one added by hand: --what-if names both, the run makes exactly that one update', async () => {
+  it('a changed setting, one added by hand, a component that still takes its connection string: --what-if names them, the run makes those updates', async () => {
     const file = deploymentFile('deploy-changed.json', { settings: { CACHE_TTL_SECONDS: 120 } });
-    // As the portal (or az functionapp config appsettings set) would: the deployment file knows nothing of it.
     const restore = useLocalAzureInProcess(target.azure);
     try {
-      const web = new WebSiteManagementClient(new ManagedIdentityCredential({ clientId: target.deployer.clientId }), target.subscriptionId);
+      const credential = new ManagedIdentityCredential({ clientId: target.deployer.clientId });
+      // As the portal (or az functionapp config appsettings set) would: the deployment file knows nothing of it.
+      const web = new WebSiteManagementClient(credential, target.subscriptionId);
       const current = (await web.webApps.listApplicationSettings(RG, APP)).properties ?? {};
       await web.webApps.updateApplicationSettings(RG, APP, { properties: { ...current, BY_HAND: 'portal' } });
+      // A component from an older deployment, local authentication still on.
+      const insights = new ApplicationInsightsManagementClient(credential, target.subscriptionId);
+      const component = await insights.components.get(RG, APP);
+      await insights.components.createOrUpdate(RG, APP, { ...component, kind: component.kind ?? 'web', disableLocalAuth: false });
     } finally {
       restore();
     }
@@ -290,14 +296,22 @@ describe('npm run deploy', () => {
       `~ app settings of ${APP}: update\n    BY_HAND: will be removed (not in the deployment file)\n    CACHE_TTL_SECONDS: changed`,
     );
     expect(whatIf.stdout).not.toContain('portal');
-    expect(whatIf.stdout).toMatch(/0 to create, 1 to update, \d+ unchanged/);
+    // Local authentication goes off last, once the app has its token setting, its role and its code.
+    expect(whatIf.stdout).toMatch(
+      new RegExp(
+        `code package of ${APP}[^\\n]*\\n~ Application Insights ${APP} \\(local authentication off\\): update\\n    disableLocalAuth: false -> true`,
+      ),
+    );
+    expect(whatIf.stdout).toMatch(/0 to create, 2 to update, \d+ unchanged/);
     expect(whatIf.stdout).not.toContain('120');
     expect(writes()).toBe(before);
 
     const run = await deploy(file);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/Done: 0 created, 1 updated, \d+ unchanged/);
-    expect(writes()).toBe(before + 1);
+    expect(run.stdout).toMatch(/Done: 0 created, 2 updated, \d+ unchanged/);
+    expect(writes()).toBe(before + 2);
+    const component = target.arm.resource(resourceId('Microsoft.Insights/components', APP));
+    expect((component?.['properties'] as Record<string, unknown>)['DisableLocalAuth']).toBe(true);
     expect(target.arm.requestCount({ host: 'management.azure.com', method: 'PUT', path: /\/config\/appsettings$/i })).toBeGreaterThan(0);
     expect(target.arm.appSettings(APP)?.['CACHE_TTL_SECONDS']).toBe('120');
     expect(target.arm.appSettings(APP)).not.toHaveProperty('BY_HAND');
@@ -321,8 +335,9 @@ describe('npm run deploy', () => {
       /error: role Storage Blob Data Owner for app contoso-broker2 \(identity broker-identity\) on contosobroker2st: create failed: 500 InternalServerError: Encountered internal server error/,
     );
     expect(failed.stderr).toContain('run the same command again');
-    // Stopped there: the app exists, its code and events do not.
-    expect(target.arm.resource(resourceId('Microsoft.Web/sites', RESUME_APP))).toBeDefined();
+    // Stopped there: a named identity gets its access before the app exists, so the app does not yet.
+    expect(target.arm.resource(resourceId('Microsoft.Storage/storageAccounts', RESUME_ACCOUNT))).toBeDefined();
+    expect(target.arm.resource(resourceId('Microsoft.Web/sites', RESUME_APP))).toBeUndefined();
     expect(target.arm.deployedPackage(RESUME_APP)?.publishes ?? 0).toBe(0);
 
     // The waits Azure is known for, met on the way: a new identity not yet replicated to Entra ID,
@@ -348,7 +363,10 @@ describe('npm run deploy', () => {
       `app ${RESUME_APP} (identity broker-identity) is not known to Microsoft Entra ID yet; retrying in 10 s`,
     );
     expect(resumed.stdout).toContain('the app identity cannot write its deployment container yet');
-    expect(resumed.stdout).toContain(`= Function App ${RESUME_APP}`);
+    expect(resumed.stdout).toContain(`+ Function App ${RESUME_APP}: created`);
+    expect(resumed.stdout.indexOf(`role Storage Blob Data Owner for app ${RESUME_APP}`)).toBeLessThan(
+      resumed.stdout.indexOf(`Function App ${RESUME_APP}`),
+    );
     expect(resumed.stdout).toContain(
       `+ role Storage Blob Data Owner for app ${RESUME_APP} (identity broker-identity) on ${RESUME_ACCOUNT}: created`,
     );

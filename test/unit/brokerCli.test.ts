@@ -52,7 +52,7 @@ beforeEach(() => {
 
 describe('--what-if that npm took for its own', () => {
   const NOTICE =
-    'npm took --what-if as its own option, so this is a what-if run that changes nothing; to pass options through npm, put them after "--": npm run deploy -- <file> --what-if\n';
+    'npm took --what-if as its own option (npm_config_what_if is set), so this is a what-if run that changes nothing; to pass options through npm, put them after "--": npm run deploy -- <file> --what-if\n';
 
   it.each(['true', ''])('runs the what-if, never a deployment, when npm_config_what_if is %j', async (value) => {
     const result = await run(['deploy', deploymentFile('npm.json')], { npm_config_what_if: value });
