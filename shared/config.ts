@@ -476,8 +476,8 @@ function checkUrl(setting: string, value: string, protocols: string[]): URL {
 
 /**
  * Why `value` is not a URL the broker may fetch or post to, or undefined when it is: `https:`, or
- * `http:` to a loopback address (local development only). Tokens, signatures and notifications
- * never travel in clear text over a network.
+ * `http:` to exactly `localhost`, `127.0.0.1` or `[::1]` (local development only). Tokens,
+ * signatures and notifications never travel in clear text over a network.
  */
 export function remoteUrlProblem(value: string): string | undefined {
   let url: URL;
@@ -487,14 +487,21 @@ export function remoteUrlProblem(value: string): string | undefined {
     return `"${value}" is not a URL`;
   }
   if (url.protocol === 'https:') return undefined;
-  if (url.protocol === 'http:' && isLoopback(url.hostname)) return undefined;
+  if (url.protocol === 'http:' && isLoopbackHttpUrl(value)) return undefined;
   return `must be an https URL (http only to localhost for local development), got "${value}"`;
 }
 
-/** Whether a URL hostname names this machine: `localhost`, 127.0.0.0/8 or [::1]. */
-export function isLoopback(hostname: string): boolean {
-  const host = hostname.toLowerCase();
-  return host === 'localhost' || host.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(host) || host === '[::1]';
+/**
+ * Whether `value` is an `http:` URL written to exactly `localhost`, `127.0.0.1` or `[::1]` (any
+ * port). The text as written is matched, not the parsed host: the URL parser turns `127.1`,
+ * `0x7f000001` or `127.0.0.%31` into `127.0.0.1`, and those (like `*.localhost` and the rest of
+ * 127.0.0.0/8) are not allowed.
+ */
+export function isLoopbackHttpUrl(value: string): boolean {
+  // What the URL parser ignores: leading and trailing C0 controls and spaces, tabs and newlines anywhere.
+  // eslint-disable-next-line no-control-regex -- those are the characters in question
+  const text = value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+  return /^http:\/\/(?:localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?(?:[/?#]|$)/i.test(text);
 }
 
 function checkRemoteUrl(setting: string, value: string): void {
@@ -508,6 +515,21 @@ function vaultUri(setting: string, value: string): string {
     throw new ConfigError(`${setting}: must be a vault URI like https://contoso.vault.azure.net/, got "${value}"`);
   }
   return `${url.origin}/`;
+}
+
+/**
+ * What makes two vault URIs the same vault: scheme and host compared without case, the default
+ * port, a trailing `/` and the host's trailing `.` (the same DNS name) ignored. E.g.
+ * `https://CONTOSO.vault.azure.net:443` and `https://contoso.vault.azure.net./` are both
+ * `https://contoso.vault.azure.net/`.
+ */
+export function vaultIdentity(uri: string): string {
+  try {
+    const url = new URL(uri);
+    return `${url.protocol}//${url.hostname.replace(/\.$/, '')}${url.port ? `:${url.port}` : ''}/`;
+  } catch {
+    return `${uri.toLowerCase().replace(/\/+$/, '')}/`;
+  }
 }
 
 function parseVaults(env: Env): Map<string, string> {
@@ -529,7 +551,11 @@ function parseVaults(env: Env): Map<string, string> {
       }
       if (vaults.has(alias))
         throw new ConfigError(`KEY_VAULT_ALIASES: alias "${alias}" is used twice (or is "default", which is KEY_VAULT_URI)`);
-      vaults.set(alias, vaultUri('KEY_VAULT_ALIASES', part.slice(eq + 1).trim()));
+      const uri = vaultUri('KEY_VAULT_ALIASES', part.slice(eq + 1).trim());
+      // One vault, one alias: policy patterns, deny rules and reserved names are written per alias.
+      const twin = [...vaults].find(([, other]) => vaultIdentity(other) === vaultIdentity(uri));
+      if (twin) throw new ConfigError(`KEY_VAULT_ALIASES: "${alias}" names the same vault as "${twin[0]}" (${twin[1]})`);
+      vaults.set(alias, uri);
     }
   }
   if (vaults.size === 0) {

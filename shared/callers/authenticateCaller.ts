@@ -28,9 +28,9 @@ export interface TokenSettings {
  *
  * A bearer token must be signed with RS256 by a key from the issuer's OIDC discovery (JWKS), match
  * `iss` and `aud`, be within `exp`/`nbf`, carry `tid` = {@link issuerTenant} of `AUTH_ISSUER`, be
- * app-only (no `scp`; `idtyp`, where present, `app`), and, where the caller's policy entry lists
- * `roles`, carry one of them in `roles`. The identity is `azp` (v2) or `appid` (v1). Why delegated
- * tokens are refused: README "App-only tokens and app roles".
+ * app-only (no `scp`; `idtyp` = `app`, or, where `idtyp` is absent, `oid` = `sub`), and, where the
+ * caller's policy entry lists `roles`, carry one of them in `roles`. The identity is `azp` (v2) or
+ * `appid` (v1). Why delegated tokens are refused: README "App-only tokens and app roles".
  */
 export class CallerAuthenticator {
   private keys: JWTVerifyGetKey | undefined;
@@ -117,6 +117,11 @@ export class CallerAuthenticator {
     }
     if ('idtyp' in payload && payload.idtyp !== 'app') {
       throw invalidToken({ reason: 'delegated (user) tokens are not accepted (idtyp is not app)', hint: APP_ONLY_HINT });
+    }
+    // Without idtyp (v1 tokens, v2 ones without the optional claim), Entra's app-only token is the
+    // one whose subject is the application's own service principal: oid = sub (and no scp).
+    if (!('idtyp' in payload) && (typeof payload.oid !== 'string' || payload.oid !== payload.sub)) {
+      throw invalidToken({ reason: 'delegated (user) tokens are not accepted (no idtyp, and oid is not sub)', hint: APP_ONLY_HINT });
     }
     if (typeof payload.tid !== 'string') {
       throw invalidToken({ reason: 'tenant (tid) is missing', hint: 'it must be the tenant in AUTH_ISSUER' });

@@ -78,7 +78,11 @@ describe('CallerAuthenticator', () => {
   it('accepts a v1 app-only token (appid) and a token without idtyp (optional claim not configured)', async () => {
     const v1 = await tokenFor({ claimName: 'appid', extra: { roles: ['Secrets.ReadAll'] } });
     const noIdtyp = await withRole({ idtyp: undefined });
-    for (const token of [v1, noIdtyp]) {
+    // Without idtyp, no scp and oid = sub (the emulator's app tokens carry the same GUID in both).
+    const v1NoIdtyp = await tokenFor({ claimName: 'appid', extra: { roles: ['Secrets.ReadAll'], idtyp: undefined } });
+    // idtyp = app says app-only by itself.
+    const idtypApp = await withRole({ sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ' });
+    for (const token of [v1, noIdtyp, v1NoIdtyp, idtypApp]) {
       await expect(authenticator.authenticate(withBearer(token))).resolves.toMatchObject({ name: 'erp-integration' });
     }
   });
@@ -100,6 +104,18 @@ describe('CallerAuthenticator', () => {
       () => withRole({ scp: 'user_impersonation' }),
       'The bearer token is not valid: delegated (user) tokens are not accepted (scp present); use an app-only token (client credentials)',
       'delegated (user) tokens are not accepted (scp present)',
+    ],
+    [
+      'a v2 token without idtyp whose oid is not sub (a user, optional claim not configured)',
+      () => withRole({ idtyp: undefined, sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ' }),
+      'The bearer token is not valid: delegated (user) tokens are not accepted (no idtyp, and oid is not sub); use an app-only token (client credentials)',
+      'delegated (user) tokens are not accepted (no idtyp, and oid is not sub)',
+    ],
+    [
+      'a v1 token without idtyp and without oid',
+      () => tokenFor({ claimName: 'appid', extra: { roles: ['Secrets.ReadAll'], idtyp: undefined, oid: undefined } }),
+      'The bearer token is not valid: delegated (user) tokens are not accepted (no idtyp, and oid is not sub); use an app-only token (client credentials)',
+      'delegated (user) tokens are not accepted (no idtyp, and oid is not sub)',
     ],
     [
       'a token with idtyp user alone',

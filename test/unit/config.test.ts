@@ -191,6 +191,66 @@ describe('loadConfig', () => {
     expect((thrown as Error).message).not.toContain('\n');
   });
 
+  /** The one line `loadConfig` throws for `env`. */
+  const refusal = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env);
+    } catch (err: unknown) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('expected a ConfigError');
+  };
+
+  it.each([
+    ['the default vault as written', 'erp=https://contoso-vault2.vault.azure.net/', 'default', 'https://contoso-vault2.vault.azure.net/'],
+    ['the default vault in other case', 'erp=HTTPS://Contoso-Vault2.VAULT.azure.net', 'default', 'https://contoso-vault2.vault.azure.net/'],
+    [
+      'the default vault with :443',
+      'erp=https://contoso-vault2.vault.azure.net:443/',
+      'default',
+      'https://contoso-vault2.vault.azure.net/',
+    ],
+    [
+      'the default vault with a trailing dot',
+      'erp=https://contoso-vault2.vault.azure.net./',
+      'default',
+      'https://contoso-vault2.vault.azure.net/',
+    ],
+    ['another alias', 'bc=https://bc.vault.azure.net/; erp=https://BC.vault.azure.net:443', 'bc', 'https://bc.vault.azure.net/'],
+  ])('refuses an alias that names %s: one vault, one alias', (_label, aliases, twin, uri) => {
+    expect(refusal({ ...VAULT, KEY_VAULT_ALIASES: aliases })).toBe(`KEY_VAULT_ALIASES: "erp" names the same vault as "${twin}" (${uri})`);
+  });
+
+  it('takes another port of the same host as another vault', () => {
+    const config = loadConfig({ ...VAULT, KEY_VAULT_ALIASES: 'erp=https://contoso-vault2.vault.azure.net:8443/' });
+    expect(config.vaults.get('erp')?.uri).toBe('https://contoso-vault2.vault.azure.net:8443/');
+  });
+
+  const HTTPS_ONLY = 'must be an https URL (http only to localhost for local development), got';
+
+  it.each([
+    'http://127.1/hook',
+    'http://127.0.0.2/hook',
+    'http://127.255.255.254:8080/hook',
+    'http://0x7f000001/hook',
+    'http://2130706433/hook',
+    'http://127.0.0.%31/hook',
+    'http://erp.localhost/hook',
+    'http://localhost./hook',
+    'http://[0:0:0:0:0:0:0:1]/hook',
+    'http://localhost@erp.example/hook',
+    'http:127.0.0.1/hook',
+  ])('refuses http to %s: only exactly localhost, 127.0.0.1 and [::1]', (url) => {
+    const webhook = JSON.stringify([{ name: 'erp', events: ['SecretExpired'], webhook: url, signingSecret: 'erp-whsec' }]);
+    expect(refusal({ ...VAULT, CONSUMERS: webhook })).toBe(`CONSUMERS: [0].webhook ${HTTPS_ONLY} "${url}"`);
+    expect(refusal({ ...VAULT, AUTH_ISSUER: url, AUTH_AUDIENCE: 'api://x' })).toBe(`AUTH_ISSUER: ${HTTPS_ONLY} "${url}"`);
+    expect(refusal({ ...VAULT, NOTIFY_EVENTGRID_ENDPOINT: url })).toBe(`NOTIFY_EVENTGRID_ENDPOINT: ${HTTPS_ONLY} "${url}"`);
+    expect(refusal({ ...VAULT, AzureWebJobsStorage__tableServiceUri: url })).toBe(
+      `AzureWebJobsStorage__tableServiceUri: ${HTTPS_ONLY} "${url}"`,
+    );
+  });
+
   it('reads app roles, rate limits and the signing-key vault', () => {
     const config = loadConfig({
       ...VAULT,
@@ -212,13 +272,17 @@ describe('loadConfig', () => {
     expect(loadConfig(VAULT).signingKeyVault).toBe('default');
   });
 
-  it.each(['http://localhost:7071/hook', 'http://127.0.0.1:9000/x', 'http://[::1]:8080/', 'https://erp.example/hook'])(
-    'accepts %s as a webhook (https, or http to loopback)',
-    (webhook) => {
-      const consumers = [{ name: 'erp', events: ['SecretExpired'], webhook, signingSecret: 'erp-whsec' }];
-      expect(loadConfig({ ...VAULT, CONSUMERS: JSON.stringify(consumers) }).consumers[0]?.webhook).toBe(webhook);
-    },
-  );
+  it.each([
+    'http://localhost:7071/hook',
+    'http://LOCALHOST/hook',
+    'http://127.0.0.1:9000/x',
+    'http://127.0.0.1',
+    'http://[::1]:8080/',
+    'https://erp.example/hook',
+  ])('accepts %s as a webhook (https, or http to loopback)', (webhook) => {
+    const consumers = [{ name: 'erp', events: ['SecretExpired'], webhook, signingSecret: 'erp-whsec' }];
+    expect(loadConfig({ ...VAULT, CONSUMERS: JSON.stringify(consumers) }).consumers[0]?.webhook).toBe(webhook);
+  });
 
   it.each([
     [{}, undefined],
