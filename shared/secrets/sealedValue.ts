@@ -19,7 +19,9 @@ export interface SealedValue {
 
 /** Where a sealed secret belongs: bound into its AAD, so it opens nowhere else. */
 export interface SealingContext {
-  /** Vault alias. */
+  /** The broker that stored it (`WEBSITE_SITE_NAME`, or a fixed local name): brokers sharing storage and key never read each other's rows. */
+  readonly broker: string;
+  /** The vault's URI, normalised (lower-case scheme and host, no trailing `/`): never an alias, which each broker maps on its own. */
   readonly vault: string;
   /** Secret name (compared without case, as Key Vault does). */
   readonly name: string;
@@ -29,25 +31,30 @@ export interface SealingContext {
   readonly version: string;
   /** When the stored copy stops being served (ISO 8601). */
   readonly expiresAt: string;
+  /** The secret's rotation mark when the copy was filled ('' for none, and for pinned versions). */
+  readonly generation: string;
 }
 
 /** Bumped if the AAD's layout ever changes, so old rows read as misses instead of as errors of meaning. */
-const CONTEXT_FORMAT = 'secretbroker.sharedcache.v1';
+const CONTEXT_FORMAT = 'secretbroker.sharedcache.v2';
 
 /**
- * The AAD of a sealed secret: vault, name, slot, version and expiry. A row copied to another
- * secret, slot or vault, or with its expiry pushed out, then fails to open. A JSON array, so no
- * choice of separators can make two contexts read the same.
+ * The AAD of a sealed secret: broker, vault URI, name, slot, version, expiry and rotation mark. A
+ * row copied to another broker, vault, secret or slot, with its expiry pushed out, or relabelled
+ * with a newer rotation mark, then fails to open. A JSON array, so no choice of separators can
+ * make two contexts read the same.
  */
 export function sealingContext(context: SealingContext): Buffer {
   return Buffer.from(
     JSON.stringify([
       CONTEXT_FORMAT,
+      context.broker,
       context.vault,
       context.name.toLowerCase(),
       context.slot.toLowerCase(),
       context.version.toLowerCase(),
       context.expiresAt,
+      context.generation,
     ]),
     'utf8',
   );

@@ -1,6 +1,7 @@
 /**
- * Each stored value's TTL is moved by a random share of up to this much either way (±10 %), so the
- * entries a fleet filled together do not all expire, and reload, together.
+ * Each stored value's TTL is shortened by a random share of up to this much (10 %), so the entries
+ * a fleet filled together do not all expire, and reload, together. Never lengthened: a value is
+ * never kept past one TTL (a disabled version must be gone within `CACHE_TTL_SECONDS`).
  */
 export const TTL_JITTER = 0.1;
 
@@ -11,6 +12,11 @@ export type CacheOutcome = 'hit' | 'miss' | 'coalesced' | 'stale';
 export interface Freshness {
   readonly ttlMs: number;
   readonly staleIfErrorMs: number;
+  /**
+   * The value is fresh until this time at the latest (ms since the epoch), whatever `ttlMs` says:
+   * a copy taken from the fleet's shared cache expires when that copy does.
+   */
+  readonly notAfter?: number | undefined;
 }
 
 export interface CacheOptions<V> {
@@ -24,7 +30,7 @@ export interface CacheOptions<V> {
   readonly serveStaleOn: (err: unknown) => boolean;
   /** A shorter life for some values (a cached "not found", say); the default is `ttlMs` / `staleIfErrorMs`. */
   readonly freshnessOf?: (value: V) => Freshness | undefined;
-  /** Share of a TTL by which each stored value's TTL is moved at random, either way. Default {@link TTL_JITTER}. */
+  /** Share of a TTL by which each stored value's TTL is shortened at random. Default {@link TTL_JITTER}. */
   readonly ttlJitter?: number;
   /** A number in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
@@ -64,8 +70,8 @@ interface Entry<V> {
  * - A value past its TTL is reloaded; if that load fails with an error `serveStaleOn` accepts,
  *   the old value is served until `staleIfErrorMs` past its TTL.
  * - Every value has a TTL, pinned versions too: their value cannot change, but whether the vault
- *   still serves them (disabled, deleted) can, and a revocation must take effect. Each TTL is moved
- *   at random by up to `ttlJitter` of it, either way.
+ *   still serves them (disabled, deleted) can, and a revocation must take effect. Each TTL is
+ *   shortened at random by up to `ttlJitter` of it, never lengthened.
  * Values live in this process's memory only.
  */
 export class SecretCache<V> {
@@ -153,9 +159,12 @@ export class SecretCache<V> {
   }
 
   private store(key: string, value: V): void {
-    const { ttlMs, staleIfErrorMs } = this.options.freshnessOf?.(value) ?? this.options;
+    const freshness: Freshness = this.options.freshnessOf?.(value) ?? this.options;
+    const { ttlMs, staleIfErrorMs } = freshness;
     if (ttlMs <= 0 && staleIfErrorMs <= 0) return;
-    const freshUntil = this.now() + ttlMs * (1 + this.ttlJitter * (2 * this.random() - 1));
+    // |2r - 1| is uniform in [0, 1) too, and 0 at r = 0.5 (what tests use to turn jitter off).
+    const jittered = this.now() + ttlMs * (1 - this.ttlJitter * Math.abs(2 * this.random() - 1));
+    const freshUntil = freshness.notAfter === undefined ? jittered : Math.min(jittered, freshness.notAfter);
     this.entries.delete(key);
     this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + staleIfErrorMs });
     while (this.entries.size > this.options.maxEntries) {

@@ -14,6 +14,12 @@ export type SharedCacheSource = 'hit' | 'waited' | 'filled' | 'loaded';
 export interface SharedFill {
   readonly secret: VaultSecret;
   readonly source: SharedCacheSource;
+  /**
+   * For `hit` and `waited`: when the stored copy stops being served (ms since the epoch). A copy
+   * kept in memory from it must expire then too, not a fresh TTL later: one TTL from the vault
+   * read, on every instance.
+   */
+  readonly expiresAt?: number;
 }
 
 /**
@@ -22,15 +28,20 @@ export interface SharedFill {
  * again, so a cold fleet costs about one vault read per secret.
  *
  * Values are stored encrypted (AES-256-GCM under the data key from `CACHE_SHARED_KEY_SECRET`) and
- * bound to their vault, name, version and expiry; never in plaintext, and a disabled secret never.
+ * bound to this broker, the vault's URI (never the alias: each broker maps its aliases on its own),
+ * name, version, expiry and the secret's rotation mark; never in plaintext, and a disabled secret never.
  * Reading never fails a caller's request: a storage failure, an expired or undecryptable copy is a
  * miss, logged, and the caller reads the vault as it would without this cache.
  *
- * `vault` is the vault alias, `version` the pinned version or undefined for the latest; names and
- * versions compare without case, as in Key Vault.
+ * `vault` is the vault alias, which the cache turns into the URI this broker configures for it (an
+ * alias it does not know passes through), `version` the pinned version or undefined for the
+ * latest; names and versions compare without case, as in Key Vault.
  */
 export interface SharedSecretCache {
-  /** The stored copy, or undefined when there is none, it expired, or it cannot be decrypted. Never throws. */
+  /**
+   * The stored copy, or undefined when there is none, it expired, it was stored before the
+   * secret's latest new version (its rotation mark), or it cannot be decrypted. Never throws.
+   */
   get(vault: string, name: string, version: string | undefined): Promise<VaultSecret | undefined>;
   /**
    * Stores `secret` for the shared TTL; does nothing for a disabled secret (`enabled === false`),
@@ -40,8 +51,9 @@ export interface SharedSecretCache {
   put(vault: string, name: string, version: string | undefined, secret: VaultSecret): Promise<boolean>;
   /**
    * Deletes the stored latest version of `name` (and any fill under way for it), so that instances
-   * told of a new version afterwards read the vault, not the old copy. Pinned versions stay: their
-   * values do not change.
+   * told of a new version afterwards read the vault, not the old copy, and moves the secret's
+   * rotation mark on first, so that a copy stored before (put back, or landing late) is refused
+   * too. Pinned versions stay: their values do not change.
    * @throws the storage error (other than 404), so the event that asked can be retried.
    */
   delete(vault: string, name: string): Promise<void>;

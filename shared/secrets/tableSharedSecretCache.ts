@@ -10,6 +10,8 @@ import type { VaultSecret } from './vaultGateway';
 
 /** Table of the shared cache in `AzureWebJobsStorage`. */
 export const SHARED_CACHE_TABLE = 'brokersharedcache';
+/** The broker's name where `WEBSITE_SITE_NAME` is not set (local development, tests). */
+export const LOCAL_BROKER = 'local';
 /** How long an instance may take to read the vault for the fleet before the others read it themselves. */
 export const DEFAULT_FILL_LEASE_MS = 5_000;
 /**
@@ -44,6 +46,16 @@ export interface TableSharedSecretCacheOptions {
    */
   readonly dataKey: () => Promise<Buffer>;
   /**
+   * This broker's vaults: alias → vault URI, as configured (`KEY_VAULT_URI`, `KEY_VAULT_ALIASES`).
+   * Rows are keyed and sealed by the URI, never by the alias; an alias not here passes through.
+   */
+  readonly vaults: ReadonlyMap<string, string>;
+  /**
+   * Which broker this is: the app's name (`WEBSITE_SITE_NAME`). Brokers that share storage and
+   * data key never read each other's rows. Default {@link LOCAL_BROKER}.
+   */
+  readonly broker?: string;
+  /**
    * How long a stored copy is served: never longer than the in-memory TTL (`CACHE_TTL_SECONDS`),
    * so the shared cache keeps no value longer than one instance would. 0 or less turns it off.
    */
@@ -67,11 +79,36 @@ export interface TableSharedSecretCacheOptions {
 /**
  * The shared cache over Azure Table storage, table {@link SHARED_CACHE_TABLE}.
  *
- * One row per vault alias (PartitionKey), name and slot (RowKey `<lower-case name>@<version or
- * latest>`), with columns `vault`, `name`, `version` (the version the value is), `expiresAt`
- * (ISO 8601), `iv`, `ciphertext`, `tag` (binary) and `writtenBy`. The sealed plaintext is the
- * secret's value with its properties (content type, dates, enabled); the AAD binds vault, name,
- * slot, version and `expiresAt`, so a row moved or with its expiry extended does not decrypt.
+ * **Keys.** One partition per broker and vault: PartitionKey {@link sharedCachePartition} (the
+ * broker's name and the vault's normalised URI: lower-case scheme and host, no trailing `/`), so
+ * neither an alias that names another vault on another broker, nor another broker on the same
+ * storage and data key, ever finds a row of this one. In it one row per name and slot (RowKey
+ * `<lower-case name>@<version or latest>`), with columns `broker`, `vault` (the URI), `name`,
+ * `version` (the version the value is), `expiresAt` (ISO 8601), `generation`, `iv`, `ciphertext`,
+ * `tag` (binary) and `writtenBy`. The sealed plaintext is the secret's value with its properties
+ * (content type, dates, enabled); the AAD binds broker, vault URI, name, slot, version, `expiresAt`
+ * and `generation`, so a row moved, relabelled or with its expiry extended does not decrypt.
+ *
+ * **The rotation mark.** A row `<lower-case name>:rotation` (column `generation`, 128 random bits)
+ * outlives the rows it condemns. {@link SharedSecretCache.delete} (a `SecretNewVersionCreated`
+ * event) first writes a fresh `generation` there, then deletes the latest row and its lease. A
+ * latest row carries, sealed in its AAD, the generation its filler saw *before* it read the vault,
+ * and is served only while that is still the mark's (a missing mark is ''). So a row filled before
+ * the event, whether it lands late or is put back from a copy afterwards, is refused (a logged
+ * miss), and a row filled after it holds what the vault said after the new version existed.
+ *
+ * Why a random generation rather than the newest known version: Key Vault versions have no order to
+ * compare, and writers never read-modify-write a random value, so concurrent events cannot lose an
+ * increment; it only has to differ, the last write wins and every older generation is refused. Why
+ * only events move it, not an instance that reads a newer version from the vault: without an event
+ * nothing was deleted, the old row stays servable until its own `expiresAt` anyway, and a copy of it
+ * put back can be served no longer than that (the expiry is sealed). What it cannot stop: someone
+ * who can write the storage account and puts back both an old row and the old mark gets that row
+ * served until the row's own `expiresAt` (at most one TTL after its vault read). Pinned versions
+ * have no mark (their value never changes); a disabled one goes with its row's expiry.
+ *
+ * **Expiry.** A row is served until its `expiresAt` (its fill time plus `ttlMs`) and reported
+ * with it ({@link SharedFill.expiresAt}), so an instance that takes it keeps it no longer.
  *
  * A fill lease is a row `<row key>:lease` in the same partition (`leaseUntil`, `writtenBy`),
  * created by the instance that reads the vault for the others. Its holder stores the secret and
@@ -82,12 +119,37 @@ export function createTableSharedSecretCache(storage: StorageSettings | string, 
   return new TableSharedSecretCache(storage, options);
 }
 
+/**
+ * A vault URI as rows are keyed and sealed by: lower-case scheme and host (the URL parser does
+ * that), no default port, no trailing `/` or `.` of the host; undefined when it is not a URL.
+ */
+export function normaliseVaultUri(uri: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return undefined;
+  }
+  const host = url.hostname.replace(/\.$/, '');
+  return `${url.protocol}//${host}${url.port ? `:${url.port}` : ''}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/**
+ * The PartitionKey of a broker's rows of one vault: `[broker, normalised vault URI]` as JSON,
+ * base64url encoded (Table keys may not hold `/`, and JSON keeps any two pairs apart).
+ */
+export function sharedCachePartition(broker: string, vaultUri: string): string {
+  return Buffer.from(JSON.stringify([broker, normaliseVaultUri(vaultUri) ?? vaultUri]), 'utf8').toString('base64url');
+}
+
 /** A type, not an interface: transactions take entities as records. */
 type RowColumns = {
+  broker?: string;
   vault?: string;
   name?: string;
   version?: string;
   expiresAt?: string;
+  generation?: string;
   iv?: Uint8Array;
   ciphertext?: Uint8Array;
   tag?: Uint8Array;
@@ -99,16 +161,43 @@ type LeaseColumns = {
   writtenBy?: string;
 };
 
+type MarkColumns = {
+  generation?: string;
+  rotatedAt?: string;
+  writtenBy?: string;
+};
+
 /** Where one secret lives in the table. */
 interface Slot {
-  readonly vault: string;
+  /** The alias asked with: the served secret's `vault`, and log lines. */
+  readonly alias: string;
+  /** The vault's normalised URI. */
+  readonly vaultUri: string;
+  readonly partition: string;
   readonly name: string;
   /** `latest` or the lower-cased pinned version. */
   readonly slot: string;
   readonly rowKey: string;
   readonly leaseKey: string;
-  /** `vault/name@slot`, for log lines. */
+  /** The rotation mark of the name (used by the latest slot only). */
+  readonly markKey: string;
+  /** `alias/name@slot`, for log lines. */
   readonly label: string;
+}
+
+/** What one look at a slot found. */
+interface Look {
+  readonly row?: RowColumns | undefined;
+  readonly lease?: LeaseColumns | undefined;
+  /** The name's rotation mark now: '' when there is none, and always for a pinned version. */
+  readonly generation: string;
+}
+
+/** A stored copy that may be served, and until when. */
+interface Opened {
+  readonly secret: VaultSecret;
+  /** The row's `expiresAt`, ms since the epoch. */
+  readonly expiresAt: number;
 }
 
 /** The sealed plaintext: the secret without its vault (the row's partition says that). */
@@ -123,6 +212,9 @@ class TableSharedSecretCache implements SharedSecretCache {
   private readonly fillLeaseMs: number;
   private readonly fillPollMs: number;
   private readonly storageTimeoutMs: number;
+  private readonly broker: string;
+  /** Alias → normalised vault URI. */
+  private readonly vaultUris: ReadonlyMap<string, string>;
 
   constructor(
     private readonly storage: StorageSettings | string,
@@ -135,6 +227,13 @@ class TableSharedSecretCache implements SharedSecretCache {
     this.fillLeaseMs = options.fillLeaseMs ?? DEFAULT_FILL_LEASE_MS;
     this.fillPollMs = options.fillPollMs ?? DEFAULT_FILL_POLL_MS;
     this.storageTimeoutMs = options.storageTimeoutMs ?? DEFAULT_STORAGE_TIMEOUT_MS;
+    this.broker = options.broker ?? LOCAL_BROKER;
+    const uris = new Map<string, string>();
+    for (const [alias, uri] of options.vaults) {
+      const normalised = normaliseVaultUri(uri);
+      if (normalised) uris.set(alias, normalised);
+    }
+    this.vaultUris = uris;
   }
 
   async get(vault: string, name: string, version: string | undefined): Promise<VaultSecret | undefined> {
@@ -142,7 +241,7 @@ class TableSharedSecretCache implements SharedSecretCache {
     if (!slot || !this.enabled) return undefined;
     try {
       const client = await this.table();
-      return await this.read(client, slot);
+      return (await this.read(client, slot)).opened?.secret;
     } catch (err: unknown) {
       this.log(`Shared cache: reading ${slot.label} failed; treated as a miss: ${describe(err)}`);
       return undefined;
@@ -153,9 +252,10 @@ class TableSharedSecretCache implements SharedSecretCache {
     const slot = this.slotOf(vault, name, version);
     if (!slot || !this.enabled) return false;
     try {
-      const row = await this.rowOf(slot, secret);
+      const client = await this.table();
+      const row = await this.rowOf(slot, secret, (await this.look(client, slot, false)).generation);
       if (!row) return false;
-      await (await this.table()).upsertEntity(row, 'Replace', { abortSignal: this.signal() });
+      await client.upsertEntity(row, 'Replace', { abortSignal: this.signal() });
       return true;
     } catch (err: unknown) {
       this.log(`Shared cache: storing ${slot.label} failed: ${describe(err)}`);
@@ -167,10 +267,19 @@ class TableSharedSecretCache implements SharedSecretCache {
     const slot = this.slotOf(vault, name, undefined);
     if (!slot) return;
     const client = await this.table();
+    // The mark first: once it has moved, no copy stored before is served, wherever it comes from.
+    const mark = {
+      partitionKey: slot.partition,
+      rowKey: slot.markKey,
+      generation: randomBytes(16).toString('hex'),
+      rotatedAt: new Date(this.now()).toISOString(),
+      writtenBy: this.instanceId,
+    };
+    await client.upsertEntity<MarkColumns>(mark, 'Replace', { abortSignal: this.signal() });
     await Promise.all(
       [slot.rowKey, slot.leaseKey].map(async (rowKey) => {
         try {
-          await client.deleteEntity(slot.vault, rowKey, { abortSignal: this.signal() });
+          await client.deleteEntity(slot.partition, rowKey, { abortSignal: this.signal() });
         } catch (err: unknown) {
           if (tableErrorStatus(err) !== 404) throw err;
         }
@@ -184,29 +293,42 @@ class TableSharedSecretCache implements SharedSecretCache {
 
     let client: TableClient;
     let lease: string | undefined;
+    let generation: string;
     try {
       client = await this.table();
       // Without the key nothing can be stored: no lease, so no other instance waits for this one.
       await this.options.dataKey();
-      const stored = await this.read(client, slot);
-      if (stored) return { secret: stored, source: 'hit' };
+      const found = await this.read(client, slot);
+      if (found.opened) return { secret: found.opened.secret, source: 'hit', expiresAt: found.opened.expiresAt };
+      generation = found.generation;
       lease = await this.takeLease(client, slot);
     } catch (err: unknown) {
       this.log(`Shared cache: ${slot.label} unavailable, reading the vault: ${describe(err)}`);
       return { secret: await load(), source: 'loaded' };
     }
-    return lease === undefined ? this.waitForFill(client, slot, load) : this.fill(client, slot, lease, load);
+    return lease === undefined ? this.waitForFill(client, slot, load) : this.fill(client, slot, lease, generation, load);
   }
 
-  /** The lease holder: reads the vault once for every instance and stores the copy. */
-  private async fill(client: TableClient, slot: Slot, leaseEtag: string, load: () => Promise<VaultSecret>): Promise<SharedFill> {
-    // Another holder may have stored it between this instance's miss and its lease.
+  /**
+   * The lease holder: reads the vault once for every instance and stores the copy, under the
+   * rotation mark it saw before that read.
+   */
+  private async fill(
+    client: TableClient,
+    slot: Slot,
+    leaseEtag: string,
+    seenGeneration: string,
+    load: () => Promise<VaultSecret>,
+  ): Promise<SharedFill> {
+    let generation = seenGeneration;
+    // Another holder may have stored it between this instance's miss and its lease (a refused row was reported then).
     try {
-      const stored = await this.read(client, slot);
-      if (stored) {
+      const found = await this.read(client, slot, true);
+      if (found.opened) {
         await this.releaseLease(client, slot, leaseEtag);
-        return { secret: stored, source: 'hit' };
+        return { secret: found.opened.secret, source: 'hit', expiresAt: found.opened.expiresAt };
       }
+      generation = found.generation;
     } catch (err: unknown) {
       this.log(`Shared cache: reading ${slot.label} failed: ${describe(err)}`);
     }
@@ -221,13 +343,13 @@ class TableSharedSecretCache implements SharedSecretCache {
 
     let source: SharedCacheSource = 'loaded';
     try {
-      const row = await this.rowOf(slot, secret);
+      const row = await this.rowOf(slot, secret, generation);
       if (!row) {
         await this.releaseLease(client, slot, leaseEtag);
       } else {
         // One transaction: the copy is stored only while the lease is still this instance's. A
         // new-version event deletes the lease, and then this (possibly old) value must not land.
-        const released = { partitionKey: slot.vault, rowKey: slot.leaseKey, leaseUntil: RELEASED, writtenBy: this.instanceId };
+        const released = { partitionKey: slot.partition, rowKey: slot.leaseKey, leaseUntil: RELEASED, writtenBy: this.instanceId };
         const result = await client.submitTransaction(
           [
             ['upsert', row, 'Replace'],
@@ -255,7 +377,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   /** Another instance holds the lease: wait for its copy, or read the vault when it does not come. */
   private async waitForFill(client: TableClient, slot: Slot, load: () => Promise<VaultSecret>): Promise<SharedFill> {
     const random = this.options.random ?? Math.random;
-    let reportedUndecryptable = false;
+    let reported = false;
     let delay = this.fillPollMs;
     // Bounded by the time slept, not by the clock (which a simulation may hold still).
     for (let waited = 0; waited < this.fillLeaseMs;) {
@@ -263,37 +385,26 @@ class TableSharedSecretCache implements SharedSecretCache {
       await sleep(pause);
       waited += pause;
       delay = Math.min(delay * 2, MAX_FILL_POLL_MS);
-      let row: (RowColumns & { etag: string }) | undefined;
-      let lease: LeaseColumns | undefined;
+      let found: Look;
       try {
-        // The copy and the lease in one query: one round trip per poll.
-        const entities = client.listEntities<RowColumns & LeaseColumns>({
-          queryOptions: { filter: odata`PartitionKey eq ${slot.vault} and (RowKey eq ${slot.rowKey} or RowKey eq ${slot.leaseKey})` },
-          abortSignal: this.signal(),
-        });
-        for await (const entity of entities) {
-          if (entity.rowKey === slot.rowKey) row = entity;
-          else lease = entity;
-        }
+        // The copy, the lease and the mark in one query: one round trip per poll.
+        found = await this.look(client, slot, true);
       } catch (err: unknown) {
         this.log(`Shared cache: ${slot.label} unavailable while waiting for another instance, reading the vault: ${describe(err)}`);
         break;
       }
-      if (row) {
+      if (found.row) {
         try {
-          const secret = await this.openRow(slot, row);
-          if (secret) return { secret, source: 'waited' };
+          const opened = await this.accept(slot, found.row, found.generation, reported);
+          if (opened) return { secret: opened.secret, source: 'waited', expiresAt: opened.expiresAt };
+          reported = true;
         } catch (err: unknown) {
-          if (!(err instanceof SharedCacheDecryptError)) {
-            this.log(`Shared cache: ${slot.label} unavailable while waiting for another instance, reading the vault: ${describe(err)}`);
-            break;
-          }
-          if (!reportedUndecryptable) this.reportUnreadable(slot, row, err);
-          reportedUndecryptable = true;
+          this.log(`Shared cache: ${slot.label} unavailable while waiting for another instance, reading the vault: ${describe(err)}`);
+          break;
         }
       }
       // The holder finished without a usable copy (vault error, disabled secret, write failed).
-      if (!lease || !this.isHeld(lease)) break;
+      if (!found.lease || !this.isHeld(found.lease)) break;
     }
     return { secret: await load(), source: 'loaded' };
   }
@@ -305,7 +416,7 @@ class TableSharedSecretCache implements SharedSecretCache {
    */
   private async takeLease(client: TableClient, slot: Slot): Promise<string | undefined> {
     const lease = {
-      partitionKey: slot.vault,
+      partitionKey: slot.partition,
       rowKey: slot.leaseKey,
       leaseUntil: new Date(this.now() + this.fillLeaseMs).toISOString(),
       writtenBy: this.instanceId,
@@ -317,7 +428,7 @@ class TableSharedSecretCache implements SharedSecretCache {
     }
     let current: LeaseColumns & { etag: string };
     try {
-      current = await client.getEntity<LeaseColumns>(slot.vault, slot.leaseKey, { abortSignal: this.signal() });
+      current = await client.getEntity<LeaseColumns>(slot.partition, slot.leaseKey, { abortSignal: this.signal() });
     } catch (err: unknown) {
       // Released just now: its holder's copy is there or about to be.
       if (tableErrorStatus(err) === 404) return undefined;
@@ -338,7 +449,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   /** Deletes the lease if it is still the one this instance wrote. Best effort: a left lease runs out. */
   private async releaseLease(client: TableClient, slot: Slot, etag: string): Promise<void> {
     try {
-      await client.deleteEntity(slot.vault, slot.leaseKey, { etag, abortSignal: this.signal() });
+      await client.deleteEntity(slot.partition, slot.leaseKey, { etag, abortSignal: this.signal() });
     } catch (err: unknown) {
       const status = tableErrorStatus(err);
       if (status !== 404 && status !== 412) this.log(`Shared cache: releasing the fill lease of ${slot.label} failed: ${describe(err)}`);
@@ -356,46 +467,92 @@ class TableSharedSecretCache implements SharedSecretCache {
   }
 
   /**
-   * The stored copy, or undefined when there is none or it expired; an undecryptable copy is
-   * logged and is a miss.
+   * The stored copy when it may be served (see {@link accept}), and the rotation mark now; a
+   * refused copy is a miss, logged unless `quiet`.
    * @throws the storage error, or the data key's.
    */
-  private async read(client: TableClient, slot: Slot): Promise<VaultSecret | undefined> {
-    let row: RowColumns;
-    try {
-      row = await client.getEntity<RowColumns>(slot.vault, slot.rowKey, { abortSignal: this.signal() });
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 404) return undefined;
-      throw err;
+  private async read(client: TableClient, slot: Slot, quiet = false): Promise<{ opened?: Opened | undefined; generation: string }> {
+    const found = await this.look(client, slot, false);
+    return { opened: found.row ? await this.accept(slot, found.row, found.generation, quiet) : undefined, generation: found.generation };
+  }
+
+  /**
+   * The slot's row, its lease (`withLease`) and, for the latest version, the name's rotation mark:
+   * one point read, or one query of the partition.
+   * @throws the storage error.
+   */
+  private async look(client: TableClient, slot: Slot, withLease: boolean): Promise<Look> {
+    const latest = slot.slot === 'latest';
+    if (!latest && !withLease) {
+      try {
+        return { row: await client.getEntity<RowColumns>(slot.partition, slot.rowKey, { abortSignal: this.signal() }), generation: '' };
+      } catch (err: unknown) {
+        if (tableErrorStatus(err) === 404) return { generation: '' };
+        throw err;
+      }
+    }
+    const keys = [slot.rowKey, ...(withLease ? [slot.leaseKey] : []), ...(latest ? [slot.markKey] : [])];
+    const filter = `${odata`PartitionKey eq ${slot.partition}`} and (${keys.map((key) => odata`RowKey eq ${key}`).join(' or ')})`;
+    let row: RowColumns | undefined;
+    let lease: LeaseColumns | undefined;
+    let generation = '';
+    for await (const entity of client.listEntities<RowColumns & LeaseColumns & MarkColumns>({
+      queryOptions: { filter },
+      abortSignal: this.signal(),
+    })) {
+      if (entity.rowKey === slot.rowKey) row = entity;
+      else if (entity.rowKey === slot.leaseKey) lease = entity;
+      else if (entity.rowKey === slot.markKey && latest) generation = typeof entity.generation === 'string' ? entity.generation : '';
+    }
+    return { row, lease, generation };
+  }
+
+  /**
+   * The copy in `row` when it may be served: not expired, stored under the name's current
+   * rotation mark `generation`, and authentic. Anything else is a miss; a refused row is logged
+   * (never a value) unless `quiet`.
+   * @throws the data key's error.
+   */
+  private async accept(slot: Slot, row: RowColumns, generation: string, quiet: boolean): Promise<Opened | undefined> {
+    const expiresAt = typeof row.expiresAt === 'string' ? Date.parse(row.expiresAt) : Number.NaN;
+    const now = this.now();
+    // A row from an instance with a longer TTL (or a far-off clock) is not trusted past this one's.
+    if (!(expiresAt > now) || expiresAt > now + this.ttlMs + CLOCK_SKEW_MS) return undefined;
+    if ((typeof row.generation === 'string' ? row.generation : '') !== generation) {
+      if (!quiet) {
+        this.log(
+          `Shared cache: ${slot.label}${writerOf(row)} was stored before the secret's latest new version (its rotation mark differs); treated as a miss`,
+        );
+      }
+      return undefined;
     }
     try {
-      return await this.openRow(slot, row);
+      const secret = await this.openRow(slot, row);
+      return secret ? { secret, expiresAt } : undefined;
     } catch (err: unknown) {
       if (!(err instanceof SharedCacheDecryptError)) throw err;
-      this.reportUnreadable(slot, row, err);
+      if (!quiet) this.reportUnreadable(slot, row, err);
       return undefined;
     }
   }
 
   /**
-   * Decrypts a row: undefined when it expired.
+   * Decrypts a row: undefined when it holds a disabled secret.
    * @throws SharedCacheDecryptError when it does not authenticate or is not a stored secret.
    */
   private async openRow(slot: Slot, row: RowColumns): Promise<VaultSecret | undefined> {
-    const expiresAt = typeof row.expiresAt === 'string' ? Date.parse(row.expiresAt) : Number.NaN;
-    const now = this.now();
-    // A row from an instance with a longer TTL (or a far-off clock) is not trusted past this one's.
-    if (!(expiresAt > now) || expiresAt > now + this.ttlMs + CLOCK_SKEW_MS) return undefined;
     const { iv, ciphertext, tag } = row;
     if (!(iv instanceof Uint8Array) || !(ciphertext instanceof Uint8Array) || !(tag instanceof Uint8Array)) {
       throw new SharedCacheDecryptError('The row has no sealed value');
     }
     const context = sealingContext({
-      vault: slot.vault,
+      broker: this.broker,
+      vault: slot.vaultUri,
       name: slot.name,
       slot: slot.slot,
       version: typeof row.version === 'string' ? row.version : '',
       expiresAt: String(row.expiresAt),
+      generation: typeof row.generation === 'string' ? row.generation : '',
     });
     const sealed = parseSealed(openValue(await this.options.dataKey(), { iv, ciphertext, tag }, context));
     if (!sealed || sealed.name.toLowerCase() !== slot.name.toLowerCase() || (sealed.version ?? '') !== (row.version ?? '')) {
@@ -406,22 +563,26 @@ class TableSharedSecretCache implements SharedSecretCache {
     }
     // Never stored, so never served: a disabled secret is refused by the vault, not by this cache.
     if (!sealed.enabled) return undefined;
-    return { ...sealed, vault: slot.vault };
+    return { ...sealed, vault: slot.alias };
   }
 
   private reportUnreadable(slot: Slot, row: RowColumns, err: unknown): void {
-    const writer = typeof row.writtenBy === 'string' ? ` written by ${row.writtenBy}` : '';
     this.log(
-      `Shared cache: ${slot.label}${writer} does not decrypt under this instance's data key (CACHE_SHARED_KEY_SECRET differs, or the row was altered); treated as a miss: ${describe(err)}`,
+      `Shared cache: ${slot.label}${writerOf(row)} does not decrypt under this instance's data key (CACHE_SHARED_KEY_SECRET differs, or the row was altered); treated as a miss: ${describe(err)}`,
     );
   }
 
   /**
-   * The row for a secret, or undefined when it must not be stored: disabled, another version than
-   * the pinned one asked for, too large, or the cache is off.
+   * The row for a secret, sealed under the rotation mark `generation` seen before the vault was
+   * read, or undefined when it must not be stored: disabled, another version than the pinned one
+   * asked for, too large, or the cache is off.
    * @throws the data key's error.
    */
-  private async rowOf(slot: Slot, secret: VaultSecret): Promise<({ partitionKey: string; rowKey: string } & RowColumns) | undefined> {
+  private async rowOf(
+    slot: Slot,
+    secret: VaultSecret,
+    generation: string,
+  ): Promise<({ partitionKey: string; rowKey: string } & RowColumns) | undefined> {
     if (secret.enabled === false) return undefined;
     if (slot.slot !== 'latest' && secret.version?.toLowerCase() !== slot.slot) return undefined;
     if (secret.name.toLowerCase() !== slot.name.toLowerCase()) return undefined;
@@ -437,19 +598,29 @@ class TableSharedSecretCache implements SharedSecretCache {
       expiresOn: secret.expiresOn,
       updatedOn: secret.updatedOn,
     };
-    const context = sealingContext({ vault: slot.vault, name: slot.name, slot: slot.slot, version, expiresAt });
+    const context = sealingContext({
+      broker: this.broker,
+      vault: slot.vaultUri,
+      name: slot.name,
+      slot: slot.slot,
+      version,
+      expiresAt,
+      generation,
+    });
     const sealed = sealValue(await this.options.dataKey(), JSON.stringify(plaintext), context);
     if (sealed.ciphertext.length > MAX_BINARY_BYTES) {
       this.log(`Shared cache: ${slot.label} is too large to store (${sealed.ciphertext.length} bytes sealed); not stored`);
       return undefined;
     }
     return {
-      partitionKey: slot.vault,
+      partitionKey: slot.partition,
       rowKey: slot.rowKey,
-      vault: slot.vault,
+      broker: this.broker,
+      vault: slot.vaultUri,
       name: secret.name,
       version,
       expiresAt,
+      generation,
       iv: sealed.iv,
       ciphertext: sealed.ciphertext,
       tag: sealed.tag,
@@ -457,12 +628,28 @@ class TableSharedSecretCache implements SharedSecretCache {
     };
   }
 
-  /** Where a secret lives, or undefined (a miss, a pass-through) when a key would not be safe to build. */
-  private slotOf(vault: string, name: string, version: string | undefined): Slot | undefined {
-    if (!VAULT_ALIAS.test(vault) || !SECRET_NAME.test(name) || (version !== undefined && !SECRET_VERSION.test(version))) return undefined;
+  /**
+   * Where a secret lives, or undefined (a miss, a pass-through) when a key would not be safe to
+   * build or this broker has no vault of that alias.
+   */
+  private slotOf(alias: string, name: string, version: string | undefined): Slot | undefined {
+    if (!VAULT_ALIAS.test(alias) || !SECRET_NAME.test(name) || (version !== undefined && !SECRET_VERSION.test(version))) return undefined;
+    const vaultUri = this.vaultUris.get(alias);
+    if (!vaultUri) return undefined;
+    const lower = name.toLowerCase();
     const slot = version?.toLowerCase() ?? 'latest';
-    const rowKey = `${name.toLowerCase()}@${slot}`;
-    return { vault, name, slot, rowKey, leaseKey: `${rowKey}:lease`, label: `${vault}/${name}@${slot}` };
+    const rowKey = `${lower}@${slot}`;
+    return {
+      alias,
+      vaultUri,
+      partition: sharedCachePartition(this.broker, vaultUri),
+      name,
+      slot,
+      rowKey,
+      leaseKey: `${rowKey}:lease`,
+      markKey: `${lower}:rotation`,
+      label: `${alias}/${name}@${slot}`,
+    };
   }
 
   private async table(): Promise<TableClient> {
@@ -474,6 +661,11 @@ class TableSharedSecretCache implements SharedSecretCache {
   private signal(): AbortSignal {
     return AbortSignal.timeout(this.storageTimeoutMs);
   }
+}
+
+/** ` written by <instance>` for log lines, when the row says. */
+function writerOf(row: RowColumns): string {
+  return typeof row.writtenBy === 'string' ? ` written by ${row.writtenBy}` : '';
 }
 
 /** The sealed plaintext, when it has the shape {@link TableSharedSecretCache} writes. */

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { TableClient } from '@azure/data-tables';
 import type { AuditEntry } from '../../shared/audit/auditRecord';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import { ForbiddenError } from '../../shared/errors';
+import { ForbiddenError, SecretDisabledError } from '../../shared/errors';
 import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
-import type { Runtime } from '../../shared/runtime';
+import type { Runtime, RuntimeOptions } from '../../shared/runtime';
 import { SHARED_CACHE_TABLE } from '../../shared/secrets/tableSharedSecretCache';
 import type { InProcessFleet } from '../support/inProcessFleet';
 import { startInProcessFleet } from '../support/inProcessFleet';
@@ -35,12 +35,51 @@ afterAll(async () => {
   await fleet?.stop();
 });
 
-function runtime(options: { instanceId: string }, settings = fleet.config): Runtime {
+function runtime(options: RuntimeOptions & { instanceId: string }, settings = fleet.config): Runtime {
   return fleet.runtime(options, settings);
 }
 
 function gets(name: string): number {
   return fleet.gets(name);
+}
+
+/** A SecretNewVersionCreated event of the fleet's vault, as Event Grid delivers it. */
+function newVersionEvent(id: string, name: string, version: string): unknown {
+  return {
+    id,
+    topic: azure.keyVault.resourceId(VAULT),
+    subject: name,
+    eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
+    eventTime: new Date().toISOString(),
+    data: { VaultName: VAULT, ObjectType: 'Secret', ObjectName: name, Version: version, NBF: null, EXP: null },
+    dataVersion: '1',
+    metadataVersion: '1',
+  };
+}
+
+function table(): TableClient {
+  return TableClient.fromConnectionString(azurite.connectionString, SHARED_CACHE_TABLE, { allowInsecureConnection: true });
+}
+
+/** The latest rows of `name` in storage, whatever their partition, without the service's etag and timestamp. */
+async function latestRows(name: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  for await (const entity of table().listEntities<Record<string, unknown>>({ queryOptions: { filter: `RowKey eq '${name}@latest'` } })) {
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars -- left out on purpose
+    const { etag: _etag, timestamp: _timestamp, ...columns } = entity;
+    rows.push(columns);
+  }
+  return rows;
+}
+
+/** What a read ended with: a vault error's class name, or the value. */
+async function outcomeOf(r: Runtime, name: string): Promise<{ outcome: string; reads: number }> {
+  const before = gets(name);
+  const outcome = await r.resolver.resolve(caller, { name }, { record: () => undefined }).then(
+    (resolution) => resolution.secret.value,
+    (err: unknown) => (err instanceof SecretDisabledError ? 'SecretDisabled' : String(err)),
+  );
+  return { outcome, reads: gets(name) - before };
 }
 
 async function readBy(r: Runtime, name: string): Promise<{ value: string; reads: number; cache: string | undefined }> {
@@ -99,6 +138,77 @@ describe('the shared cache', () => {
     expect(await readBy(b, name)).toMatchObject({ value: 'v2', reads: 0, cache: 'shared' });
     expect(await readBy(c, name)).toMatchObject({ value: 'v2', reads: 0, cache: 'shared' });
     expect(gets(name) - before).toBe(1);
+  });
+
+  it('refuses a row put back after a rotation: a fresh instance reads the vault and serves the new version', async () => {
+    const name = 'replayed-token';
+    const old = `old-${CANARY}`;
+    const warnings: string[] = [];
+    const warn = jest.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args.map(String).join(' ')));
+    try {
+      azure.keyVault.setSecret(VAULT, name, old);
+      const a = runtime({ instanceId: 'replay-a' });
+      expect(await readBy(a, name)).toEqual({ value: old, reads: 1, cache: 'miss' });
+      const captured = await latestRows(name);
+      expect(captured).toHaveLength(1);
+
+      const { version } = azure.keyVault.setSecret(VAULT, name, 'v2');
+      expect(await handleSecretEvent(newVersionEvent('replay-rotation-1', name, version), a.events(), log)).toMatchObject({
+        outcome: 'handled',
+      });
+      expect(await latestRows(name)).toEqual([]);
+      for (const row of captured)
+        await table().upsertEntity({ ...row, partitionKey: String(row.partitionKey), rowKey: String(row.rowKey) }, 'Replace');
+
+      const fresh = runtime({ instanceId: 'replay-fresh' });
+      expect(await readBy(fresh, name)).toEqual({ value: 'v2', reads: 1, cache: 'miss' });
+      expect(warnings.some((line) => line.includes(`default/${name}@latest`) && line.includes('rotation mark differs'))).toBe(true);
+      expect(await readBy(runtime({ instanceId: 'replay-next' }), name)).toEqual({ value: 'v2', reads: 0, cache: 'shared' });
+      for (const line of warnings) expect(line).not.toContain(CANARY);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('keeps brokers with different app names (WEBSITE_SITE_NAME) apart on one storage account and data key', async () => {
+    const name = 'sited-token';
+    azure.keyVault.setSecret(VAULT, name, 'sited-value');
+    const one = fleet.settings({ WEBSITE_SITE_NAME: 'broker-one' });
+    const two = fleet.settings({ WEBSITE_SITE_NAME: 'broker-two' });
+    expect(await readBy(runtime({ instanceId: 'one-a' }, one), name)).toMatchObject({ reads: 1, cache: 'miss' });
+    expect(await readBy(runtime({ instanceId: 'two-a' }, two), name)).toMatchObject({ reads: 1, cache: 'miss' });
+    expect(await readBy(runtime({ instanceId: 'one-b' }, one), name)).toMatchObject({ reads: 0, cache: 'shared' });
+    expect(await readBy(runtime({ instanceId: 'two-b' }, two), name)).toMatchObject({ reads: 0, cache: 'shared' });
+    expect((await latestRows(name)).map((row) => row.broker).sort()).toEqual(['broker-one', 'broker-two']);
+  });
+
+  it('keeps a value taken from storage only until the stored copy expires: a disabled version is gone everywhere within one TTL', async () => {
+    // CACHE_TTL_SECONDS=10: rows live 9 s (90 %), memory entries at most 10 s; one clock for the whole fleet.
+    const t0 = Date.parse('2031-01-01T00:00:00.000Z');
+    let now = t0;
+    const clock = (): number => now;
+    const settings = fleet.settings({ CACHE_TTL_SECONDS: '10' });
+    const name = 'ttl-token';
+    const { version } = azure.keyVault.setSecret(VAULT, name, 'ttl-value');
+    const filler = runtime({ instanceId: 'ttl-filler', now: clock }, settings);
+    const taker = runtime({ instanceId: 'ttl-taker', now: clock }, settings);
+    expect(await readBy(filler, name)).toMatchObject({ reads: 1, cache: 'miss' });
+
+    now = t0 + 8_900; // the taker takes the row 0.1 s before it expires
+    expect(await readBy(taker, name)).toMatchObject({ value: 'ttl-value', reads: 0, cache: 'shared' });
+    azure.keyVault.updateSecret(VAULT, name, version, { enabled: false });
+    now = t0 + 8_999;
+    expect(await readBy(taker, name)).toMatchObject({ value: 'ttl-value', reads: 0, cache: 'hit' });
+
+    now = t0 + 9_000; // the row's expiry: the taker's copy is gone with it, not a TTL after it took it
+    expect(await outcomeOf(taker, name)).toEqual({ outcome: 'SecretDisabled', reads: 1 });
+    now = t0 + 10_000; // one TTL after the vault read: the filler's own copy is gone too
+    expect(await outcomeOf(filler, name)).toEqual({ outcome: 'SecretDisabled', reads: 1 });
+    // A third instance finds nothing stored (a disabled secret is never stored) and asks the vault.
+    expect(await outcomeOf(runtime({ instanceId: 'ttl-third', now: clock }, settings), name)).toEqual({
+      outcome: 'SecretDisabled',
+      reads: 1,
+    });
   });
 
   it('refuses the data key to every caller, whatever the policy says', async () => {

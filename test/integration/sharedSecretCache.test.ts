@@ -10,7 +10,12 @@ import type { TableEntityResult } from '@azure/data-tables';
 import { startAzurite } from '../../local/emulators/azurite';
 import type { Azurite } from '../../local/emulators/azurite';
 import type { SharedSecretCache } from '../../shared/secrets/sharedSecretCache';
-import { createTableSharedSecretCache, SHARED_CACHE_TABLE } from '../../shared/secrets/tableSharedSecretCache';
+import {
+  createTableSharedSecretCache,
+  LOCAL_BROKER,
+  SHARED_CACHE_TABLE,
+  sharedCachePartition,
+} from '../../shared/secrets/tableSharedSecretCache';
 import type { TableSharedSecretCacheOptions } from '../../shared/secrets/tableSharedSecretCache';
 import type { VaultSecret } from '../../shared/secrets/vaultGateway';
 import { createTableClient, developmentConnectionString, tableErrorStatus } from '../../shared/storage/tableStorage';
@@ -27,6 +32,16 @@ afterAll(async () => {
 
 const KEY = randomBytes(32);
 const TTL_MS = 300_000;
+/** The vaults every instance knows unless a test gives its own: alias → URI. */
+const VAULTS: ReadonlyMap<string, string> = new Map([
+  ['default', 'https://contoso-vault2.vault.azure.net/'],
+  ['partner', 'https://partner-vault.vault.azure.net/'],
+]);
+
+/** The PartitionKey of a local broker's rows of the vault an alias of {@link VAULTS} names. */
+function partitionOf(alias: string, broker = LOCAL_BROKER): string {
+  return sharedCachePartition(broker, VAULTS.get(alias) ?? alias);
+}
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 const uniqueName = (label: string): string => `${label}-${hex(5)}`;
@@ -54,6 +69,7 @@ function instance(
   const lines: string[] = [];
   const cache = createTableSharedSecretCache(connectionString, {
     dataKey: () => Promise.resolve(KEY),
+    vaults: VAULTS,
     ttlMs: TTL_MS,
     instanceId: `instance-${hex(3)}`,
     log: (line) => lines.push(line),
@@ -67,10 +83,10 @@ function rawTable(): ReturnType<typeof createTableClient> {
 }
 
 /** A stored row's columns (without the service's etag, timestamp and odata annotations), or undefined. */
-async function rawRow(vault: string, rowKey: string): Promise<Record<string, unknown> | undefined> {
+async function rawRow(vault: string, rowKey: string, broker = LOCAL_BROKER): Promise<Record<string, unknown> | undefined> {
   let entity: TableEntityResult<Record<string, unknown>>;
   try {
-    entity = await rawTable().getEntity(vault, rowKey);
+    entity = await rawTable().getEntity(partitionOf(vault, broker), rowKey);
   } catch (err: unknown) {
     if (tableErrorStatus(err) === 404) return undefined;
     throw err;
@@ -97,12 +113,27 @@ describe('TableSharedSecretCache', () => {
     expect(row).toBeDefined();
     const columns = row ?? {};
     expect(Object.keys(columns).sort()).toEqual(
-      ['ciphertext', 'expiresAt', 'iv', 'name', 'partitionKey', 'rowKey', 'tag', 'vault', 'version', 'writtenBy'].sort(),
+      [
+        'broker',
+        'ciphertext',
+        'expiresAt',
+        'generation',
+        'iv',
+        'name',
+        'partitionKey',
+        'rowKey',
+        'tag',
+        'vault',
+        'version',
+        'writtenBy',
+      ].sort(),
     );
     expect(columns).toMatchObject({
-      partitionKey: 'default',
+      partitionKey: partitionOf('default'),
       rowKey: `${name}@latest`,
-      vault: 'default',
+      broker: LOCAL_BROKER,
+      vault: 'https://contoso-vault2.vault.azure.net',
+      generation: '',
       name,
       version: secret.version,
       expiresAt: '2030-01-01T00:05:00.000Z',
@@ -189,11 +220,14 @@ describe('TableSharedSecretCache', () => {
     const columns = (await rawRow('default', `${name}@latest`)) ?? {};
 
     const other = uniqueName('other');
-    await rawTable().createEntity({ ...columns, partitionKey: 'default', rowKey: `${other}@latest`, name: other });
+    await rawTable().createEntity({ ...columns, partitionKey: partitionOf('default'), rowKey: `${other}@latest`, name: other });
     await expect(reader.cache.get('default', other, undefined)).resolves.toBeUndefined();
 
     const later = new Date(Date.parse(String(columns.expiresAt)) + 30_000).toISOString();
-    await rawTable().updateEntity({ ...columns, partitionKey: 'default', rowKey: `${name}@latest`, expiresAt: later }, 'Replace');
+    await rawTable().updateEntity(
+      { ...columns, partitionKey: partitionOf('default'), rowKey: `${name}@latest`, expiresAt: later },
+      'Replace',
+    );
     await expect(reader.cache.get('default', name, undefined)).resolves.toBeUndefined();
 
     expect(reader.lines).toHaveLength(2);
@@ -214,7 +248,7 @@ describe('TableSharedSecretCache', () => {
       source: 'loaded',
     });
     const rows: string[] = [];
-    for await (const entity of rawTable().listEntities({ queryOptions: { filter: `PartitionKey eq 'default'` } })) {
+    for await (const entity of rawTable().listEntities({ queryOptions: { filter: `PartitionKey eq '${partitionOf('default')}'` } })) {
       if (entity.rowKey?.startsWith(`${name}@`)) rows.push(entity.rowKey);
     }
     expect(rows).toEqual([]);
@@ -266,7 +300,7 @@ describe('TableSharedSecretCache', () => {
     expect(sources.every((s) => s === 'filled' || s === 'waited' || s === 'hit')).toBe(true);
     expect(fleet.flatMap((i) => i.lines)).toEqual([]);
     expect(await rawRow('default', `${name}@latest:lease`)).toBeUndefined();
-    await expect(instance().cache.getOrFill('default', name, undefined, load)).resolves.toEqual({ secret, source: 'hit' });
+    await expect(instance().cache.getOrFill('default', name, undefined, load)).resolves.toMatchObject({ secret, source: 'hit' });
     expect(loads).toBe(1);
   });
 
@@ -307,7 +341,7 @@ describe('TableSharedSecretCache', () => {
   it('takes over a lease left by a stopped instance, and reads the vault itself while a live one never delivers', async () => {
     const stale = uniqueName('stale-lease');
     await rawTable().createEntity({
-      partitionKey: 'default',
+      partitionKey: partitionOf('default'),
       rowKey: `${stale}@latest:lease`,
       leaseUntil: '2020-01-01T00:00:00.000Z',
       writtenBy: 'gone',
@@ -320,7 +354,7 @@ describe('TableSharedSecretCache', () => {
 
     const stuck = uniqueName('stuck-lease');
     await rawTable().createEntity({
-      partitionKey: 'default',
+      partitionKey: partitionOf('default'),
       rowKey: `${stuck}@latest:lease`,
       leaseUntil: new Date(Date.now() + 60_000).toISOString(),
       writtenBy: 'slow',
@@ -374,6 +408,144 @@ describe('TableSharedSecretCache', () => {
     await expect(cache.getOrFill('default', name, undefined, () => Promise.resolve(secret))).resolves.toEqual({ secret, source: 'loaded' });
     expect(lines.join('\n')).toContain('CACHE_SHARED_KEY_SECRET: not found');
     expect(await rawRow('default', `${name}@latest`)).toBeUndefined();
+  });
+
+  it('refuses a latest row put back after a rotation (new version + the event drop): a fresh instance reads the vault', async () => {
+    const name = uniqueName('replayed');
+    const v1 = secretOf(name, `old-${hex(8)}`);
+    const v2 = secretOf(name, `new-${hex(8)}`);
+    let latest = v1;
+    let reads = 0;
+    const load = (): Promise<VaultSecret> => {
+      reads++;
+      return Promise.resolve(latest);
+    };
+    await expect(instance().cache.getOrFill('default', name, undefined, load)).resolves.toEqual({ secret: v1, source: 'filled' });
+    const captured = (await rawRow('default', `${name}@latest`)) ?? {};
+    expect(captured.generation).toBe('');
+
+    // The rotation: a new version in the vault, and the event's drop of the stored copy.
+    latest = v2;
+    await instance().cache.delete('default', name);
+    expect(await rawRow('default', `${name}@latest`)).toBeUndefined();
+    const mark = (await rawRow('default', `${name}:rotation`)) ?? {};
+    expect(mark.generation).toMatch(/^[0-9a-f]{32}$/);
+
+    // Someone who can write the storage account puts the captured row back.
+    const putBack = { ...captured, partitionKey: partitionOf('default'), rowKey: `${name}@latest` };
+    await rawTable().upsertEntity(putBack, 'Replace');
+    const fresh = instance();
+    await expect(fresh.cache.getOrFill('default', name, undefined, load)).resolves.toEqual({ secret: v2, source: 'filled' });
+    expect(reads).toBe(2);
+    expect(fresh.lines).toHaveLength(1);
+    expect(fresh.lines[0]).toMatch(
+      new RegExp(
+        `^Shared cache: default/${name}@latest written by instance-[0-9a-f]{6} was stored before the secret's latest new version \\(its rotation mark differs\\); treated as a miss$`,
+      ),
+    );
+    // The fill replaced it, under the new mark: the next instance takes v2 from storage.
+    await expect(instance().cache.getOrFill('default', name, undefined, load)).resolves.toMatchObject({ secret: v2, source: 'hit' });
+    expect(reads).toBe(2);
+
+    // Put back again, relabelled with the current mark: it no longer authenticates (the mark is in the AAD).
+    await rawTable().upsertEntity({ ...putBack, generation: mark.generation }, 'Replace');
+    const another = instance();
+    await expect(another.cache.get('default', name, undefined)).resolves.toBeUndefined();
+    expect(another.lines).toHaveLength(1);
+    expect(another.lines[0]).toContain('does not decrypt');
+    for (const line of [...fresh.lines, ...another.lines]) {
+      expect(line).not.toContain(v1.value);
+      expect(line).not.toContain(v2.value);
+    }
+  });
+
+  it('refuses every copy stored under an older rotation mark, even one the drop left in place', async () => {
+    const name = uniqueName('older-mark');
+    const old = secretOf(name, `old-${hex(8)}`);
+    const { cache, lines } = instance();
+    await instance().cache.delete('default', name); // a first rotation: the mark exists
+    await expect(cache.put('default', name, undefined, old)).resolves.toBe(true);
+    const row = (await rawRow('default', `${name}@latest`)) ?? {};
+    const mark = (await rawRow('default', `${name}:rotation`)) ?? {};
+    expect(row.generation).toBe(mark.generation); // stored under the current mark: served
+    await expect(instance().cache.get('default', name, undefined)).resolves.toEqual(old);
+    // The mark moves (as a new-version event moves it) while the row stays: the row is a miss.
+    await rawTable().upsertEntity({ partitionKey: partitionOf('default'), rowKey: `${name}:rotation`, generation: hex(16) }, 'Replace');
+    const reader = instance();
+    await expect(reader.cache.get('default', name, undefined)).resolves.toBeUndefined();
+    expect(reader.lines).toHaveLength(1);
+    expect(reader.lines[0]).toContain('was stored before the secret');
+    expect([...lines, ...reader.lines].join('\n')).not.toContain(old.value);
+  });
+
+  it('keeps two brokers on one storage account and data key apart, whatever vault their alias names', async () => {
+    const name = uniqueName('partner-secret');
+    const inA = secretOf(name, `vault-a-${hex(8)}`);
+    const inB = secretOf(name, `vault-b-${hex(8)}`);
+    const vaultA = 'https://vault-a.vault.azure.net/';
+    const vaultB = 'https://vault-b.vault.azure.net/';
+    const one = instance({ broker: 'broker-one', vaults: new Map([['partner', vaultA]]) });
+    const two = instance({ broker: 'broker-two', vaults: new Map([['partner', vaultB]]) });
+    const reads = { a: 0, b: 0 };
+    const loadA = (): Promise<VaultSecret> => {
+      reads.a++;
+      return Promise.resolve(inA);
+    };
+    const loadB = (): Promise<VaultSecret> => {
+      reads.b++;
+      return Promise.resolve(inB);
+    };
+
+    await expect(one.cache.getOrFill('partner', name, undefined, loadA)).resolves.toEqual({ secret: inA, source: 'filled' });
+    await expect(two.cache.getOrFill('partner', name, undefined, loadB)).resolves.toEqual({ secret: inB, source: 'filled' });
+    expect(reads).toEqual({ a: 1, b: 1 });
+    await expect(one.cache.get('partner', name, undefined)).resolves.toMatchObject({ value: inA.value });
+    await expect(two.cache.get('partner', name, undefined)).resolves.toMatchObject({ value: inB.value });
+
+    // The same vault under another broker's name: not this broker's row either.
+    const three = instance({ broker: 'broker-three', vaults: new Map([['partner', vaultA]]) });
+    await expect(three.cache.get('partner', name, undefined)).resolves.toBeUndefined();
+    // broker-one with its alias remapped to vault B (a restart with new settings): none of vault A's rows.
+    const remapped = instance({ broker: 'broker-one', vaults: new Map([['partner', vaultB]]) });
+    await expect(remapped.cache.get('partner', name, undefined)).resolves.toBeUndefined();
+    // broker-one with vault A under another alias and another spelling of its URI: the same vault, served.
+    const renamed = instance({ broker: 'broker-one', vaults: new Map([['a', 'HTTPS://Vault-A.vault.azure.net']]) });
+    await expect(renamed.cache.get('a', name, undefined)).resolves.toEqual({ ...inA, vault: 'a' });
+
+    // broker-one's row copied into broker-two's partition does not authenticate there.
+    const rowOfOne = await rawTable().getEntity<Record<string, unknown>>(sharedCachePartition('broker-one', vaultA), `${name}@latest`);
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars -- left out on purpose
+    const { etag: _etag, timestamp: _timestamp, ...columns } = rowOfOne;
+    await rawTable().upsertEntity(
+      { ...columns, partitionKey: sharedCachePartition('broker-two', vaultB), rowKey: `${name}@latest` },
+      'Replace',
+    );
+    await expect(two.cache.get('partner', name, undefined)).resolves.toBeUndefined();
+    expect(two.lines).toHaveLength(1);
+    expect(two.lines[0]).toContain('does not decrypt');
+    for (const line of [one, two, three, remapped, renamed].flatMap((i) => i.lines)) {
+      expect(line).not.toContain(inA.value);
+      expect(line).not.toContain(inB.value);
+    }
+  });
+
+  it("tells a taker when the stored copy expires: the row's own fill time plus the TTL, not a TTL from the taking", async () => {
+    let now = Date.parse('2030-01-01T00:00:00.000Z');
+    const filledAt = now;
+    const name = uniqueName('row-expiry');
+    const secret = secretOf(name, 'row-expiry-value');
+    await expect(instance({ now: () => now }).cache.getOrFill('default', name, undefined, () => Promise.resolve(secret))).resolves.toEqual({
+      secret,
+      source: 'filled',
+    });
+    now += TTL_MS - 1_000;
+    await expect(
+      instance({ now: () => now }).cache.getOrFill('default', name, undefined, () => Promise.reject(new Error('no vault read'))),
+    ).resolves.toEqual({
+      secret,
+      source: 'hit',
+      expiresAt: filledAt + TTL_MS,
+    });
   });
 
   it('stores and serves nothing with a TTL of 0', async () => {

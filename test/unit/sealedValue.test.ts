@@ -12,11 +12,13 @@ import type { SealedValue, SealingContext } from '../../shared/secrets/sealedVal
 
 const KEY = randomBytes(32);
 const CONTEXT: SealingContext = {
-  vault: 'default',
+  broker: 'contoso-broker',
+  vault: 'https://contoso-vault2.vault.azure.net',
   name: 'erp-password',
   slot: 'latest',
   version: '0123456789abcdef0123456789abcdef',
   expiresAt: '2030-01-01T00:00:05.000Z',
+  generation: '',
 };
 const AAD = sealingContext(CONTEXT);
 const VALUE = 'Pa55w0rd-ünïcode-✓';
@@ -65,7 +67,9 @@ describe('sealValue / openValue', () => {
   });
 
   it.each([
-    ['another vault', { vault: 'partner' }],
+    ['another vault', { vault: 'https://fabrikam-vault.vault.azure.net' }],
+    ['another broker', { broker: 'fabrikam-broker' }],
+    ['a later rotation mark', { generation: '9f86d081884c7d659a2feaa0c55ad015' }],
     ['another name', { name: 'erp-admin-password' }],
     ['another slot (a latest row copied to a pinned version)', { slot: '0123456789abcdef0123456789abcdef' }],
     ['another version', { version: 'fedcba9876543210fedcba9876543210' }],

@@ -129,7 +129,7 @@ describe('SecretCache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('moves each TTL by at most ±TTL_JITTER, and not every TTL by the same', async () => {
+  it('shortens each TTL by at most TTL_JITTER, never lengthens it, and not every TTL by the same', async () => {
     const { cache, advance } = setup({ maxEntries: 1000, random: Math.random });
     const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
     for (const k of keys) await cache.get(k, () => Promise.resolve('v'));
@@ -140,13 +140,26 @@ describe('SecretCache', () => {
     };
     advance(60_000 * (1 - TTL_JITTER) - 1);
     expect(new Set((await outcomes()).values())).toEqual(new Set(['hit']));
-    advance(60_000 * TTL_JITTER + 1);
-    const atTtl = await outcomes();
-    const stillFresh = keys.filter((k) => atTtl.get(k) === 'hit');
+    advance(60_000 * TTL_JITTER * 0.5);
+    const midway = await outcomes();
+    const stillFresh = keys.filter((k) => midway.get(k) === 'hit');
     expect(stillFresh.length).toBeGreaterThan(0);
     expect(stillFresh.length).toBeLessThan(keys.length);
-    advance(60_000 * TTL_JITTER);
+    advance(60_000 * TTL_JITTER * 0.5 + 1); // exactly one TTL after they were stored
     for (const k of stillFresh) expect((await cache.get(k, () => Promise.resolve('reloaded'))).outcome).toBe('miss');
+  });
+
+  it('keeps a value no later than its notAfter, whatever its TTL says', async () => {
+    // The clock starts at 1_000_000: the value is fresh for 5 s although its TTL is 60 s.
+    const notAfter = 1_000_000 + 5_000;
+    const { cache, advance } = setup({
+      freshnessOf: () => ({ ttlMs: 60_000, staleIfErrorMs: 600_000, notAfter }),
+    });
+    await cache.get('k', () => Promise.resolve('from-shared'));
+    advance(4_999);
+    expect((await cache.get('k', () => Promise.resolve('reloaded'))).outcome).toBe('hit');
+    advance(1);
+    expect(await cache.get('k', () => Promise.resolve('reloaded'))).toEqual({ value: 'reloaded', outcome: 'miss' });
   });
 
   it('tells the load whether a stale value could answer for it', async () => {
