@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
+import { processAuditLog } from './audit/auditLog';
+import { auditSink } from './audit/auditTrail';
 import { AccessPolicy } from './callers/accessPolicy';
 import { CallerAuthenticator } from './callers/authenticateCaller';
 import { CallerQuota } from './callers/callerQuota';
@@ -9,6 +11,7 @@ import type { CacheCoherence } from './events/cacheCoherence';
 import type { SecretEventDeps } from './events/handleSecretEvent';
 import type { HealthJobDeps } from './health/healthCheckJob';
 import type { HealthReportStore } from './health/healthReportStore';
+import { RefusalLimiter } from './http/refusalLimiter';
 import { ConsumerDirectory } from './notify/consumerDirectory';
 import { TTL_JITTER } from './secrets/secretCache';
 import { SecretResolver } from './secrets/secretResolver';
@@ -32,6 +35,8 @@ export interface Runtime {
   readonly authenticator: CallerAuthenticator;
   /** Each caller's rate on this instance. */
   readonly quota: CallerQuota;
+  /** Refused requests (401 / 403) per client address on this instance, and their `refusals` audit records. */
+  readonly refusals: RefusalLimiter;
   readonly resolver: SecretResolver;
   readonly telemetry: Telemetry;
   readonly consumers: ConsumerDirectory;
@@ -62,7 +67,20 @@ let current: Runtime | undefined;
  * @throws ConfigError when a setting is invalid.
  */
 export function getRuntime(): Runtime {
-  current ??= createRuntime(loadConfig());
+  if (!current) {
+    const runtime = createRuntime(loadConfig());
+    current = runtime;
+    // Windows of refused requests still open at exit get their `refusals` records (after the
+    // audit log's own exit hook, registered when the runtime was built, so flushed here).
+    process.once('exit', () => {
+      try {
+        runtime.refusals.dispose();
+        processAuditLog().flush();
+      } catch {
+        // Nothing is left to report to at exit.
+      }
+    });
+  }
   return current;
 }
 
@@ -114,6 +132,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     ...(options.vaultDeadlineMs !== undefined ? { pacing: { deadlineMs: options.vaultDeadlineMs } } : {}),
   });
   const consumers = new ConsumerDirectory(config.consumers);
+  const refusals = new RefusalLimiter(auditSink(telemetry));
 
   // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
   let coherence: CacheCoherence | undefined;
@@ -156,6 +175,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     policy,
     authenticator: new CallerAuthenticator(policy, config.auth),
     quota: new CallerQuota(),
+    refusals,
     resolver,
     telemetry,
     consumers,
@@ -184,6 +204,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
       disposed = true;
       clearTimeout(coherenceStart);
       coherence?.stop();
+      refusals.dispose();
     },
     health: () => {
       if (!health) {
@@ -212,8 +233,9 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
 
 /**
  * The fleet's shared cache (`CACHE_SHARED=table`). Its data key is read from the default vault
- * once, on first use; rows live no longer than the shortest memory TTL (jitter included), so the
- * shared copy is never older than what an instance would have kept itself.
+ * once, on first use; rows live no longer than the shortest memory TTL (jitter included), and an
+ * instance that takes a row keeps it only until the row's own expiry, so a value is never kept
+ * longer than one TTL after it was read from the vault.
  */
 function sharedCacheOf(
   config: AppConfig,
@@ -224,10 +246,15 @@ function sharedCacheOf(
   credential: TokenCredential,
 ): SharedSecretCache {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
-  const { createTableSharedSecretCache } = require('./secrets/tableSharedSecretCache') as typeof import('./secrets/tableSharedSecretCache');
+  const shared = require('./secrets/tableSharedSecretCache') as typeof import('./secrets/tableSharedSecretCache');
+  const { createTableSharedSecretCache, LOCAL_BROKER } = shared;
   const keyVault = vaults.get(DEFAULT_VAULT_ALIAS);
   return createTableSharedSecretCache(config.storage, {
     credential,
+    // Rows are keyed and sealed by vault URI and broker, never by alias: two apps on one storage
+    // account and data key (or an alias remapped on one of them) never read each other's rows.
+    vaults: new Map([...vaults].map(([alias, gateway]) => [alias, gateway.uri])),
+    broker: config.platform.siteName ?? LOCAL_BROKER,
     dataKey: dataKeyLoader(async () => {
       if (!keyVault) throw new Error(`CACHE_SHARED_KEY_SECRET: the default vault (KEY_VAULT_URI) holds the data key, and none is set`);
       return (await keyVault.getSecret(keySecret)).value;
@@ -248,8 +275,9 @@ function backgroundLog(line: string): void {
   console.warn(line);
 }
 
-/** Sends what telemetry still holds; call before the process exits. */
+/** Writes the open windows' `refusals` audit records and sends what telemetry still holds; call before the process exits. */
 export async function flushRuntime(): Promise<void> {
+  current?.refusals.dispose();
   await current?.telemetry.flush();
 }
 

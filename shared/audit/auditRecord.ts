@@ -1,8 +1,12 @@
 import { isIP } from 'node:net';
 import type { Caller } from '../callers/accessPolicy';
 
-/** What a record is about. `batch` is a batch request as a whole (its items are `resolve`). */
-export type AuditOperation = 'resolve' | 'metadata' | 'list' | 'batch' | 'health';
+/**
+ * What a record is about. `batch` is a batch request as a whole (its items are `resolve`);
+ * `refusals` sums up the refused requests of one client address that were answered 429 past the
+ * refusal limit (shared/http/refusalLimiter.ts) and written no record of their own.
+ */
+export type AuditOperation = 'resolve' | 'metadata' | 'list' | 'batch' | 'health' | 'refusals';
 
 /** How a request ended for the caller. */
 export type AuditOutcome = 'allowed' | 'denied' | 'failed';
@@ -52,7 +56,10 @@ export interface AuditRecord {
   readonly cache: string;
   /** `valid`, `expired`, `not-yet-valid`, or null when nothing was served. */
   readonly validity: string | null;
+  /** How long the access took, in ms; for `refusals`, the length of the window that starts at `time`. */
   readonly durationMs: number;
+  /** `refusals` only: how many refused requests of `clientAddress` in that window went unrecorded; else null. */
+  readonly suppressed: number | null;
 }
 
 /** Where a request came from, read once per request from validated headers and the invocation. */
@@ -155,5 +162,42 @@ export function buildAuditRecord(origin: AuditOrigin, caller: Caller | undefined
     cache: entry.cache !== undefined && CACHE_STATES.has(entry.cache) ? entry.cache : 'none',
     validity: entry.validity !== undefined && VALIDITIES.has(entry.validity) ? entry.validity : null,
     durationMs: Math.round(entry.durationMs * 10) / 10,
+    suppressed: null,
+  };
+}
+
+/**
+ * The one record that stands for the refusals (401 / 403) of one client address that were
+ * answered 429 past the refusal limit, in the window from `windowStart` (epoch ms) lasting
+ * `windowMs`: `time` is the window's start, `durationMs` its length, `suppressed` the count;
+ * `outcome` is `denied` (each was a refusal), `status` / `code` what they were answered.
+ */
+export function buildRefusalsRecord(clientAddress: string | null, windowStart: number, windowMs: number, suppressed: number): AuditRecord {
+  return {
+    time: new Date(windowStart).toISOString(),
+    operation: 'refusals',
+    caller: null,
+    authMethod: null,
+    appId: null,
+    objectId: null,
+    keyId: null,
+    clientAddress,
+    requestId: null,
+    invocationId: null,
+    operationId: null,
+    item: null,
+    vault: null,
+    vaultLength: null,
+    secret: null,
+    secretLength: null,
+    version: null,
+    versionLength: null,
+    outcome: 'denied',
+    status: 429,
+    code: 'TooManyRequests',
+    cache: 'none',
+    validity: null,
+    durationMs: Math.round(windowMs),
+    suppressed,
   };
 }

@@ -30,23 +30,47 @@ export interface AuditRecorder {
 /**
  * The audit trail of one request: knows where it came from and, once authenticated, who the
  * caller is; counts what it wrote so the request itself is recorded when nothing else was.
+ *
+ * A refusal of the request as a whole (401 / 403 outside a batch) is held, not written: the
+ * pipeline asks the refusal limit first, then {@link settle}s it, writing it, or dropping it when
+ * the request is answered 429 past that limit (its window's `refusals` record counts it instead).
  */
 export class AuditTrail implements AuditRecorder {
   caller: Caller | undefined;
   private written = 0;
+  private refusal: AuditRecord | undefined;
 
   constructor(
     private readonly origin: AuditOrigin,
     private readonly sink: AuditSink,
   ) {}
 
-  /** How many records this request has written. */
+  /** How many records this request has written (a held refusal counts). */
   get count(): number {
     return this.written;
   }
 
+  /** The client address the records carry (the last `X-Forwarded-For` hop), the refusal limit's key. */
+  get clientAddress(): string | null {
+    return this.origin.clientAddress;
+  }
+
   record(entry: AuditEntry): void {
     this.written++;
-    this.sink(buildAuditRecord(this.origin, this.caller, entry));
+    const record = buildAuditRecord(this.origin, this.caller, entry);
+    if (entry.item === undefined && (entry.status === 401 || entry.status === 403)) {
+      if (this.refusal) this.sink(this.refusal);
+      this.refusal = record;
+      return;
+    }
+    this.sink(record);
+  }
+
+  /** Writes the held refusal, or, when `suppress`, drops it. Call once the request's answer is known. */
+  settle(suppress: boolean): void {
+    const refusal = this.refusal;
+    if (!refusal) return;
+    this.refusal = undefined;
+    if (!suppress) this.sink(refusal);
   }
 }

@@ -9,9 +9,10 @@ interface Bucket {
 /**
  * Each caller's rate (`rateLimit.requestsPerMinute` in the access policy), as a token bucket per
  * caller on this instance: a full minute's worth may come at once, then requests refill at the
- * rate. A batch costs its item count; a batch larger than the whole bucket costs the whole bucket,
- * so it can still pass once the caller has been idle. Instances do not share buckets: a fleet of
- * N instances lets a caller through up to N times its rate (README "Quotas").
+ * rate. A batch costs one token per item and is refused whole when it asks for more than the
+ * bucket holds, so no request is ever served beyond the bucket; a batch larger than the caller's
+ * whole rate can never pass and must be split. Instances do not share buckets: a fleet of N
+ * instances lets a caller through up to N times its rate (README "Quotas").
  */
 export class CallerQuota {
   private readonly buckets = new Map<string, Bucket>();
@@ -19,8 +20,9 @@ export class CallerQuota {
   constructor(private readonly now: () => number = () => performance.now()) {}
 
   /**
-   * Takes `cost` requests from the caller's bucket.
-   * @throws TooManyRequestsError when the bucket holds fewer, with the seconds until it will.
+   * Takes `cost` requests (a batch: its item count) from the caller's bucket, all or none.
+   * @throws TooManyRequestsError when the bucket holds fewer, with the seconds until it will; a cost
+   * above the caller's whole rate never fits, and is refused with the rate's minute (split it).
    */
   take(caller: Caller, cost = 1): void {
     const capacity = caller.requestsPerMinute;
@@ -33,11 +35,13 @@ export class CallerQuota {
     }
     bucket.tokens = Math.min(capacity, bucket.tokens + (now - bucket.at) * perMs);
     bucket.at = now;
-    const need = Math.min(Math.max(cost, 1), capacity);
+    const need = Math.max(cost, 1);
     if (bucket.tokens < need) {
-      const retryAfter = Math.max(1, Math.ceil((need - bucket.tokens) / perMs / 1000));
+      const retryAfter = need > capacity ? 60 : Math.max(1, Math.ceil((need - bucket.tokens) / perMs / 1000));
       throw new TooManyRequestsError(
-        `Caller "${caller.name}" is over its rate of ${capacity} requests per minute on this instance; retry after ${retryAfter} s`,
+        need > capacity
+          ? `Caller "${caller.name}" asked for ${need} secrets at once, more than its rate of ${capacity} requests per minute on this instance; split the batch`
+          : `Caller "${caller.name}" is over its rate of ${capacity} requests per minute on this instance; retry after ${retryAfter} s`,
         retryAfter,
       );
     }

@@ -5,7 +5,7 @@ import type { AuditRecorder } from '../audit/auditTrail';
 import { AuditTrail, auditSink } from '../audit/auditTrail';
 import type { Caller } from '../callers/accessPolicy';
 import { DEFAULT_VAULT_ALIAS } from '../config';
-import { BrokerError } from '../errors';
+import { BrokerError, TooManyRequestsError } from '../errors';
 import type { Runtime } from '../runtime';
 import { getRuntime } from '../runtime';
 import { problemResponse, toProblem } from './problem';
@@ -47,7 +47,9 @@ const BASE_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const;
  * Wraps a handler with authentication, the caller's rate, the audit trail, error-to-problem
  * translation and request telemetry. Every request leaves at least one audit record: the
  * handler's (one per access), or else one for the request itself (refused credential, rate,
- * malformed body).
+ * malformed body). A refused request (401 / 403) counts against its client address's refusal
+ * limit (refusalLimiter.ts); past it, it is answered 429 and its record is dropped (the address's
+ * `refusals` record counts it). Nothing of that runs for a request that is not refused.
  */
 export function withCaller(options: CallerRouteOptions, handler: CallerHandler): HttpHandler {
   return pipeline(async (request, context, runtime) => {
@@ -58,6 +60,7 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
     );
     let status = 500;
     let code = 'InternalError';
+    let suppressed = false;
     try {
       const caller = await runtime.authenticator.authenticate(request.headers);
       trail.caller = caller;
@@ -72,9 +75,19 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
       return response;
     } catch (err: unknown) {
       if (err instanceof BrokerError) ({ status, code } = err);
+      if (status === 401 || status === 403) {
+        const retryAfter = runtime.refusals.refuse(trail.clientAddress);
+        if (retryAfter > 0) {
+          suppressed = true;
+          throw new TooManyRequestsError(
+            `Too many refused requests from this client address (more than ${runtime.refusals.limit} in ${runtime.refusals.windowMs / 1000} s); retry after ${retryAfter} s`,
+            retryAfter,
+          );
+        }
+      }
       throw err;
     } finally {
-      if (trail.count === 0) {
+      if (!suppressed && trail.count === 0) {
         const ref = options.operation === 'resolve' || options.operation === 'metadata' ? secretRefOf(request) : undefined;
         trail.record({
           operation: options.operation,
@@ -84,6 +97,7 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
           durationMs: performance.now() - started,
         });
       }
+      trail.settle(suppressed);
     }
   });
 }

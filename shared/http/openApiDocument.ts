@@ -361,11 +361,16 @@ export const openApiDocument = {
         ['TooManySecrets'],
         {},
       ),
-      TooManyRequests: problemAnswer("past the caller's rateLimit", 429, ['TooManyRequests'], {
-        'Retry-After': header('RetryAfter'),
-      }),
+      TooManyRequests: problemAnswer(
+        "past the caller's rateLimit (a batch counts its items), or past the refusal limit of the client's address",
+        429,
+        ['TooManyRequests'],
+        {
+          'Retry-After': header('RetryAfter'),
+        },
+      ),
       TooManyRequestsOrVaultThrottled: problemAnswer(
-        "past the caller's rateLimit (TooManyRequests), or Key Vault throttles the broker (VaultThrottled)",
+        "past the caller's rateLimit or the refusal limit of the client's address (TooManyRequests), or Key Vault throttles the broker (VaultThrottled)",
         429,
         ['TooManyRequests', 'VaultThrottled'],
         { 'Retry-After': header('RetryAfter') },

@@ -1,6 +1,6 @@
 import type { Caller } from '../callers/accessPolicy';
 import type { AccessPolicy } from '../callers/accessPolicy';
-import { DEFAULT_VAULT_ALIAS } from '../config';
+import { DEFAULT_VAULT_ALIAS, vaultIdentity } from '../config';
 import {
   BrokerError,
   ForbiddenError,
@@ -48,9 +48,12 @@ export interface SecretResolverDeps {
   readonly vaults: ReadonlyMap<string, VaultGateway>;
   readonly policy: AccessPolicy;
   readonly cache: { ttlSeconds: number; maxEntries: number; staleIfErrorSeconds: number };
-  /** Consumers' signing keys: refused to every caller, read only by the broker itself. */
+  /**
+   * Consumers' signing keys (`vault` is an alias): refused to every caller, read only by the broker
+   * itself. Like `reserved`, refused by the vault's URI and the name, under whatever alias.
+   */
   readonly signingKeys: { readonly vault: string; readonly names: readonly string[] };
-  /** More secrets no caller may read, whatever the policy says (the shared cache's data key). */
+  /** More secrets no caller may read, whatever the policy says (the shared cache's data key), by vault alias and name. */
   readonly reserved?: readonly { readonly vault: string; readonly name: string }[];
   /** The fleet's shared second-level cache (`CACHE_SHARED=table`), asked before the vault. */
   readonly shared?: SharedSecretCache;
@@ -94,10 +97,15 @@ export class SecretResolver {
   private readonly listings: SecretCache<SecretMetadata[]>;
   private readonly now: () => number;
   private readonly signingVault: string;
-  /** `vault/name` (lower case) of every secret no caller may read. */
+  /** {@link reservedKey} (normalised vault URI and lower-case name) of every secret no caller may read. */
   private readonly reserved: ReadonlySet<string>;
-  /** Values that came from the shared cache rather than the vault, to say so when they are served. */
-  private readonly fromShared = new WeakSet<VaultSecret>();
+  /** Each configured alias's vault, as {@link vaultIdentity} normalises its URI. */
+  private readonly vaultIds: ReadonlyMap<string, string>;
+  /**
+   * Values that came from the shared cache rather than the vault, to say so when they are served,
+   * with the stored copy's expiry: kept in memory no longer than that (one TTL from the vault read).
+   */
+  private readonly fromShared = new WeakMap<VaultSecret, number | undefined>();
   /** One per vault: all reads of a vault wait out its throttling together. */
   private readonly pacers = new Map<string, VaultPacer>();
   private readonly pacing: VaultPacerOptions;
@@ -106,9 +114,10 @@ export class SecretResolver {
     this.now = deps.now ?? Date.now;
     this.pacing = { ...(deps.random ? { random: deps.random } : {}), ...deps.pacing };
     this.signingVault = deps.signingKeys.vault;
+    this.vaultIds = new Map([...deps.vaults].map(([alias, gateway]) => [alias, vaultIdentity(gateway.uri)]));
     this.reserved = new Set(
       [...deps.signingKeys.names.map((name) => ({ vault: deps.signingKeys.vault, name })), ...(deps.reserved ?? [])].map((r) =>
-        reservedKey(r.vault, r.name),
+        reservedKey(this.vaultOf(r.vault), r.name),
       ),
     );
     const ttlMs = deps.cache.ttlSeconds * 1000;
@@ -123,7 +132,11 @@ export class SecretResolver {
       ...(deps.random ? { random: deps.random } : {}),
     };
     const negative = { ttlMs: Math.min(NEGATIVE_CACHE_SECONDS * 1000, ttlMs), staleIfErrorMs: 0 };
-    this.secrets = new SecretCache<Cached>({ ...options, freshnessOf: (value) => (isMissing(value) ? negative : undefined) });
+    this.secrets = new SecretCache<Cached>({
+      ...options,
+      freshnessOf: (value) =>
+        isMissing(value) ? negative : this.fromShared.has(value) ? { ...options, notAfter: this.fromShared.get(value) } : undefined,
+    });
     this.listings = new SecretCache<SecretMetadata[]>({ ...options, maxEntries: Math.max(deps.vaults.size, 1) });
   }
 
@@ -269,8 +282,8 @@ export class SecretResolver {
           return loaded;
         })
         .then(
-          ({ secret, source }) => {
-            if (source === 'hit' || source === 'waited') this.fromShared.add(secret);
+          ({ secret, source, expiresAt }) => {
+            if (source === 'hit' || source === 'waited') this.fromShared.set(secret, expiresAt);
             return secret;
           },
           (err: unknown) => {
@@ -316,10 +329,19 @@ export class SecretResolver {
     return pacer;
   }
 
-  /** A caller may read neither a name the policy denies nor a reserved secret (signing keys, the shared cache's data key). */
+  /**
+   * A caller may read neither a name the policy denies nor a reserved secret (signing keys, the
+   * shared cache's data key): reserved names are matched by the vault the alias names, so no
+   * second alias of that vault reaches them (the settings refuse such twins too).
+   */
   private mayRead(caller: Caller, alias: string, name: string): boolean {
-    if (this.reserved.has(reservedKey(alias, name))) return false;
+    if (this.reserved.has(reservedKey(this.vaultOf(alias), name))) return false;
     return this.deps.policy.isAllowed(caller, alias, name);
+  }
+
+  /** The vault an alias names: its normalised URI ({@link vaultIdentity}), or the alias itself when none is configured. */
+  private vaultOf(alias: string): string {
+    return this.vaultIds.get(alias) ?? `alias:${alias.toLowerCase()}`;
   }
 
   /** @throws InvalidRequestError / ForbiddenError */
@@ -354,8 +376,9 @@ export class SecretResolver {
   }
 }
 
+/** A reserved secret's key: the vault (normalised URI, or `alias:<alias>` for one not configured) and the lower-case name. */
 function reservedKey(vault: string, name: string): string {
-  return `${vault.toLowerCase()}/${name.toLowerCase()}`;
+  return `${vault} ${name.toLowerCase()}`;
 }
 
 /** Cache key: vault alias, lower-cased name (Key Vault names ignore case), version or `latest`. */

@@ -12,7 +12,7 @@ import { startAzurite } from '../../local/emulators/azurite';
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
 import type { AuditRecord } from '../../shared/audit/auditRecord';
-import { startBrokerHost } from '../support/brokerHost';
+import { runBrokerHostToExit, startBrokerHost } from '../support/brokerHost';
 import type { BrokerHost } from '../support/brokerHost';
 
 const VAULT = 'contoso-vault2';
@@ -21,6 +21,7 @@ const keys = {
   everything: `all-${randomBytes(8).toString('hex')}`,
   limited: `lim-${randomBytes(8).toString('hex')}`,
   other: `oth-${randomBytes(8).toString('hex')}`,
+  batcher: `bat-${randomBytes(8).toString('hex')}`,
 };
 const SIGNING_KEYS = ['whsec-erp', 'whsec-crm'];
 /** In every malicious input: it must never reach the log. */
@@ -36,6 +37,7 @@ const policy = {
     { name: 'everything', identities: [{ apiKeySha256: sha(keys.everything) }], allow: ['*', 'partner/*'] },
     { name: 'limited', identities: [{ apiKeySha256: sha(keys.limited) }], allow: ['*'], rateLimit: { requestsPerMinute: 3 } },
     { name: 'other', identities: [{ apiKeySha256: sha(keys.other) }], allow: ['*'], rateLimit: { requestsPerMinute: 3 } },
+    { name: 'batcher', identities: [{ apiKeySha256: sha(keys.batcher) }], allow: ['*'], rateLimit: { requestsPerMinute: 10 } },
   ],
 };
 
@@ -55,14 +57,17 @@ const batch = (on: BrokerHost, key: string, secrets: unknown[], headers: Record<
     body: JSON.stringify({ secrets }),
   });
 
-/** Every audit record the host has logged so far, parsed (each is one line: `... audit {json}`). */
+/**
+ * Every audit record the host has logged so far, parsed (each is one line: `... audit {json}`,
+ * prefixed by the function's name, or bare when the audit log writes it outside a request).
+ */
 function auditRecords(on: BrokerHost): AuditRecord[] {
   return on
     .output()
     .split('\n')
     .flatMap((line) => {
-      const at = line.indexOf(': audit {');
-      return at < 0 ? [] : [JSON.parse(line.slice(at + ': audit '.length)) as AuditRecord];
+      const json = /(?:^|: )audit (\{.*)$/.exec(line)?.[1];
+      return json === undefined ? [] : [JSON.parse(json) as AuditRecord];
     });
 }
 
@@ -141,6 +146,7 @@ describe('the audit trail cannot be forged', () => {
     'cache',
     'validity',
     'durationMs',
+    'suppressed',
   ];
 
   it('writes exactly one well-formed record per request and per batch item, from validated values only', async () => {
@@ -188,7 +194,8 @@ describe('the audit trail cannot be forged', () => {
     for (const [requestId, count] of expected) expect([requestId, byRequest.get(requestId)?.length]).toEqual([requestId, count]);
 
     for (const record of records) {
-      expect(record.caller === null || ['everything', 'limited', 'other'].includes(record.caller)).toBe(true);
+      expect(record.caller === null || ['everything', 'limited', 'other', 'batcher'].includes(record.caller)).toBe(true);
+      expect(record.suppressed).toBeNull();
       expect(
         record.secret === null || record.secret === '*' || record.secret === '<invalid>' || /^[0-9a-zA-Z-]{1,127}$/.test(record.secret),
       ).toBe(true);
@@ -226,6 +233,35 @@ describe('quotas', () => {
     expect(auditRecords(host).filter((r) => r.caller === 'limited' && r.code === 'TooManyRequests')).toHaveLength(2);
   });
 
+  it('charges a batch one token per item: a caller limited to 10 a minute is refused a batch of 100 whole, before any vault read', async () => {
+    azure.keyVault.resetCounts();
+    const hundred = Array.from({ length: 100 }, (_, i) => `batch-item-${i}`);
+    const refused = await batch(host, keys.batcher, hundred);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(refused.headers.get('retry-after')).toBe('60');
+    expect(refused.json).toMatchObject({ status: 429, code: 'TooManyRequests', title: 'Too many requests' });
+    expect(refused.json?.detail).toBe(
+      'Caller "batcher" asked for 100 secrets at once, more than its rate of 10 requests per minute on this instance; split the batch',
+    );
+    expect(azure.keyVault.requestCount({ method: 'GET' })).toBe(0);
+
+    // The refused batch took nothing: a batch of 7 and one of 3 fill the minute, an 11th item is refused.
+    const seven = await batch(host, keys.batcher, Array<string>(7).fill('erp-token'));
+    expect([seven.status, seven.json?.secrets.length]).toEqual([200, 7]);
+    const four = await batch(host, keys.batcher, Array<string>(4).fill('erp-token'));
+    expect([four.status, four.json?.code]).toEqual([429, 'TooManyRequests']);
+    expect(Number(four.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const three = await batch(host, keys.batcher, Array<string>(3).fill('erp-token'));
+    expect([three.status, three.json?.secrets.length]).toEqual([200, 3]);
+    expect((await call(host, 'secrets/erp-token', { key: keys.batcher })).status).toBe(429);
+
+    const mine = auditRecords(host).filter((r) => r.caller === 'batcher');
+    expect(mine.filter((r) => r.status === 200)).toHaveLength(10);
+    expect(mine.filter((r) => r.code === 'TooManyRequests').map((r) => r.operation)).toEqual(['batch', 'batch', 'resolve']);
+    expect(mine.some((r) => r.secret?.startsWith('batch-item-'))).toBe(false);
+  });
+
   it('answers 50 requests for a missing name with one vault read, and a new version makes it resolvable at once', async () => {
     azure.keyVault.resetCounts();
     const answers = [];
@@ -239,6 +275,68 @@ describe('quotas', () => {
     const now = await call(host, 'secrets/not-yet-there', { key: keys.everything });
     expect(now.status).toBe(200);
     expect(now.json?.value).toBe('arrived');
+  });
+});
+
+describe('refusals are bounded per client address', () => {
+  it('answers 2,000 bad-key requests with 60 audited 401s, then 429 without a record each, one aggregate record; a valid caller still gets 200', async () => {
+    // A host of its own: its refusal windows start empty, and the other tests' refusals (same address) are not limited.
+    const flood = await startBrokerHost(env);
+    try {
+      const statuses = new Map<string, number>();
+      const count = (key: string) => statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      const valid: number[] = [];
+      for (let round = 0; round < 100; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 20 }, () => call(flood, 'secrets/erp-token', { key: `wrong-${randomBytes(4).toString('hex')}` })),
+        );
+        for (const a of answers) {
+          count(`${a.status} ${a.json?.code} retry-after=${a.headers.get('retry-after') === null ? 'no' : 'yes'}`);
+          if (a.status === 429) expect(a.headers.get('www-authenticate')).toBeNull();
+        }
+        if (round % 10 === 0) {
+          const ok = await call(flood, 'secrets/erp-token', { key: keys.everything });
+          expect(ok.json?.value).toBe('erp-value');
+          valid.push(ok.status);
+        }
+      }
+      expect(Object.fromEntries(statuses)).toEqual({
+        '401 Unauthenticated retry-after=no': 60,
+        '429 TooManyRequests retry-after=yes': 1_940,
+      });
+      expect(valid).toEqual(Array<number>(10).fill(200));
+      // An authenticated caller's 403 from the same address counts as a refusal too.
+      const forbidden = await call(flood, `secrets/${SIGNING_KEYS[0]}`, { key: keys.everything });
+      expect([forbidden.status, forbidden.json?.code]).toEqual([429, 'TooManyRequests']);
+      expect(forbidden.json?.detail).toMatch(
+        /^Too many refused requests from this client address \(more than 60 in 60 s\); retry after \d+ s$/,
+      );
+      expect(forbidden.text).not.toContain('whsec_');
+
+      const during = auditRecords(flood);
+      expect(during.filter((r) => r.status === 401)).toHaveLength(60);
+      expect(during.filter((r) => r.status === 200 && r.caller === 'everything')).toHaveLength(10);
+      expect(during).toHaveLength(70);
+    } finally {
+      await flood.stop();
+    }
+    // The window was still open: stopping the host writes its one aggregate record (read to the end of its output).
+    for (let i = 0; i < 50 && !auditRecords(flood).some((r) => r.operation === 'refusals'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const records = auditRecords(flood);
+    expect(records).toHaveLength(71);
+    expect(records.filter((r) => r.operation === 'refusals')).toEqual([
+      expect.objectContaining({
+        operation: 'refusals',
+        caller: null,
+        clientAddress: '127.0.0.1',
+        outcome: 'denied',
+        status: 429,
+        code: 'TooManyRequests',
+        suppressed: 1_941,
+      }),
+    ]);
   });
 });
 
@@ -283,5 +381,29 @@ describe('signing keys are not for callers', () => {
     const names = (res.json?.secrets as { name: string }[]).map((s) => s.name);
     expect(names).toContain('erp-token');
     for (const name of SIGNING_KEYS) expect(names).not.toContain(name);
+  });
+
+  it('stops start-up when a second alias names the vault that holds them (no ?vault=<twin> around a reservation or a deny)', async () => {
+    const twin = azure.keyVault.vaultUri(VAULT).toUpperCase().replace(/\/$/, ':443');
+    const { code, output } = await runBrokerHostToExit({
+      ...env,
+      KEY_VAULT_ALIASES: `partner=${azure.keyVault.vaultUri('partner-vault')};erp=${twin}`,
+    });
+    expect(code).toBe(1);
+    expect(output.trim()).toBe(`KEY_VAULT_ALIASES: "erp" names the same vault as "default" (https://${VAULT}.vault.azure.net/)`);
+  });
+});
+
+describe('transport', () => {
+  it('stops start-up for plain http to a loopback form other than localhost, 127.0.0.1 or [::1]', async () => {
+    const webhook = 'http://127.1:9/hook';
+    const { code, output } = await runBrokerHostToExit({
+      ...env,
+      CONSUMERS: JSON.stringify([{ name: 'erp', events: ['SecretExpired'], webhook, signingSecret: 'whsec-erp' }]),
+    });
+    expect(code).toBe(1);
+    expect(output.trim()).toBe(
+      `CONSUMERS: [0].webhook must be an https URL (http only to localhost for local development), got "${webhook}"`,
+    );
   });
 });

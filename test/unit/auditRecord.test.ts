@@ -49,6 +49,7 @@ describe('buildAuditRecord', () => {
       cache: 'hit',
       validity: 'valid',
       durationMs: 1.2,
+      suppressed: null,
     });
   });
 

@@ -47,14 +47,34 @@ describe('CallerQuota', () => {
     expect(() => quota.take(caller('quiet', 2))).not.toThrow();
   });
 
-  it('charges a batch its item count, and a batch larger than the bucket the whole bucket', () => {
+  it('charges a batch its item count, and refuses a batch larger than what is left whole, taking nothing', () => {
     const { quota, advance } = setup();
     const erp = caller('erp', 60);
     quota.take(erp, 50);
-    expect(refusal(() => quota.take(erp, 20)).retryAfterSeconds).toBe(10);
+    const err = refusal(() => quota.take(erp, 20));
+    expect(err).toMatchObject({ status: 429, code: 'TooManyRequests', retryAfterSeconds: 10 });
     quota.take(erp, 10);
-    advance(60_000);
-    quota.take(erp, 100);
     expect(() => quota.take(erp, 1)).toThrow(TooManyRequestsError);
+    advance(60_000);
+    quota.take(erp, 60);
+    expect(() => quota.take(erp, 1)).toThrow(TooManyRequestsError);
+  });
+
+  it('never serves a batch beyond the bucket: 100 items for a caller limited to 10 a minute are refused, even after a long idle', () => {
+    const { quota, advance } = setup();
+    const erp = caller('erp', 10);
+    advance(3_600_000);
+    const err = refusal(() => quota.take(erp, 100));
+    expect(err).toMatchObject({ status: 429, code: 'TooManyRequests', retryAfterSeconds: 60 });
+    expect(err.message).toBe(
+      'Caller "erp" asked for 100 secrets at once, more than its rate of 10 requests per minute on this instance; split the batch',
+    );
+    // The refused batch took nothing: the whole minute is still there, and no more.
+    quota.take(erp, 10);
+    expect(refusal(() => quota.take(erp, 1)).retryAfterSeconds).toBe(6);
+    // Six seconds later one more item is in the bucket: a batch of two still waits, one passes.
+    advance(6_000);
+    expect(refusal(() => quota.take(erp, 2)).retryAfterSeconds).toBe(6);
+    quota.take(erp, 1);
   });
 });

@@ -25,11 +25,12 @@ function secret(name: string, version = 'b'.repeat(32), vault = 'default'): Vaul
 /** What the fake vault answers for a name: a secret, an error, or a script of them. */
 type Answer = VaultSecret | Error | (() => VaultSecret | Error);
 
-/** A vault of names; `getSecret` counts its calls and answers from `state`. */
-function fakeVault(alias: string, state: Map<string, Answer>) {
+/** A vault of names at `uri`; `getSecret` counts its calls and answers from `state`. */
+function fakeVault(alias: string, state: Map<string, Answer>, uri = `https://${alias}.vault.azure.net/`) {
   const calls: string[] = [];
   const gateway = {
     alias,
+    uri,
     getSecret: (name: string, version?: string) => {
       calls.push(`${name}@${version ?? 'latest'}`);
       const answer = state.get(version ? `${name}@${version}` : name);
@@ -47,7 +48,7 @@ function fakeVault(alias: string, state: Map<string, Answer>) {
   return { gateway: gateway as unknown as VaultGateway, calls };
 }
 
-function setup(opts: { signingVault?: string } = {}) {
+function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vault: string; name: string }[] } = {}) {
   let now = 1_000_000;
   const sleeps: number[] = [];
   const defaults = new Map<string, Answer>([
@@ -56,8 +57,8 @@ function setup(opts: { signingVault?: string } = {}) {
     [`erp-token@${PINNED}`, secret('erp-token', PINNED)],
   ]);
   const keys = new Map<string, Answer>([['whsec-erp', secret('whsec-erp', 'c'.repeat(32), 'keys')]]);
-  const main = fakeVault('default', defaults);
-  const keyVault = fakeVault('keys', keys);
+  const main = fakeVault('default', defaults, 'https://contoso.vault.azure.net/');
+  const keyVault = fakeVault('keys', keys, opts.keysUri);
   const audit: AuditEntry[] = [];
   const resolver = new SecretResolver({
     vaults: new Map([
@@ -75,10 +76,20 @@ function setup(opts: { signingVault?: string } = {}) {
           roles: [],
           rateLimit: { requestsPerMinute: 600 },
         },
+        {
+          name: 'no-whsec',
+          identities: [{ apiKeySha256: '1'.repeat(64) }],
+          allow: ['*'],
+          deny: ['whsec-*'],
+          operator: false,
+          roles: [],
+          rateLimit: { requestsPerMinute: 600 },
+        },
       ],
     }),
     cache: { ttlSeconds: 300, maxEntries: 100, staleIfErrorSeconds: 3600 },
     signingKeys: { vault: opts.signingVault ?? 'default', names: ['whsec-erp'] },
+    ...(opts.reserved ? { reserved: opts.reserved } : {}),
     now: () => now,
     // No TTL jitter (a factor of exactly 1), no pause jitter; the pacers sleep on the same fake clock.
     random: () => 0.5,
@@ -159,6 +170,54 @@ describe('SecretResolver', () => {
     await expect(elsewhere.resolver.resolve(everything, { name: 'whsec-erp', vault: 'keys' }, elsewhere.audit)).rejects.toBeInstanceOf(
       ForbiddenError,
     );
+  });
+
+  it('reserves signing keys and the data key by vault URI and name: a second alias of the vault reaches neither', async () => {
+    // The settings refuse such a twin (KEY_VAULT_ALIASES); the resolver holds the rule on its own.
+    const { resolver, keyCalls, audit, entries } = setup({
+      keysUri: 'https://CONTOSO.vault.azure.net:443',
+      reserved: [{ vault: 'default', name: 'broker-cache-key' }],
+    });
+    for (const name of ['whsec-erp', 'WHSEC-ERP', 'broker-cache-key']) {
+      const single = await resolver.resolve(everything, { name, vault: 'keys' }, audit).catch((e: unknown) => e);
+      expect(single).toBeInstanceOf(ForbiddenError);
+      expect((single as Error).message).toBe(`Caller "everything" may not read "keys/${name}"`);
+      const metadata = resolver.resolve(everything, { name, vault: 'keys' }, audit, { operation: 'metadata' });
+      await expect(metadata).rejects.toBeInstanceOf(ForbiddenError);
+      const batchItem = resolver.resolve(everything, { name, vault: 'keys' }, audit, { item: 3, deadline: resolver.deadline() });
+      await expect(batchItem).rejects.toBeInstanceOf(ForbiddenError);
+    }
+    expect(keyCalls).toEqual([]);
+    expect(
+      entries.map(
+        (e) => `${e.operation} ${String(e.vault)}/${String(e.secret)} ${e.status} ${e.code}${e.item === undefined ? '' : ` #${e.item}`}`,
+      ),
+    ).toEqual(
+      ['whsec-erp', 'WHSEC-ERP', 'broker-cache-key'].flatMap((name) => [
+        `resolve keys/${name} 403 Forbidden`,
+        `metadata keys/${name} 403 Forbidden`,
+        `resolve keys/${name} 403 Forbidden #3`,
+      ]),
+    );
+    // The keys vault lists whsec-erp, and it is the default vault's signing key: left out.
+    expect((await resolver.list(everything, audit)).map((s) => `${s.vault}/${s.name}`)).toEqual(['default/erp-token']);
+  });
+
+  it("holds a caller's deny pattern however the default vault is named (no vault, default, DEFAULT)", async () => {
+    const noWhsec: Caller = { ...everything, name: 'no-whsec' };
+    const { resolver, calls, audit } = setup({ signingVault: 'keys' });
+    for (const [vault, subject] of [
+      [undefined, 'whsec-erp'],
+      ['default', 'whsec-erp'],
+      // Not an alias (aliases are exact): the subject is DEFAULT/whsec-erp, which no allow reaches.
+      ['DEFAULT', 'DEFAULT/whsec-erp'],
+    ] as const) {
+      const err = await resolver.resolve(noWhsec, { name: 'whsec-erp', vault }, audit).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ForbiddenError);
+      expect((err as Error).message).toBe(`Caller "no-whsec" may not read "${subject}"`);
+    }
+    expect(calls).toEqual([]);
+    expect((await resolver.resolve(noWhsec, { name: 'erp-token' }, audit)).secret.name).toBe('erp-token');
   });
 
   it('audits one entry per resolve with its batch position, never the value', async () => {
