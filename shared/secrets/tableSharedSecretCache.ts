@@ -7,6 +7,7 @@ import { createTableClient, describeStorageError as describe, ensureTable, table
 import { openValue, sealingContext, sealValue, SharedCacheDecryptError } from './sealedValue';
 import type { SharedCacheSource, SharedFill, SharedSecretCache } from './sharedSecretCache';
 import type { VaultSecret } from './vaultGateway';
+import { vaultIdentity } from '../config';
 
 /** Table of the shared cache in `AzureWebJobsStorage`. */
 export const SHARED_CACHE_TABLE = 'brokersharedcache';
@@ -80,7 +81,7 @@ export interface TableSharedSecretCacheOptions {
  * The shared cache over Azure Table storage, table {@link SHARED_CACHE_TABLE}.
  *
  * **Keys.** One partition per broker and vault: PartitionKey {@link sharedCachePartition} (the
- * broker's name and the vault's normalised URI: lower-case scheme and host, no trailing `/`), so
+ * broker's name and the vault as `vaultIdentity` (config.ts) names it: lower-case scheme and host, no default port), so
  * neither an alias that names another vault on another broker, nor another broker on the same
  * storage and data key, ever finds a row of this one. In it one row per name and slot (RowKey
  * `<lower-case name>@<version or latest>`), with columns `broker`, `vault` (the URI), `name`,
@@ -120,26 +121,11 @@ export function createTableSharedSecretCache(storage: StorageSettings | string, 
 }
 
 /**
- * A vault URI as rows are keyed and sealed by: lower-case scheme and host (the URL parser does
- * that), no default port, no trailing `/` or `.` of the host; undefined when it is not a URL.
- */
-export function normaliseVaultUri(uri: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    return undefined;
-  }
-  const host = url.hostname.replace(/\.$/, '');
-  return `${url.protocol}//${host}${url.port ? `:${url.port}` : ''}${url.pathname.replace(/\/+$/, '')}`;
-}
-
-/**
  * The PartitionKey of a broker's rows of one vault: `[broker, normalised vault URI]` as JSON,
  * base64url encoded (Table keys may not hold `/`, and JSON keeps any two pairs apart).
  */
 export function sharedCachePartition(broker: string, vaultUri: string): string {
-  return Buffer.from(JSON.stringify([broker, normaliseVaultUri(vaultUri) ?? vaultUri]), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify([broker, vaultIdentity(vaultUri)]), 'utf8').toString('base64url');
 }
 
 /** A type, not an interface: transactions take entities as records. */
@@ -230,8 +216,7 @@ class TableSharedSecretCache implements SharedSecretCache {
     this.broker = options.broker ?? LOCAL_BROKER;
     const uris = new Map<string, string>();
     for (const [alias, uri] of options.vaults) {
-      const normalised = normaliseVaultUri(uri);
-      if (normalised) uris.set(alias, normalised);
+      uris.set(alias, vaultIdentity(uri));
     }
     this.vaultUris = uris;
   }

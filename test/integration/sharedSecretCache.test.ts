@@ -132,7 +132,7 @@ describe('TableSharedSecretCache', () => {
       partitionKey: partitionOf('default'),
       rowKey: `${name}@latest`,
       broker: LOCAL_BROKER,
-      vault: 'https://contoso-vault2.vault.azure.net',
+      vault: 'https://contoso-vault2.vault.azure.net/',
       generation: '',
       name,
       version: secret.version,
