@@ -20,6 +20,13 @@ export const STORAGE_ENDPOINT_SUFFIX = 'core.windows.net';
 export const DEFAULT_VAULT_ALIAS = 'default';
 /** Requests (batch items count one each) a caller may make per minute on one instance, unless its entry says otherwise. */
 export const DEFAULT_CALLER_REQUESTS_PER_MINUTE = 600;
+/**
+ * Vault misses (reads the cache could not answer) a caller may cause per minute on one instance,
+ * unless its entry says otherwise. A legitimate integration misses after a cold start (its few
+ * secrets, or a whole batch: `MAX_BATCH_SECRETS`, 100 items, must pass at once) and once per
+ * `CACHE_TTL_SECONDS` per secret after that; cache hits never spend it.
+ */
+export const DEFAULT_CALLER_MISSES_PER_MINUTE = 100;
 /** The values `CACHE_SHARED` accepts; unset is `off`. */
 export const CACHE_SHARED_MODES = ['table', 'off'] as const;
 
@@ -77,6 +84,14 @@ const patternList = v.array(
   'must be a list of strings',
 );
 
+/** A per-minute count in a caller's `rateLimit`. */
+const perMinute = v.pipe(
+  v.number('must be a number'),
+  v.integer('must be a whole number'),
+  v.minValue(1, 'must be at least 1'),
+  v.maxValue(1_000_000, 'must be at most 1000000'),
+);
+
 const callerSchema = v.strictObject({
   name: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
   identities: v.pipe(v.array(identitySchema, 'must be a list'), v.minLength(1, 'must name at least one identity')),
@@ -93,12 +108,9 @@ const callerSchema = v.strictObject({
   ),
   rateLimit: v.optional(
     v.strictObject({
-      requestsPerMinute: v.pipe(
-        v.number('must be a number'),
-        v.integer('must be a whole number'),
-        v.minValue(1, 'must be at least 1'),
-        v.maxValue(1_000_000, 'must be at most 1000000'),
-      ),
+      requestsPerMinute: v.optional(perMinute, DEFAULT_CALLER_REQUESTS_PER_MINUTE),
+      /** Vault misses per minute; unset: {@link DEFAULT_CALLER_MISSES_PER_MINUTE}, applied by the access policy. */
+      missesPerMinute: v.optional(perMinute),
     }),
     () => ({ requestsPerMinute: DEFAULT_CALLER_REQUESTS_PER_MINUTE }),
   ),

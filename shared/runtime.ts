@@ -122,8 +122,10 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   const shared = config.sharedCache
     ? sharedCacheOf(config, config.sharedCache.keySecret, vaults, instanceId, options.now, storageCredential)
     : undefined;
+  const quota = new CallerQuota();
   const resolver = new SecretResolver({
     vaults,
+    misses: quota,
     policy,
     cache: config.cache,
     signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },
@@ -174,7 +176,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     config,
     policy,
     authenticator: new CallerAuthenticator(policy, config.auth),
-    quota: new CallerQuota(),
+    quota,
     refusals,
     resolver,
     telemetry,

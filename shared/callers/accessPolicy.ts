@@ -1,6 +1,6 @@
 import { hash as digest, timingSafeEqual } from 'node:crypto';
 import type { AccessPolicySettings } from '../config';
-import { DEFAULT_VAULT_ALIAS } from '../config';
+import { DEFAULT_CALLER_MISSES_PER_MINUTE, DEFAULT_VAULT_ALIAS } from '../config';
 
 /** An authenticated caller, as the policy knows it. */
 export interface Caller {
@@ -16,6 +16,11 @@ export interface Caller {
   readonly keyId?: string;
   /** Its rate (`rateLimit.requestsPerMinute`), per instance. */
   readonly requestsPerMinute: number;
+  /**
+   * Its budget of vault misses (`rateLimit.missesPerMinute`: reads the cache could not answer), per
+   * instance; unset: {@link DEFAULT_CALLER_MISSES_PER_MINUTE}.
+   */
+  readonly missesPerMinute?: number;
 }
 
 /** A policy entry found by application id, with the app roles a token must carry one of (none: no role needed). */
@@ -31,6 +36,7 @@ interface CompiledCaller {
   readonly name: string;
   readonly operator: boolean;
   readonly requestsPerMinute: number;
+  readonly missesPerMinute: number;
   readonly roles: readonly string[];
   readonly appIds: ReadonlySet<string>;
   readonly keyHashes: readonly Buffer[];
@@ -70,6 +76,7 @@ export class AccessPolicy {
       name: c.name,
       operator: c.operator,
       requestsPerMinute: c.rateLimit.requestsPerMinute,
+      missesPerMinute: c.rateLimit.missesPerMinute ?? DEFAULT_CALLER_MISSES_PER_MINUTE,
       roles: c.roles,
       appIds: new Set(c.identities.flatMap((i) => ('appId' in i ? [i.appId.toLowerCase()] : []))),
       keyHashes: c.identities.flatMap((i) => ('apiKeySha256' in i ? [Buffer.from(i.apiKeySha256, 'hex')] : [])),
@@ -119,6 +126,6 @@ export class AccessPolicy {
   }
 
   private toCaller(c: CompiledCaller, method: Caller['method']): Caller {
-    return { name: c.name, operator: c.operator, method, requestsPerMinute: c.requestsPerMinute };
+    return { name: c.name, operator: c.operator, method, requestsPerMinute: c.requestsPerMinute, missesPerMinute: c.missesPerMinute };
   }
 }

@@ -7,7 +7,18 @@ import { isUnexplainedForbidden, translateVaultError } from './translateVaultErr
 export const VAULT_CALL_TIMEOUT_MS = 10_000;
 
 /** The part of `SecretClient` the broker uses. */
-export type SecretReader = Pick<SecretClient, 'getSecret' | 'listPropertiesOfSecrets' | 'getDeletedSecret'>;
+export type SecretReader = Pick<
+  SecretClient,
+  'getSecret' | 'listPropertiesOfSecrets' | 'listPropertiesOfSecretVersions' | 'getDeletedSecret'
+>;
+
+/** The versions of one secret that the vault listed ({@link VaultGateway.listSecretVersions}). */
+export interface SecretVersionList {
+  /** Lower-case version ids, enabled or not. */
+  readonly versions: ReadonlySet<string>;
+  /** False when the listing stopped at its bound: a version not in it may still exist. */
+  readonly complete: boolean;
+}
 
 /** A secret's properties, as the API shows them (CONTRACT.md "A resolved secret"). */
 export interface SecretMetadata {
@@ -102,6 +113,45 @@ export class VaultGateway {
         resultCode,
         success: resultCode === 200,
         properties: { vault: this.alias },
+      });
+    }
+  }
+
+  /**
+   * The ids of a secret's versions (enabled or not; never values), following the vault's paging
+   * up to `maxVersions`: past that the list is marked incomplete. A name the vault does not know
+   * has no versions.
+   * @throws VaultError subclasses (but not found).
+   */
+  async listSecretVersions(name: string, maxVersions: number, timeoutMs: number = VAULT_CALL_TIMEOUT_MS): Promise<SecretVersionList> {
+    const started = performance.now();
+    let resultCode: string | number = 200;
+    const versions = new Set<string>();
+    let complete = true;
+    try {
+      for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(timeoutMs) })) {
+        if (versions.size >= maxVersions) {
+          complete = false;
+          break;
+        }
+        if (properties.version) versions.add(properties.version.toLowerCase());
+      }
+      return { versions, complete };
+    } catch (err: unknown) {
+      const translated = translateVaultError(err, { vault: this.alias, name });
+      resultCode = statusOf(err) ?? translated.vaultCause;
+      if (translated instanceof SecretNotFoundError) return { versions: new Set(), complete: true };
+      throw translated;
+    } finally {
+      this.telemetry.trackDependency({
+        name: 'GET /secrets/{name}/versions',
+        target: this.host,
+        type: 'Azure Key Vault',
+        data: `${this.uri}secrets/${name}/versions`,
+        durationMs: performance.now() - started,
+        resultCode,
+        success: resultCode === 200 || resultCode === 404,
+        properties: { vault: this.alias, secret: name },
       });
     }
   }

@@ -22,6 +22,8 @@ const keys = {
   limited: `lim-${randomBytes(8).toString('hex')}`,
   other: `oth-${randomBytes(8).toString('hex')}`,
   batcher: `bat-${randomBytes(8).toString('hex')}`,
+  prober: `pro-${randomBytes(8).toString('hex')}`,
+  bystander: `bys-${randomBytes(8).toString('hex')}`,
 };
 const SIGNING_KEYS = ['whsec-erp', 'whsec-crm'];
 /** In every malicious input: it must never reach the log. */
@@ -38,6 +40,8 @@ const policy = {
     { name: 'limited', identities: [{ apiKeySha256: sha(keys.limited) }], allow: ['*'], rateLimit: { requestsPerMinute: 3 } },
     { name: 'other', identities: [{ apiKeySha256: sha(keys.other) }], allow: ['*'], rateLimit: { requestsPerMinute: 3 } },
     { name: 'batcher', identities: [{ apiKeySha256: sha(keys.batcher) }], allow: ['*'], rateLimit: { requestsPerMinute: 10 } },
+    { name: 'prober', identities: [{ apiKeySha256: sha(keys.prober) }], allow: ['erp-*'], rateLimit: { missesPerMinute: 20 } },
+    { name: 'bystander', identities: [{ apiKeySha256: sha(keys.bystander) }], allow: ['*'] },
   ],
 };
 
@@ -194,7 +198,9 @@ describe('the audit trail cannot be forged', () => {
     for (const [requestId, count] of expected) expect([requestId, byRequest.get(requestId)?.length]).toEqual([requestId, count]);
 
     for (const record of records) {
-      expect(record.caller === null || ['everything', 'limited', 'other', 'batcher'].includes(record.caller)).toBe(true);
+      expect(record.caller === null || ['everything', 'limited', 'other', 'batcher', 'prober', 'bystander'].includes(record.caller)).toBe(
+        true,
+      );
       expect(record.suppressed).toBeNull();
       expect(
         record.secret === null || record.secret === '*' || record.secret === '<invalid>' || /^[0-9a-zA-Z-]{1,127}$/.test(record.secret),
@@ -275,6 +281,57 @@ describe('quotas', () => {
     const now = await call(host, 'secrets/not-yet-there', { key: keys.everything });
     expect(now.status).toBe(200);
     expect(now.json?.value).toBe('arrived');
+  });
+});
+
+describe('misses cost the caller who causes them', () => {
+  it('answers 100 random versions of one name with a handful of vault requests, 404s then 429 past the miss budget; another caller is not paused', async () => {
+    azure.keyVault.setSecret(VAULT, 'bystander-secret', 'bystander-value');
+    // The host's vault client has met the auth challenge already (the tests above), so each read is one counted GET.
+    expect((await call(host, 'secrets/erp-token', { key: keys.everything })).status).toBe(200);
+    azure.keyVault.resetCounts();
+    // A reduced vault limit: 100 vault reads would be throttled, and the vault paused for every caller.
+    azure.keyVault.setRateLimit({ requests: 10, windowMs: 60_000, retryAfter: 'always' });
+    try {
+      const answers = [];
+      for (let i = 0; i < 100; i++) {
+        const version = randomBytes(16).toString('hex');
+        const res = await call(host, `secrets/erp-token?version=${version}`, { key: keys.prober });
+        answers.push({ version, ...res });
+      }
+      const statuses = answers.map((a) => `${a.status} ${a.json?.code}`);
+      // Its budget (20 misses a minute) answers the first 20 from the name's version list: 404 naming the version.
+      expect(statuses.slice(0, 20)).toEqual(Array<string>(20).fill('404 SecretNotFound'));
+      expect(answers[0]?.json?.detail).toBe(`No version "${answers[0]?.version}" of secret "erp-token" in vault "default"`);
+      // Past it 429 (the budget refills one every 3 s, so a slow run may slip a 404 or two in).
+      expect(new Set(statuses)).toEqual(new Set(['404 SecretNotFound', '429 TooManyRequests']));
+      expect(statuses.filter((s) => s === '429 TooManyRequests').length).toBeGreaterThanOrEqual(70);
+      const refused = answers.find((a) => a.status === 429);
+      expect(refused?.headers.get('content-type')).toBe('application/problem+json');
+      expect(Number(refused?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(refused?.json?.detail).toMatch(
+        /^Caller "prober" is over its budget of 20 vault reads per minute on this instance \(reads the cache could not answer\); retry after \d+ s$/,
+      );
+      // The vault saw a listing of the name (and at most two re-lists), never a read of a version.
+      const listings = azure.keyVault.requestCount({ vault: VAULT, method: 'GET', path: '/secrets/erp-token/versions' });
+      expect(listings).toBeGreaterThanOrEqual(1);
+      expect(listings).toBeLessThanOrEqual(3);
+      expect(azure.keyVault.requestCount({ vault: VAULT })).toBe(listings);
+      expect(azure.keyVault.injectedCounts().throttledByLimit).toBe(0);
+
+      // Another caller's first read of another secret: answered by the vault, which never throttled, so the broker never paused it.
+      const bystander = await call(host, 'secrets/bystander-secret', { key: keys.bystander });
+      expect([bystander.status, bystander.json?.value, bystander.headers.get('x-cache')]).toEqual([200, 'bystander-value', 'MISS']);
+      expect(azure.keyVault.requestCount({ vault: VAULT, method: 'GET', path: '/secrets/bystander-secret' })).toBe(1);
+      expect(azure.keyVault.injectedCounts()).toMatchObject({ throttledByLimit: 0, throttledByFault: 0 });
+    } finally {
+      azure.keyVault.setRateLimit(null);
+    }
+    const mine = auditRecords(host).filter((r) => r.caller === 'prober');
+    expect(mine).toHaveLength(100);
+    expect(
+      mine.filter((r) => r.code === 'TooManyRequests').every((r) => r.secret === 'erp-token' && /^[0-9a-f]{32}$/.test(r.version ?? '')),
+    ).toBe(true);
   });
 });
 

@@ -4,6 +4,7 @@
  * throttled or failing vault is waited out within the deadline, and only past it does the caller
  * get 429 VaultThrottled with Retry-After.
  */
+import { randomBytes } from 'node:crypto';
 import type { Caller } from '../../shared/callers/accessPolicy';
 import { VaultThrottledError } from '../../shared/errors';
 import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
@@ -147,5 +148,42 @@ describe('a throttled vault answered within the deadline', () => {
     const otherBefore = gets('other-secret');
     await expect(resolve(r, 'other-secret')).rejects.toMatchObject({ code: 'VaultThrottled' });
     expect(gets('other-secret') - otherBefore).toBe(0);
+  });
+});
+
+describe("pinned versions answered from the name's version list", () => {
+  it('answers unknown versions from one paged listing, reads listed ones, and finds a new version at once after its event', async () => {
+    const r = await warmRuntime({ instanceId: 'versions' });
+    const name = 'many-versions';
+    // 30 versions: Key Vault lists 25 a page, so one listing is two requests (nextLink).
+    const versions = Array.from({ length: 30 }, (_, i) => azure.keyVault.setSecret(VAULT, name, `v${i}`).version);
+    const count = (path: string): number => azure.keyVault.requestCount({ vault: VAULT, method: 'GET', path });
+    const before = { listings: count(`/secrets/${name}/versions`), all: azure.keyVault.requestCount({ vault: VAULT }) };
+
+    for (let i = 0; i < 50; i++) {
+      const version = randomBytes(16).toString('hex');
+      await expect(r.resolver.resolve(caller, { name, version }, audit)).rejects.toMatchObject({
+        status: 404,
+        code: 'SecretNotFound',
+        message: `No version "${version}" of secret "${name}" in vault "default"`,
+      });
+    }
+    expect(count(`/secrets/${name}/versions`) - before.listings).toBe(2);
+    expect(azure.keyVault.requestCount({ vault: VAULT }) - before.all).toBe(2);
+
+    // A listed version, the oldest (on the first page) and the newest (on the second), is read as before.
+    const oldest = versions[0] as string;
+    const newest = versions[29] as string;
+    expect((await r.resolver.resolve(caller, { name, version: oldest }, audit)).secret.value).toBe('v0');
+    expect((await r.resolver.resolve(caller, { name, version: newest }, audit)).secret.value).toBe('v29');
+    expect(count(`/secrets/${name}/${oldest}`) + count(`/secrets/${name}/${newest}`)).toBe(2);
+
+    // A new version, announced: the event drops the list, and the version is found at once.
+    const { version: added } = azure.keyVault.setSecret(VAULT, name, 'v30');
+    expect(await handleSecretEvent(newVersionEvent(name, added, 'versions-event-1'), r.events(), log)).toMatchObject({
+      outcome: 'handled',
+    });
+    expect((await r.resolver.resolve(caller, { name, version: added }, audit)).secret.value).toBe('v30');
+    expect(count(`/secrets/${name}/versions`) - before.listings).toBe(4);
   });
 });

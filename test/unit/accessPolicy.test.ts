@@ -35,6 +35,7 @@ describe('AccessPolicy', () => {
       method: 'apiKey',
       keyId: sha('erp-key').slice(0, 12),
       requestsPerMinute: 120,
+      missesPerMinute: 100,
     });
     expect(policy.findByApiKey('ops-key')?.operator).toBe(true);
     expect(policy.findByApiKey('erp-key ')).toBeUndefined();
@@ -46,6 +47,7 @@ describe('AccessPolicy', () => {
         appId: ERP_APP,
         objectId: 'aaaaaaaa-1111-1111-1111-111111111111',
         requestsPerMinute: 120,
+        missesPerMinute: 100,
       },
       requiredRoles: ['Secrets.Read'],
     });

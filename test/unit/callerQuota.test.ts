@@ -1,5 +1,6 @@
 import type { Caller } from '../../shared/callers/accessPolicy';
 import { CallerQuota } from '../../shared/callers/callerQuota';
+import { DEFAULT_CALLER_MISSES_PER_MINUTE } from '../../shared/config';
 import { TooManyRequestsError } from '../../shared/errors';
 
 const caller = (name: string, requestsPerMinute: number): Caller => ({ name, operator: false, method: 'apiKey', requestsPerMinute });
@@ -76,5 +77,37 @@ describe('CallerQuota', () => {
     advance(6_000);
     expect(refusal(() => quota.take(erp, 2)).retryAfterSeconds).toBe(6);
     quota.take(erp, 1);
+  });
+
+  describe('the miss budget (takeMiss)', () => {
+    it('holds 100 misses by default, a whole batch after a cold start, then refills at the budget', () => {
+      const { quota, advance } = setup();
+      const erp = caller('erp', 600);
+      expect(DEFAULT_CALLER_MISSES_PER_MINUTE).toBe(100);
+      for (let i = 0; i < 100; i++) quota.takeMiss(erp);
+      const err = refusal(() => quota.takeMiss(erp));
+      expect(err).toMatchObject({ status: 429, code: 'TooManyRequests', retryAfterSeconds: 1 });
+      expect(err.message).toBe(
+        'Caller "erp" is over its budget of 100 vault reads per minute on this instance (reads the cache could not answer); retry after 1 s',
+      );
+      advance(600);
+      quota.takeMiss(erp);
+      expect(() => quota.takeMiss(erp)).toThrow(TooManyRequestsError);
+    });
+
+    it('follows rateLimit.missesPerMinute, per caller, apart from the request rate', () => {
+      const { quota } = setup();
+      const prober = { ...caller('prober', 600), missesPerMinute: 2 };
+      quota.takeMiss(prober);
+      quota.takeMiss(prober);
+      expect(refusal(() => quota.takeMiss(prober)).retryAfterSeconds).toBe(30);
+      // Its request rate is untouched, and so is another caller's budget.
+      quota.take(prober, 600);
+      expect(() => quota.takeMiss({ ...caller('quiet', 1), missesPerMinute: 1 })).not.toThrow();
+      // Requests do not spend misses either.
+      const busy = { ...caller('busy', 10), missesPerMinute: 1 };
+      quota.take(busy, 10);
+      expect(() => quota.takeMiss(busy)).not.toThrow();
+    });
   });
 });

@@ -110,6 +110,38 @@ describe('loadConfig', () => {
     [
       {
         ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"rateLimit":{"missesPerMinute":0}}]}',
+      },
+      'ACCESS_POLICY: callers[0].rateLimit.missesPerMinute must be at least 1',
+    ],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"rateLimit":{"missesPerMinute":2.5}}]}',
+      },
+      'ACCESS_POLICY: callers[0].rateLimit.missesPerMinute must be a whole number',
+    ],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"rateLimit":{"missesPerMinute":"60"}}]}',
+      },
+      'ACCESS_POLICY: callers[0].rateLimit.missesPerMinute must be a number',
+    ],
+    [
+      {
+        ...VAULT,
+        ACCESS_POLICY:
+          '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"rateLimit":{"missesPerHour":60}}]}',
+      },
+      'ACCESS_POLICY: callers[0].rateLimit.missesPerHour',
+    ],
+    [
+      {
+        ...VAULT,
         ACCESS_POLICY: '{"callers":[{"name":"a","identities":[{"appId":"11111111-1111-1111-1111-111111111111"}],"roles":"Secrets.Read"}]}',
       },
       'ACCESS_POLICY: callers[0].roles must be a list of app role values',
@@ -262,13 +294,16 @@ describe('loadConfig', () => {
             name: 'erp',
             identities: [{ appId: '11111111-1111-1111-1111-111111111111' }],
             roles: ['Secrets.Read'],
-            rateLimit: { requestsPerMinute: 60 },
+            rateLimit: { requestsPerMinute: 60, missesPerMinute: 30 },
           },
+          { name: 'misses-only', identities: [{ appId: '22222222-2222-2222-2222-222222222222' }], rateLimit: { missesPerMinute: 5 } },
         ],
       }),
     });
     expect(config.signingKeyVault).toBe('keys');
-    expect(config.policy.callers[0]).toMatchObject({ roles: ['Secrets.Read'], rateLimit: { requestsPerMinute: 60 } });
+    expect(config.policy.callers[0]).toMatchObject({ roles: ['Secrets.Read'], rateLimit: { requestsPerMinute: 60, missesPerMinute: 30 } });
+    // The request rate keeps its default when only the miss budget is set.
+    expect(config.policy.callers[1]?.rateLimit).toEqual({ requestsPerMinute: 600, missesPerMinute: 5 });
     expect(loadConfig(VAULT).signingKeyVault).toBe('default');
   });
 

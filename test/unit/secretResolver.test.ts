@@ -1,9 +1,10 @@
 import type { AuditEntry } from '../../shared/audit/auditRecord';
 import { AccessPolicy } from '../../shared/callers/accessPolicy';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import { ForbiddenError, SecretDisabledError, SecretNotFoundError, VaultThrottledError } from '../../shared/errors';
-import { NEGATIVE_CACHE_SECONDS, SecretResolver } from '../../shared/secrets/secretResolver';
-import type { SecretMetadata, VaultGateway, VaultSecret } from '../../shared/secrets/vaultGateway';
+import { CallerQuota } from '../../shared/callers/callerQuota';
+import { ForbiddenError, SecretDisabledError, SecretNotFoundError, TooManyRequestsError, VaultThrottledError } from '../../shared/errors';
+import { NEGATIVE_CACHE_SECONDS, SecretResolver, VERSION_RELIST_MS } from '../../shared/secrets/secretResolver';
+import type { SecretMetadata, SecretVersionList, VaultGateway, VaultSecret } from '../../shared/secrets/vaultGateway';
 
 const PINNED = 'a'.repeat(32);
 const everything: Caller = { name: 'everything', operator: false, method: 'apiKey', requestsPerMinute: 600 };
@@ -25,9 +26,13 @@ function secret(name: string, version = 'b'.repeat(32), vault = 'default'): Vaul
 /** What the fake vault answers for a name: a secret, an error, or a script of them. */
 type Answer = VaultSecret | Error | (() => VaultSecret | Error);
 
-/** A vault of names at `uri`; `getSecret` counts its calls and answers from `state`. */
+/**
+ * A vault of names at `uri`; `getSecret` counts its calls and answers from `state`;
+ * `listSecretVersions` counts its calls (in `lists`) and lists the versions `state` holds.
+ */
 function fakeVault(alias: string, state: Map<string, Answer>, uri = `https://${alias}.vault.azure.net/`) {
   const calls: string[] = [];
+  const lists: string[] = [];
   const gateway = {
     alias,
     uri,
@@ -38,6 +43,17 @@ function fakeVault(alias: string, state: Map<string, Answer>, uri = `https://${a
       if (!found) return Promise.reject(new SecretNotFoundError(`Secret "${name}" was not found`));
       return found instanceof Error ? Promise.reject(found) : Promise.resolve(found);
     },
+    listSecretVersions: (name: string): Promise<SecretVersionList> => {
+      lists.push(name);
+      const versions = new Set<string>();
+      for (const [key, answer] of state) {
+        const [stateName, version] = key.split('@');
+        if (stateName?.toLowerCase() !== name.toLowerCase()) continue;
+        if (version) versions.add(version.toLowerCase());
+        else if (!(answer instanceof Error) && typeof answer !== 'function' && answer.version) versions.add(answer.version.toLowerCase());
+      }
+      return Promise.resolve({ versions, complete: true });
+    },
     listSecrets: (): Promise<SecretMetadata[]> =>
       Promise.resolve(
         [...state.entries()]
@@ -45,10 +61,10 @@ function fakeVault(alias: string, state: Map<string, Answer>, uri = `https://${a
           .map(([, v]) => v as VaultSecret),
       ),
   };
-  return { gateway: gateway as unknown as VaultGateway, calls };
+  return { gateway: gateway as unknown as VaultGateway, calls, lists };
 }
 
-function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vault: string; name: string }[] } = {}) {
+function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vault: string; name: string }[]; missBudget?: boolean } = {}) {
   let now = 1_000_000;
   const sleeps: number[] = [];
   const defaults = new Map<string, Answer>([
@@ -90,6 +106,7 @@ function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vau
     cache: { ttlSeconds: 300, maxEntries: 100, staleIfErrorSeconds: 3600 },
     signingKeys: { vault: opts.signingVault ?? 'default', names: ['whsec-erp'] },
     ...(opts.reserved ? { reserved: opts.reserved } : {}),
+    ...(opts.missBudget ? { misses: new CallerQuota(() => now) } : {}),
     now: () => now,
     // No TTL jitter (a factor of exactly 1), no pause jitter; the pacers sleep on the same fake clock.
     random: () => 0.5,
@@ -107,6 +124,7 @@ function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vau
     resolver,
     defaults,
     calls: main.calls,
+    lists: main.lists,
     keyCalls: keyVault.calls,
     audit: { record: (entry: AuditEntry) => audit.push(entry) },
     entries: audit,
@@ -114,6 +132,137 @@ function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vau
     advance: (ms: number) => (now += ms),
   };
 }
+
+const version = (i: number): string => i.toString(16).padStart(32, '0');
+
+describe('SecretResolver: versions of a name from its version list', () => {
+  it('answers 100 random versions of one name 404 from one listing, without reading a version', async () => {
+    const { resolver, calls, lists, audit, entries } = setup();
+    for (let i = 0; i < 100; i++) {
+      const err = await resolver.resolve(everything, { name: 'erp-token', version: version(i) }, audit).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SecretNotFoundError);
+      expect(err).toMatchObject({ status: 404, code: 'SecretNotFound' });
+      if (i === 0) expect((err as Error).message).toBe(`No version "${version(0)}" of secret "erp-token" in vault "default"`);
+    }
+    expect(lists).toEqual(['erp-token']);
+    expect(calls).toEqual([]);
+    expect(entries.every((e) => e.status === 404 && e.code === 'SecretNotFound' && e.cache === 'miss')).toBe(true);
+    // A listed version is read as before.
+    expect((await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit)).secret.version).toBe(PINNED);
+    expect(calls).toEqual([`erp-token@${PINNED}`]);
+    expect(lists).toEqual(['erp-token']);
+  });
+
+  it('re-lists a name for an unknown version at most once per 5 s, and backs off while re-lists find nothing new', async () => {
+    const { resolver, calls, lists, audit, advance } = setup();
+    let n = 0;
+    const probe = () => resolver.resolve(everything, { name: 'erp-token', version: version(++n) }, audit).catch(() => undefined);
+    await probe();
+    expect(lists).toHaveLength(1);
+    advance(VERSION_RELIST_MS - 1);
+    await probe();
+    expect(lists).toHaveLength(1);
+    advance(1);
+    await Promise.all([probe(), probe(), probe()]);
+    expect(lists).toHaveLength(2); // one re-list, shared
+    // It found nothing new: the next waits 10 s, then 20 s.
+    advance(VERSION_RELIST_MS);
+    await probe();
+    expect(lists).toHaveLength(2);
+    advance(VERSION_RELIST_MS);
+    await probe();
+    expect(lists).toHaveLength(3);
+    advance(2 * VERSION_RELIST_MS);
+    await probe();
+    expect(lists).toHaveLength(3);
+    advance(2 * VERSION_RELIST_MS);
+    await probe();
+    expect(lists).toHaveLength(4);
+    // Within one TTL (300 s) of probing every second: a listing and at most six re-lists.
+    for (let i = 0; i < 300; i++) {
+      advance(1000);
+      await probe();
+    }
+    expect(lists.length).toBeLessThanOrEqual(1 + 6 + 1);
+    expect(calls).toEqual([]);
+  });
+
+  it('finds a new version at once after its event, and within 5 s without one', async () => {
+    const { resolver, defaults, calls, audit, advance } = setup();
+    const announced = 'c'.repeat(32);
+    const silent = 'd'.repeat(32);
+    await expect(resolver.resolve(everything, { name: 'erp-token', version: announced }, audit)).rejects.toBeInstanceOf(
+      SecretNotFoundError,
+    );
+    defaults.set(`erp-token@${announced}`, secret('erp-token', announced));
+    // The SecretNewVersionCreated event drops the list and the cached "not found".
+    resolver.invalidate('default', 'erp-token', announced);
+    expect((await resolver.resolve(everything, { name: 'erp-token', version: announced }, audit)).secret.version).toBe(announced);
+
+    // Without an event: the list is fresh, so 404 for now; 5 s on, one re-list finds it.
+    defaults.set(`erp-token@${silent}`, secret('erp-token', silent));
+    await expect(resolver.resolve(everything, { name: 'erp-token', version: silent }, audit)).rejects.toBeInstanceOf(SecretNotFoundError);
+    advance(VERSION_RELIST_MS);
+    expect((await resolver.resolve(everything, { name: 'erp-token', version: silent }, audit)).secret.version).toBe(silent);
+    expect(calls).toEqual([`erp-token@${announced}`, `erp-token@${silent}`]);
+  });
+
+  it('keeps the cached version list when the event names a version it already holds', async () => {
+    const { resolver, lists, audit } = setup();
+    await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit);
+    resolver.invalidate('default', 'erp-token', PINNED.toUpperCase());
+    await resolver.resolve(everything, { name: 'erp-token', version: version(1) }, audit).catch(() => undefined);
+    expect(lists).toEqual(['erp-token']);
+  });
+});
+
+describe('SecretResolver: the miss budget', () => {
+  const tight: Caller = { ...everything, name: 'no-whsec', missesPerMinute: 3 };
+
+  it('answers 429 TooManyRequests before the vault read past the budget; cache hits never spend it', async () => {
+    const { resolver, defaults, calls, audit, entries, advance } = setup({ missBudget: true });
+    for (const name of ['s1', 's2', 's3', 's4']) defaults.set(name, secret(name));
+    for (const name of ['s1', 's2', 's3']) await resolver.resolve(tight, { name }, audit);
+    const err = await resolver.resolve(tight, { name: 's4' }, audit).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TooManyRequestsError);
+    expect(err).toMatchObject({ status: 429, code: 'TooManyRequests', retryAfterSeconds: 20 });
+    expect((err as Error).message).toBe(
+      'Caller "no-whsec" is over its budget of 3 vault reads per minute on this instance (reads the cache could not answer); retry after 20 s',
+    );
+    expect(entries.at(-1)).toMatchObject({ secret: 's4', status: 429, code: 'TooManyRequests' });
+    expect(calls).toEqual(['s1@latest', 's2@latest', 's3@latest']);
+    // Hits cost nothing, however many.
+    for (let i = 0; i < 1000; i++) expect((await resolver.resolve(tight, { name: 's2' }, audit)).cache).toBe('hit');
+    // Random versions are misses too (answered from the list, but not from the cache).
+    await expect(resolver.resolve(tight, { name: 'erp-token', version: version(7) }, audit)).rejects.toBeInstanceOf(TooManyRequestsError);
+    advance(20_000);
+    expect((await resolver.resolve(tight, { name: 's4' }, audit)).secret.value).toBe('value-of-s4');
+  });
+
+  it("charges only the caller that misses: another caller's read of the same key is not refused with it", async () => {
+    const { resolver, defaults, calls, audit } = setup({ missBudget: true });
+    for (const name of ['s1', 's2', 's3', 'shared']) defaults.set(name, secret(name));
+    for (const name of ['s1', 's2', 's3']) await resolver.resolve(tight, { name }, audit);
+    const [refused, served] = await Promise.allSettled([
+      resolver.resolve(tight, { name: 'shared' }, audit),
+      resolver.resolve(everything, { name: 'shared' }, audit),
+    ]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: expect.any(TooManyRequestsError) });
+    expect(served).toMatchObject({ status: 'fulfilled', value: { cache: 'miss' } });
+    // Once cached, the refused caller is served from the cache although its budget is spent.
+    expect((await resolver.resolve(tight, { name: 'shared' }, audit)).cache).toBe('hit');
+    expect(calls.filter((c) => c === 'shared@latest')).toHaveLength(1);
+  });
+
+  it('lets a default caller miss a whole batch of 100 at once after a cold start', async () => {
+    const { resolver, defaults, audit } = setup({ missBudget: true });
+    const names = Array.from({ length: 101 }, (_, i) => `cold-${i}`);
+    for (const name of names) defaults.set(name, secret(name));
+    const first = await Promise.allSettled(names.slice(0, 100).map((name) => resolver.resolve(everything, { name }, audit)));
+    expect(first.every((r) => r.status === 'fulfilled')).toBe(true);
+    await expect(resolver.resolve(everything, { name: 'cold-100' }, audit)).rejects.toBeInstanceOf(TooManyRequestsError);
+  });
+});
 
 describe('SecretResolver', () => {
   it('remembers a missing secret for the negative TTL: repeated misses cost one vault read', async () => {
@@ -244,7 +393,7 @@ describe('SecretResolver', () => {
   });
 
   it('drops the latest value when no version is named, keeps pinned values, and always forgets a "not found"', async () => {
-    const { resolver, calls, audit } = setup();
+    const { resolver, lists, audit } = setup();
     const unknown = 'e'.repeat(32);
     await resolver.resolve(everything, { name: 'erp-token' }, audit);
     await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit);
@@ -254,7 +403,8 @@ describe('SecretResolver', () => {
     expect((await resolver.resolve(everything, { name: 'erp-token' }, audit)).cache).toBe('miss');
     await resolver.resolve(everything, { name: 'erp-token', version: unknown }, audit).catch(() => undefined);
     expect(resolver.invalidate('default', 'erp-token', 'b'.repeat(32))).toBe(1);
-    expect(calls.filter((c) => c === `erp-token@${unknown}`)).toHaveLength(2);
+    // The unknown version never reached the vault: the name's version list answered, listed again after the drop.
+    expect(lists).toEqual(['erp-token', 'erp-token']);
   });
 
   it('serves the stale value at once while the vault throttles, without waiting', async () => {
