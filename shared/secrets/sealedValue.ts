@@ -21,7 +21,10 @@ export interface SealedValue {
 export interface SealingContext {
   /** The broker that stored it (`WEBSITE_SITE_NAME`, or a fixed local name): brokers sharing storage and key never read each other's rows. */
   readonly broker: string;
-  /** The vault's URI, normalised (lower-case scheme and host, no trailing `/`): never an alias, which each broker maps on its own. */
+  /**
+   * The vault's URI as `vaultIdentity` (config.ts) normalises it: lower-case scheme and host, no
+   * default port, ending in one `/`. Never an alias, which each broker maps on its own.
+   */
   readonly vault: string;
   /** Secret name (compared without case, as Key Vault does). */
   readonly name: string;

@@ -44,12 +44,6 @@ export interface SharedSecretCache {
    */
   get(vault: string, name: string, version: string | undefined): Promise<VaultSecret | undefined>;
   /**
-   * Stores `secret` for the shared TTL; does nothing for a disabled secret (`enabled === false`),
-   * or a pinned `version` the secret is not. Resolves with whether a row was written. Never throws.
-   * An unconditional write: prefer {@link getOrFill}, whose write loses to a concurrent {@link delete}.
-   */
-  put(vault: string, name: string, version: string | undefined, secret: VaultSecret): Promise<boolean>;
-  /**
    * Deletes the stored latest version of `name` (and any fill under way for it), so that instances
    * told of a new version afterwards read the vault, not the old copy, and moves the secret's
    * rotation mark on first, so that a copy stored before (put back, or landing late) is refused
@@ -61,7 +55,9 @@ export interface SharedSecretCache {
    * The stored copy, or else the vault's answer through `load`, read by one instance for the whole
    * fleet: on a miss the first instance takes a short fill lease, calls `load` and stores the
    * result; the others wait for that copy (polling briefly) and fall back to `load` themselves if
-   * it does not come. Storage failures fall back to `load`.
+   * it does not come. Storage failures fall back to `load`. The only way to store a copy: it is
+   * sealed under the rotation mark read before `load` ran, and its write loses to a concurrent
+   * {@link delete}, so a value read before a new-version event is never served after it.
    * @throws whatever `load` throws (the vault's errors), unchanged.
    */
   getOrFill(vault: string, name: string, version: string | undefined, load: () => Promise<VaultSecret>): Promise<SharedFill>;

@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
-import { odata } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StorageSettings } from '../config';
 import { createTableClient, describeStorageError as describe, ensureTable, tableErrorStatus } from '../storage/tableStorage';
-import { openValue, sealingContext, sealValue, SharedCacheDecryptError } from './sealedValue';
+import { SharedCacheDecryptError } from './sealedValue';
+import { isHeld, isStorable, MAX_BINARY_BYTES, openRow, rowStanding, sealRow, slotOf, writerOf } from './sharedCacheRows';
+import type { LeaseColumns, MarkColumns, Opened, RowColumns, RowEntity, Slot } from './sharedCacheRows';
 import type { SharedCacheSource, SharedFill, SharedSecretCache } from './sharedSecretCache';
+import { releasedLease, releaseLease, takeLease } from './tableFillLease';
+import type { LeaseContext } from './tableFillLease';
 import type { VaultSecret } from './vaultGateway';
 import { vaultIdentity } from '../config';
+
+/** The rows' keys, shape and accept rule live in sharedCacheRows.ts; the PartitionKey is part of this module's API. */
+export { sharedCachePartition } from './sharedCacheRows';
 
 /** Table of the shared cache in `AzureWebJobsStorage`. */
 export const SHARED_CACHE_TABLE = 'brokersharedcache';
@@ -26,16 +32,6 @@ export const DEFAULT_FILL_POLL_MS = 100;
 export const MAX_FILL_POLL_MS = 1_000;
 /** One storage call may take this long before the cache gives up on it and reads the vault. */
 export const DEFAULT_STORAGE_TIMEOUT_MS = 2_000;
-/** Table storage's limit for one binary property; a larger sealed secret is not stored. */
-const MAX_BINARY_BYTES = 64 * 1024;
-/** A row may say it expires this much later than this instance's TTL allows (clocks differ). */
-const CLOCK_SKEW_MS = 60_000;
-/** The lease's `leaseUntil` once its holder is done: any time in the past frees it. */
-const RELEASED = new Date(0).toISOString();
-
-const SECRET_NAME = /^[0-9A-Za-z-]{1,127}$/;
-const SECRET_VERSION = /^[0-9a-fA-F]{32}$/;
-const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
 
 /** Options of {@link createTableSharedSecretCache}. */
 export interface TableSharedSecretCacheOptions {
@@ -80,95 +76,14 @@ export interface TableSharedSecretCacheOptions {
 /**
  * The shared cache over Azure Table storage, table {@link SHARED_CACHE_TABLE}.
  *
- * **Keys.** One partition per broker and vault: PartitionKey {@link sharedCachePartition} (the
- * broker's name and the vault as `vaultIdentity` (config.ts) names it: lower-case scheme and host, no default port), so
- * neither an alias that names another vault on another broker, nor another broker on the same
- * storage and data key, ever finds a row of this one. In it one row per name and slot (RowKey
- * `<lower-case name>@<version or latest>`), with columns `broker`, `vault` (the URI), `name`,
- * `version` (the version the value is), `expiresAt` (ISO 8601), `generation`, `iv`, `ciphertext`,
- * `tag` (binary) and `writtenBy`. The sealed plaintext is the secret's value with its properties
- * (content type, dates, enabled); the AAD binds broker, vault URI, name, slot, version, `expiresAt`
- * and `generation`, so a row moved, relabelled or with its expiry extended does not decrypt.
+ * The rows (keys, columns, sealing) and the rule that says which may be served (expiry, rotation
+ * mark, authenticity) are described and implemented in sharedCacheRows.ts; this adapter reads and
+ * writes them with point reads and writes, and coordinates fills.
  *
- * **The rotation mark.** A row `<lower-case name>:rotation` (column `generation`, 128 random bits)
- * outlives the rows it condemns. {@link SharedSecretCache.delete} (a `SecretNewVersionCreated`
- * event) first writes a fresh `generation` there, then deletes the latest row and its lease. A
- * latest row carries, sealed in its AAD, the generation its filler saw *before* it read the vault,
- * and is served only while that is still the mark's (a missing mark is ''). So a row filled before
- * the event, whether it lands late or is put back from a copy afterwards, is refused (a logged
- * miss), and a row filled after it holds what the vault said after the new version existed.
- *
- * Why a random generation rather than the newest known version: Key Vault versions have no order to
- * compare, and writers never read-modify-write a random value, so concurrent events cannot lose an
- * increment; it only has to differ, the last write wins and every older generation is refused. Why
- * only events move it, not an instance that reads a newer version from the vault: without an event
- * nothing was deleted, the old row stays servable until its own `expiresAt` anyway, and a copy of it
- * put back can be served no longer than that (the expiry is sealed). What it cannot stop: someone
- * who can write the storage account and puts back both an old row and the old mark gets that row
- * served until the row's own `expiresAt` (at most one TTL after its vault read). Pinned versions
- * have no mark (their value never changes); a disabled one goes with its row's expiry.
- *
- * **Expiry.** A row is served until its `expiresAt` (its fill time plus `ttlMs`) and reported
- * with it ({@link SharedFill.expiresAt}), so an instance that takes it keeps it no longer.
- *
- * A fill lease is a row `<row key>:lease` in the same partition (`leaseUntil`, `writtenBy`),
- * created by the instance that reads the vault for the others. Its holder stores the secret and
- * releases the lease in one entity group transaction that requires the lease unchanged (ETag):
- * when {@link SharedSecretCache.delete} removed the lease meanwhile, the old value is not stored.
+ * The fill lease that lets one instance read the vault for the fleet: tableFillLease.ts.
  */
 export function createTableSharedSecretCache(storage: StorageSettings | string, options: TableSharedSecretCacheOptions): SharedSecretCache {
   return new TableSharedSecretCache(storage, options);
-}
-
-/**
- * The PartitionKey of a broker's rows of one vault: `[broker, normalised vault URI]` as JSON,
- * base64url encoded (Table keys may not hold `/`, and JSON keeps any two pairs apart).
- */
-export function sharedCachePartition(broker: string, vaultUri: string): string {
-  return Buffer.from(JSON.stringify([broker, vaultIdentity(vaultUri)]), 'utf8').toString('base64url');
-}
-
-/** A type, not an interface: transactions take entities as records. */
-type RowColumns = {
-  broker?: string;
-  vault?: string;
-  name?: string;
-  version?: string;
-  expiresAt?: string;
-  generation?: string;
-  iv?: Uint8Array;
-  ciphertext?: Uint8Array;
-  tag?: Uint8Array;
-  writtenBy?: string;
-};
-
-type LeaseColumns = {
-  leaseUntil?: string;
-  writtenBy?: string;
-};
-
-type MarkColumns = {
-  generation?: string;
-  rotatedAt?: string;
-  writtenBy?: string;
-};
-
-/** Where one secret lives in the table. */
-interface Slot {
-  /** The alias asked with: the served secret's `vault`, and log lines. */
-  readonly alias: string;
-  /** The vault's normalised URI. */
-  readonly vaultUri: string;
-  readonly partition: string;
-  readonly name: string;
-  /** `latest` or the lower-cased pinned version. */
-  readonly slot: string;
-  readonly rowKey: string;
-  readonly leaseKey: string;
-  /** The rotation mark of the name (used by the latest slot only). */
-  readonly markKey: string;
-  /** `alias/name@slot`, for log lines. */
-  readonly label: string;
 }
 
 /** What one look at a slot found. */
@@ -178,16 +93,6 @@ interface Look {
   /** The name's rotation mark now: '' when there is none, and always for a pinned version. */
   readonly generation: string;
 }
-
-/** A stored copy that may be served, and until when. */
-interface Opened {
-  readonly secret: VaultSecret;
-  /** The row's `expiresAt`, ms since the epoch. */
-  readonly expiresAt: number;
-}
-
-/** The sealed plaintext: the secret without its vault (the row's partition says that). */
-type SealedSecret = Omit<VaultSecret, 'vault'>;
 
 class TableSharedSecretCache implements SharedSecretCache {
   private client: TableClient | undefined;
@@ -201,6 +106,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   private readonly broker: string;
   /** Alias → normalised vault URI. */
   private readonly vaultUris: ReadonlyMap<string, string>;
+  private readonly leaseContext: LeaseContext;
 
   constructor(
     private readonly storage: StorageSettings | string,
@@ -219,10 +125,17 @@ class TableSharedSecretCache implements SharedSecretCache {
       uris.set(alias, vaultIdentity(uri));
     }
     this.vaultUris = uris;
+    this.leaseContext = {
+      now: this.now,
+      leaseMs: this.fillLeaseMs,
+      instanceId: this.instanceId,
+      log: this.log,
+      signal: () => this.signal(),
+    };
   }
 
   async get(vault: string, name: string, version: string | undefined): Promise<VaultSecret | undefined> {
-    const slot = this.slotOf(vault, name, version);
+    const slot = slotOf(this.broker, this.vaultUris, vault, name, version);
     if (!slot || !this.enabled) return undefined;
     try {
       const client = await this.table();
@@ -233,23 +146,8 @@ class TableSharedSecretCache implements SharedSecretCache {
     }
   }
 
-  async put(vault: string, name: string, version: string | undefined, secret: VaultSecret): Promise<boolean> {
-    const slot = this.slotOf(vault, name, version);
-    if (!slot || !this.enabled) return false;
-    try {
-      const client = await this.table();
-      const row = await this.rowOf(slot, secret, (await this.look(client, slot, false)).generation);
-      if (!row) return false;
-      await client.upsertEntity(row, 'Replace', { abortSignal: this.signal() });
-      return true;
-    } catch (err: unknown) {
-      this.log(`Shared cache: storing ${slot.label} failed: ${describe(err)}`);
-      return false;
-    }
-  }
-
   async delete(vault: string, name: string): Promise<void> {
-    const slot = this.slotOf(vault, name, undefined);
+    const slot = slotOf(this.broker, this.vaultUris, vault, name, undefined);
     if (!slot) return;
     const client = await this.table();
     // The mark first: once it has moved, no copy stored before is served, wherever it comes from.
@@ -273,7 +171,7 @@ class TableSharedSecretCache implements SharedSecretCache {
   }
 
   async getOrFill(vault: string, name: string, version: string | undefined, load: () => Promise<VaultSecret>): Promise<SharedFill> {
-    const slot = this.slotOf(vault, name, version);
+    const slot = slotOf(this.broker, this.vaultUris, vault, name, version);
     if (!slot || !this.enabled) return { secret: await load(), source: 'loaded' };
 
     let client: TableClient;
@@ -286,7 +184,7 @@ class TableSharedSecretCache implements SharedSecretCache {
       const found = await this.read(client, slot);
       if (found.opened) return { secret: found.opened.secret, source: 'hit', expiresAt: found.opened.expiresAt };
       generation = found.generation;
-      lease = await this.takeLease(client, slot);
+      lease = await takeLease(client, slot, this.leaseContext);
     } catch (err: unknown) {
       this.log(`Shared cache: ${slot.label} unavailable, reading the vault: ${describe(err)}`);
       return { secret: await load(), source: 'loaded' };
@@ -310,7 +208,7 @@ class TableSharedSecretCache implements SharedSecretCache {
     try {
       const found = await this.read(client, slot, true);
       if (found.opened) {
-        await this.releaseLease(client, slot, leaseEtag);
+        await releaseLease(client, slot, this.leaseContext, leaseEtag);
         return { secret: found.opened.secret, source: 'hit', expiresAt: found.opened.expiresAt };
       }
       generation = found.generation;
@@ -322,7 +220,7 @@ class TableSharedSecretCache implements SharedSecretCache {
     try {
       secret = await load();
     } catch (err: unknown) {
-      await this.releaseLease(client, slot, leaseEtag);
+      await releaseLease(client, slot, this.leaseContext, leaseEtag);
       throw err;
     }
 
@@ -330,11 +228,11 @@ class TableSharedSecretCache implements SharedSecretCache {
     try {
       const row = await this.rowOf(slot, secret, generation);
       if (!row) {
-        await this.releaseLease(client, slot, leaseEtag);
+        await releaseLease(client, slot, this.leaseContext, leaseEtag);
       } else {
         // One transaction: the copy is stored only while the lease is still this instance's. A
         // new-version event deletes the lease, and then this (possibly old) value must not land.
-        const released = { partitionKey: slot.partition, rowKey: slot.leaseKey, leaseUntil: RELEASED, writtenBy: this.instanceId };
+        const released = releasedLease(slot, this.instanceId);
         const result = await client.submitTransaction(
           [
             ['upsert', row, 'Replace'],
@@ -344,11 +242,11 @@ class TableSharedSecretCache implements SharedSecretCache {
         );
         source = 'filled';
         const releasedEtag = result.subResponses[1]?.etag;
-        if (releasedEtag) await this.releaseLease(client, slot, releasedEtag);
+        if (releasedEtag) await releaseLease(client, slot, this.leaseContext, releasedEtag);
       }
     } catch (err: unknown) {
       // Frees the lease unless the transaction replaced it (then its ETag no longer matches).
-      await this.releaseLease(client, slot, leaseEtag);
+      await releaseLease(client, slot, this.leaseContext, leaseEtag);
       const status = tableErrorStatus(err);
       this.log(
         status === 404 || status === 412
@@ -372,7 +270,7 @@ class TableSharedSecretCache implements SharedSecretCache {
       delay = Math.min(delay * 2, MAX_FILL_POLL_MS);
       let found: Look;
       try {
-        // The copy, the lease and the mark in one query: one round trip per poll.
+        // The copy, the lease and the mark: three point reads in parallel per poll.
         found = await this.look(client, slot, true);
       } catch (err: unknown) {
         this.log(`Shared cache: ${slot.label} unavailable while waiting for another instance, reading the vault: ${describe(err)}`);
@@ -389,66 +287,14 @@ class TableSharedSecretCache implements SharedSecretCache {
         }
       }
       // The holder finished without a usable copy (vault error, disabled secret, write failed).
-      if (!found.lease || !this.isHeld(found.lease)) break;
+      if (!found.lease || !isHeld(found.lease, this.now())) break;
     }
     return { secret: await load(), source: 'loaded' };
-  }
-
-  /**
-   * Takes the fill lease: resolves with its ETag, or undefined when another instance holds it.
-   * A lease left behind by an instance that stopped is taken over once it has run out.
-   * @throws the storage error.
-   */
-  private async takeLease(client: TableClient, slot: Slot): Promise<string | undefined> {
-    const lease = {
-      partitionKey: slot.partition,
-      rowKey: slot.leaseKey,
-      leaseUntil: new Date(this.now() + this.fillLeaseMs).toISOString(),
-      writtenBy: this.instanceId,
-    };
-    try {
-      return (await client.createEntity<LeaseColumns>(lease, { abortSignal: this.signal() })).etag ?? '*';
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) !== 409) throw err;
-    }
-    let current: LeaseColumns & { etag: string };
-    try {
-      current = await client.getEntity<LeaseColumns>(slot.partition, slot.leaseKey, { abortSignal: this.signal() });
-    } catch (err: unknown) {
-      // Released just now: its holder's copy is there or about to be.
-      if (tableErrorStatus(err) === 404) return undefined;
-      throw err;
-    }
-    if (this.isHeld(current)) return undefined;
-    try {
-      const updated = await client.updateEntity<LeaseColumns>(lease, 'Replace', { etag: current.etag, abortSignal: this.signal() });
-      return updated.etag ?? '*';
-    } catch (err: unknown) {
-      // Someone else took it over first, or released and deleted it.
-      const status = tableErrorStatus(err);
-      if (status === 412 || status === 404) return undefined;
-      throw err;
-    }
-  }
-
-  /** Deletes the lease if it is still the one this instance wrote. Best effort: a left lease runs out. */
-  private async releaseLease(client: TableClient, slot: Slot, etag: string): Promise<void> {
-    try {
-      await client.deleteEntity(slot.partition, slot.leaseKey, { etag, abortSignal: this.signal() });
-    } catch (err: unknown) {
-      const status = tableErrorStatus(err);
-      if (status !== 404 && status !== 412) this.log(`Shared cache: releasing the fill lease of ${slot.label} failed: ${describe(err)}`);
-    }
   }
 
   /** A TTL of 0 (`CACHE_TTL_SECONDS=0`) stores nothing and reads nothing. */
   private get enabled(): boolean {
     return this.ttlMs > 0;
-  }
-
-  private isHeld(lease: LeaseColumns): boolean {
-    const until = typeof lease.leaseUntil === 'string' ? Date.parse(lease.leaseUntil) : Number.NaN;
-    return until > this.now();
   }
 
   /**
@@ -463,33 +309,27 @@ class TableSharedSecretCache implements SharedSecretCache {
 
   /**
    * The slot's row, its lease (`withLease`) and, for the latest version, the name's rotation mark:
-   * one point read, or one query of the partition.
-   * @throws the storage error.
+   * point reads (PartitionKey and RowKey), all in parallel, so one round trip of latency. Never a
+   * query: Table storage serves an `or` of RowKeys as a scan of the partition.
+   * @throws the storage error (other than 404, which is "absent").
    */
   private async look(client: TableClient, slot: Slot, withLease: boolean): Promise<Look> {
-    const latest = slot.slot === 'latest';
-    if (!latest && !withLease) {
-      try {
-        return { row: await client.getEntity<RowColumns>(slot.partition, slot.rowKey, { abortSignal: this.signal() }), generation: '' };
-      } catch (err: unknown) {
-        if (tableErrorStatus(err) === 404) return { generation: '' };
-        throw err;
-      }
+    const [row, lease, mark] = await Promise.all([
+      this.pointRead<RowColumns>(client, slot, slot.rowKey),
+      withLease ? this.pointRead<LeaseColumns>(client, slot, slot.leaseKey) : undefined,
+      slot.slot === 'latest' ? this.pointRead<MarkColumns>(client, slot, slot.markKey) : undefined,
+    ]);
+    return { row, lease, generation: typeof mark?.generation === 'string' ? mark.generation : '' };
+  }
+
+  /** One entity of the slot's partition, or undefined when there is none (404). */
+  private async pointRead<T extends object>(client: TableClient, slot: Slot, rowKey: string): Promise<T | undefined> {
+    try {
+      return await client.getEntity<T>(slot.partition, rowKey, { abortSignal: this.signal() });
+    } catch (err: unknown) {
+      if (tableErrorStatus(err) === 404) return undefined;
+      throw err;
     }
-    const keys = [slot.rowKey, ...(withLease ? [slot.leaseKey] : []), ...(latest ? [slot.markKey] : [])];
-    const filter = `${odata`PartitionKey eq ${slot.partition}`} and (${keys.map((key) => odata`RowKey eq ${key}`).join(' or ')})`;
-    let row: RowColumns | undefined;
-    let lease: LeaseColumns | undefined;
-    let generation = '';
-    for await (const entity of client.listEntities<RowColumns & LeaseColumns & MarkColumns>({
-      queryOptions: { filter },
-      abortSignal: this.signal(),
-    })) {
-      if (entity.rowKey === slot.rowKey) row = entity;
-      else if (entity.rowKey === slot.leaseKey) lease = entity;
-      else if (entity.rowKey === slot.markKey && latest) generation = typeof entity.generation === 'string' ? entity.generation : '';
-    }
-    return { row, lease, generation };
   }
 
   /**
@@ -499,11 +339,9 @@ class TableSharedSecretCache implements SharedSecretCache {
    * @throws the data key's error.
    */
   private async accept(slot: Slot, row: RowColumns, generation: string, quiet: boolean): Promise<Opened | undefined> {
-    const expiresAt = typeof row.expiresAt === 'string' ? Date.parse(row.expiresAt) : Number.NaN;
-    const now = this.now();
-    // A row from an instance with a longer TTL (or a far-off clock) is not trusted past this one's.
-    if (!(expiresAt > now) || expiresAt > now + this.ttlMs + CLOCK_SKEW_MS) return undefined;
-    if ((typeof row.generation === 'string' ? row.generation : '') !== generation) {
+    const standing = rowStanding(row, generation, this.now(), this.ttlMs);
+    if (standing.kind === 'expired') return undefined;
+    if (standing.kind === 'olderMark') {
       if (!quiet) {
         this.log(
           `Shared cache: ${slot.label}${writerOf(row)} was stored before the secret's latest new version (its rotation mark differs); treated as a miss`,
@@ -511,44 +349,15 @@ class TableSharedSecretCache implements SharedSecretCache {
       }
       return undefined;
     }
+    const key = await this.options.dataKey();
     try {
-      const secret = await this.openRow(slot, row);
-      return secret ? { secret, expiresAt } : undefined;
+      const secret = openRow(key, this.broker, slot, row);
+      return secret ? { secret, expiresAt: standing.expiresAt } : undefined;
     } catch (err: unknown) {
       if (!(err instanceof SharedCacheDecryptError)) throw err;
       if (!quiet) this.reportUnreadable(slot, row, err);
       return undefined;
     }
-  }
-
-  /**
-   * Decrypts a row: undefined when it holds a disabled secret.
-   * @throws SharedCacheDecryptError when it does not authenticate or is not a stored secret.
-   */
-  private async openRow(slot: Slot, row: RowColumns): Promise<VaultSecret | undefined> {
-    const { iv, ciphertext, tag } = row;
-    if (!(iv instanceof Uint8Array) || !(ciphertext instanceof Uint8Array) || !(tag instanceof Uint8Array)) {
-      throw new SharedCacheDecryptError('The row has no sealed value');
-    }
-    const context = sealingContext({
-      broker: this.broker,
-      vault: slot.vaultUri,
-      name: slot.name,
-      slot: slot.slot,
-      version: typeof row.version === 'string' ? row.version : '',
-      expiresAt: String(row.expiresAt),
-      generation: typeof row.generation === 'string' ? row.generation : '',
-    });
-    const sealed = parseSealed(openValue(await this.options.dataKey(), { iv, ciphertext, tag }, context));
-    if (!sealed || sealed.name.toLowerCase() !== slot.name.toLowerCase() || (sealed.version ?? '') !== (row.version ?? '')) {
-      throw new SharedCacheDecryptError('The sealed value is not the secret the row names');
-    }
-    if (slot.slot !== 'latest' && sealed.version?.toLowerCase() !== slot.slot) {
-      throw new SharedCacheDecryptError('The sealed value is not the version the row names');
-    }
-    // Never stored, so never served: a disabled secret is refused by the vault, not by this cache.
-    if (!sealed.enabled) return undefined;
-    return { ...sealed, vault: slot.alias };
   }
 
   private reportUnreadable(slot: Slot, row: RowColumns, err: unknown): void {
@@ -559,82 +368,23 @@ class TableSharedSecretCache implements SharedSecretCache {
 
   /**
    * The row for a secret, sealed under the rotation mark `generation` seen before the vault was
-   * read, or undefined when it must not be stored: disabled, another version than the pinned one
-   * asked for, too large, or the cache is off.
+   * read, or undefined when it must not be stored: disabled, another name or version than the one
+   * asked for, or too large.
    * @throws the data key's error.
    */
-  private async rowOf(
-    slot: Slot,
-    secret: VaultSecret,
-    generation: string,
-  ): Promise<({ partitionKey: string; rowKey: string } & RowColumns) | undefined> {
-    if (secret.enabled === false) return undefined;
-    if (slot.slot !== 'latest' && secret.version?.toLowerCase() !== slot.slot) return undefined;
-    if (secret.name.toLowerCase() !== slot.name.toLowerCase()) return undefined;
-    const version = secret.version ?? '';
-    const expiresAt = new Date(this.now() + this.ttlMs).toISOString();
-    const plaintext: SealedSecret = {
-      name: secret.name,
-      version: secret.version,
-      value: secret.value,
-      contentType: secret.contentType,
-      enabled: secret.enabled,
-      notBefore: secret.notBefore,
-      expiresOn: secret.expiresOn,
-      updatedOn: secret.updatedOn,
-    };
-    const context = sealingContext({
+  private async rowOf(slot: Slot, secret: VaultSecret, generation: string): Promise<RowEntity | undefined> {
+    if (!isStorable(slot, secret)) return undefined;
+    const row = sealRow(await this.options.dataKey(), slot, secret, {
       broker: this.broker,
-      vault: slot.vaultUri,
-      name: slot.name,
-      slot: slot.slot,
-      version,
-      expiresAt,
       generation,
+      expiresAt: new Date(this.now() + this.ttlMs).toISOString(),
+      writtenBy: this.instanceId,
     });
-    const sealed = sealValue(await this.options.dataKey(), JSON.stringify(plaintext), context);
-    if (sealed.ciphertext.length > MAX_BINARY_BYTES) {
-      this.log(`Shared cache: ${slot.label} is too large to store (${sealed.ciphertext.length} bytes sealed); not stored`);
+    if (row.ciphertext.length > MAX_BINARY_BYTES) {
+      this.log(`Shared cache: ${slot.label} is too large to store (${row.ciphertext.length} bytes sealed); not stored`);
       return undefined;
     }
-    return {
-      partitionKey: slot.partition,
-      rowKey: slot.rowKey,
-      broker: this.broker,
-      vault: slot.vaultUri,
-      name: secret.name,
-      version,
-      expiresAt,
-      generation,
-      iv: sealed.iv,
-      ciphertext: sealed.ciphertext,
-      tag: sealed.tag,
-      writtenBy: this.instanceId,
-    };
-  }
-
-  /**
-   * Where a secret lives, or undefined (a miss, a pass-through) when a key would not be safe to
-   * build or this broker has no vault of that alias.
-   */
-  private slotOf(alias: string, name: string, version: string | undefined): Slot | undefined {
-    if (!VAULT_ALIAS.test(alias) || !SECRET_NAME.test(name) || (version !== undefined && !SECRET_VERSION.test(version))) return undefined;
-    const vaultUri = this.vaultUris.get(alias);
-    if (!vaultUri) return undefined;
-    const lower = name.toLowerCase();
-    const slot = version?.toLowerCase() ?? 'latest';
-    const rowKey = `${lower}@${slot}`;
-    return {
-      alias,
-      vaultUri,
-      partition: sharedCachePartition(this.broker, vaultUri),
-      name,
-      slot,
-      rowKey,
-      leaseKey: `${rowKey}:lease`,
-      markKey: `${lower}:rotation`,
-      label: `${alias}/${name}@${slot}`,
-    };
+    return row;
   }
 
   private async table(): Promise<TableClient> {
@@ -646,46 +396,6 @@ class TableSharedSecretCache implements SharedSecretCache {
   private signal(): AbortSignal {
     return AbortSignal.timeout(this.storageTimeoutMs);
   }
-}
-
-/** ` written by <instance>` for log lines, when the row says. */
-function writerOf(row: RowColumns): string {
-  return typeof row.writtenBy === 'string' ? ` written by ${row.writtenBy}` : '';
-}
-
-/** The sealed plaintext, when it has the shape {@link TableSharedSecretCache} writes. */
-function parseSealed(json: string): SealedSecret | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (!value || typeof value !== 'object') return undefined;
-  const v = value as Record<string, unknown>;
-  const textOrNull = (x: unknown): x is string | null => x === null || typeof x === 'string';
-  if (
-    typeof v.name !== 'string' ||
-    typeof v.value !== 'string' ||
-    typeof v.enabled !== 'boolean' ||
-    !textOrNull(v.version) ||
-    !textOrNull(v.contentType) ||
-    !textOrNull(v.notBefore) ||
-    !textOrNull(v.expiresOn) ||
-    !textOrNull(v.updatedOn)
-  ) {
-    return undefined;
-  }
-  return {
-    name: v.name,
-    version: v.version,
-    value: v.value,
-    contentType: v.contentType,
-    enabled: v.enabled,
-    notBefore: v.notBefore,
-    expiresOn: v.expiresOn,
-    updatedOn: v.updatedOn,
-  };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -701,8 +411,3 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-
-/**
- * One line about a failure: for a storage answer its status and error code (never its body), else
- * the first line of the message.
- */

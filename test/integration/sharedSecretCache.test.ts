@@ -94,6 +94,20 @@ async function rawRow(vault: string, rowKey: string, broker = LOCAL_BROKER): Pro
   return Object.fromEntries(Object.entries(entity).filter(([key]) => key !== 'etag' && key !== 'timestamp' && !key.startsWith('odata.')));
 }
 
+/**
+ * Stores `secret` the only way the cache stores: a miss filled from a "vault" that answers with
+ * it. Resolves with where the answer came from (`filled` when a row was written).
+ */
+async function storeCopy(
+  cache: SharedSecretCache,
+  vault: string,
+  name: string,
+  version: string | undefined,
+  secret: VaultSecret,
+): Promise<string> {
+  return (await cache.getOrFill(vault, name, version, () => Promise.resolve(secret))).source;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
@@ -106,7 +120,7 @@ describe('TableSharedSecretCache', () => {
     const a = instance({ now: () => now, instanceId: 'instance-a' });
     const b = instance({ now: () => now });
 
-    await expect(a.cache.put('default', name, undefined, secret)).resolves.toBe(true);
+    await expect(storeCopy(a.cache, 'default', name, undefined, secret)).resolves.toBe('filled');
     await expect(b.cache.get('default', name.toUpperCase(), undefined)).resolves.toEqual(secret);
 
     const row = await rawRow('default', `${name}@latest`);
@@ -150,7 +164,7 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('pinned');
     const pinned = secretOf(name, 'pinned-value');
     const { cache } = instance();
-    await cache.put('partner', name, pinned.version?.toUpperCase(), pinned);
+    await expect(storeCopy(cache, 'partner', name, pinned.version?.toUpperCase(), pinned)).resolves.toBe('filled');
     expect(await rawRow('partner', `${name}@${pinned.version}`)).toBeDefined();
     await expect(cache.get('partner', name, pinned.version ?? undefined)).resolves.toEqual({ ...pinned, vault: 'partner' });
     await expect(cache.get('partner', name, undefined)).resolves.toBeUndefined();
@@ -162,8 +176,8 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('canary');
     const secret = secretOf(name, canary, { contentType: 'application/x-canary' });
     const { cache } = instance();
-    await cache.put('default', name, undefined, secret);
-    await cache.put('default', name, secret.version ?? undefined, secret);
+    await expect(storeCopy(cache, 'default', name, undefined, secret)).resolves.toBe('filled');
+    await expect(storeCopy(cache, 'default', name, secret.version ?? undefined, secret)).resolves.toBe('filled');
     const filled = await instance().cache.getOrFill('default', uniqueName('canary-fill'), undefined, () =>
       Promise.resolve(secretOf('x', canary)),
     );
@@ -198,7 +212,7 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('expiring');
     const secret = secretOf(name, 'expiring-value');
     const { cache } = instance({ now: () => now, ttlMs: 60_000 });
-    await cache.put('default', name, undefined, secret);
+    await expect(storeCopy(cache, 'default', name, undefined, secret)).resolves.toBe('filled');
     now += 59_999;
     await expect(cache.get('default', name, undefined)).resolves.toEqual(secret);
     now += 1;
@@ -208,7 +222,9 @@ describe('TableSharedSecretCache', () => {
   it('does not serve a copy written under a longer TTL past its own TTL', async () => {
     const now = Date.parse('2030-01-01T00:00:00.000Z');
     const name = uniqueName('long-ttl');
-    await instance({ now: () => now, ttlMs: 3_600_000 }).cache.put('default', name, undefined, secretOf(name, 'v'));
+    await expect(
+      storeCopy(instance({ now: () => now, ttlMs: 3_600_000 }).cache, 'default', name, undefined, secretOf(name, 'v')),
+    ).resolves.toBe('filled');
     await expect(instance({ now: () => now, ttlMs: 60_000 }).cache.get('default', name, undefined)).resolves.toBeUndefined();
   });
 
@@ -216,7 +232,7 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('tampered');
     const secret = secretOf(name, 'tampered-value');
     const reader = instance();
-    await reader.cache.put('default', name, undefined, secret);
+    await expect(storeCopy(instance().cache, 'default', name, undefined, secret)).resolves.toBe('filled');
     const columns = (await rawRow('default', `${name}@latest`)) ?? {};
 
     const other = uniqueName('other');
@@ -241,8 +257,7 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('disabled');
     const secret = secretOf(name, 'disabled-value', { enabled: false });
     const { cache } = instance();
-    await expect(cache.put('default', name, undefined, secret)).resolves.toBe(false);
-    await expect(cache.put('default', name, secret.version ?? undefined, secret)).resolves.toBe(false);
+    await expect(cache.getOrFill('default', name, undefined, () => Promise.resolve(secret))).resolves.toEqual({ secret, source: 'loaded' });
     await expect(cache.getOrFill('default', name, secret.version ?? undefined, () => Promise.resolve(secret))).resolves.toEqual({
       secret,
       source: 'loaded',
@@ -258,8 +273,8 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('rotated');
     const secret = secretOf(name, 'old-value');
     const { cache } = instance();
-    await cache.put('default', name, undefined, secret);
-    await cache.put('default', name, secret.version ?? undefined, secret);
+    await expect(storeCopy(cache, 'default', name, undefined, secret)).resolves.toBe('filled');
+    await expect(storeCopy(cache, 'default', name, secret.version ?? undefined, secret)).resolves.toBe('filled');
     await instance().cache.delete('default', name.toUpperCase());
     expect(await rawRow('default', `${name}@latest`)).toBeUndefined();
     await expect(cache.get('default', name, undefined)).resolves.toBeUndefined();
@@ -269,7 +284,7 @@ describe('TableSharedSecretCache', () => {
 
   it('gives an instance with a wrong data key a miss and a clear log line, never a wrong value', async () => {
     const name = uniqueName('wrong-key');
-    await instance().cache.put('default', name, undefined, secretOf(name, 'right-key-value'));
+    await expect(storeCopy(instance().cache, 'default', name, undefined, secretOf(name, 'right-key-value'))).resolves.toBe('filled');
     const wrong = instance({ dataKey: () => Promise.resolve(randomBytes(32)) });
     await expect(wrong.cache.get('default', name, undefined)).resolves.toBeUndefined();
     expect(wrong.lines).toHaveLength(1);
@@ -388,11 +403,9 @@ describe('TableSharedSecretCache', () => {
         source: 'loaded',
       });
       await expect(cache.get('default', name, undefined)).resolves.toBeUndefined();
-      await expect(cache.put('default', name, undefined, secret)).resolves.toBe(false);
       expect(lines).toEqual([
         `Shared cache: default/${name}@latest unavailable, reading the vault: 403 AuthorizationPermissionMismatch`,
         `Shared cache: reading default/${name}@latest failed; treated as a miss: 403 AuthorizationPermissionMismatch`,
-        `Shared cache: storing default/${name}@latest failed: 403 AuthorizationPermissionMismatch`,
       ]);
       await expect(cache.delete('default', name)).rejects.toMatchObject({ statusCode: 403 });
     } finally {
@@ -464,7 +477,7 @@ describe('TableSharedSecretCache', () => {
     const old = secretOf(name, `old-${hex(8)}`);
     const { cache, lines } = instance();
     await instance().cache.delete('default', name); // a first rotation: the mark exists
-    await expect(cache.put('default', name, undefined, old)).resolves.toBe(true);
+    await expect(storeCopy(cache, 'default', name, undefined, old)).resolves.toBe('filled');
     const row = (await rawRow('default', `${name}@latest`)) ?? {};
     const mark = (await rawRow('default', `${name}:rotation`)) ?? {};
     expect(row.generation).toBe(mark.generation); // stored under the current mark: served
@@ -552,7 +565,6 @@ describe('TableSharedSecretCache', () => {
     const name = uniqueName('ttl-zero');
     const secret = secretOf(name, 'v');
     const { cache } = instance({ ttlMs: 0 });
-    await expect(cache.put('default', name, undefined, secret)).resolves.toBe(false);
     await expect(cache.getOrFill('default', name, undefined, () => Promise.resolve(secret))).resolves.toEqual({ secret, source: 'loaded' });
     expect(await rawRow('default', `${name}@latest`)).toBeUndefined();
   });

@@ -13,7 +13,7 @@ import type { SealedValue, SealingContext } from '../../shared/secrets/sealedVal
 const KEY = randomBytes(32);
 const CONTEXT: SealingContext = {
   broker: 'contoso-broker',
-  vault: 'https://contoso-vault2.vault.azure.net',
+  vault: 'https://contoso-vault2.vault.azure.net/',
   name: 'erp-password',
   slot: 'latest',
   version: '0123456789abcdef0123456789abcdef',
