@@ -126,6 +126,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   const resolver = new SecretResolver({
     vaults,
     misses: quota,
+    log: backgroundLog,
     policy,
     cache: config.cache,
     signingKeys: { vault: config.signingKeyVault, names: config.consumers.map((c) => c.signingSecret) },

@@ -22,9 +22,9 @@ export interface MissBudget {
  * instances lets a caller through up to N times its rate (README "Quotas").
  *
  * Apart from that, each caller's vault misses (`rateLimit.missesPerMinute`, default
- * {@link DEFAULT_CALLER_MISSES_PER_MINUTE}): a bucket of its own, spent one token per read the
- * cache could not answer ({@link takeMiss}, called by the resolver just before such a read), never
- * by a cache hit.
+ * {@link DEFAULT_CALLER_MISSES_PER_MINUTE}): a bucket of its own, spent one token per cold miss (a
+ * read of a key the cache holds nothing for: {@link takeMiss}, called by the resolver just before
+ * such a read), never by a cache hit nor by the refresh of a value the cache still holds.
  */
 export class CallerQuota implements MissBudget {
   private readonly buckets = new Map<string, Bucket>();

@@ -16,10 +16,13 @@ import type { AuditRecorder } from '../audit/auditTrail';
 import type { CacheOutcome, LoadContext } from './secretCache';
 import { SecretCache } from './secretCache';
 import type { SharedSecretCache } from './sharedSecretCache';
-import type { SecretMetadata, SecretVersionList, VaultGateway, VaultSecret } from './vaultGateway';
+import type { SecretMetadata, VaultGateway, VaultSecret } from './vaultGateway';
 import { VAULT_CALL_TIMEOUT_MS } from './vaultGateway';
 import type { VaultPacerOptions } from './vaultPacer';
 import { VAULT_DEADLINE_MS, VaultPacer } from './vaultPacer';
+import { VERSION_RELIST_MS, VersionLists } from './versionList';
+
+export { MAX_LISTED_VERSIONS, VERSION_RELIST_MAX_MS, VERSION_RELIST_MS } from './versionList';
 
 /** Key Vault's rule for secret names. */
 const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
@@ -65,35 +68,17 @@ export interface SecretResolverDeps {
   /** How each vault's calls are paced and how long a read may wait (its own clock: it sleeps for real). */
   readonly pacing?: VaultPacerOptions;
   /**
-   * Each caller's budget of vault misses (`rateLimit.missesPerMinute`), charged once per read the
-   * cache cannot answer, before the vault is asked. None: misses are not limited (the broker's own reads never are).
+   * Each caller's budget of vault misses (`rateLimit.missesPerMinute`), charged once per cold miss
+   * (a read of a key the cache holds nothing for), before the vault is asked. None: misses are not
+   * limited (the broker's own reads never are).
    */
   readonly misses?: MissBudget;
+  /** Where trouble found while reading is reported (a vault that refuses listing versions). Default `console.warn`. */
+  readonly log?: (line: string) => void;
 }
 
 /** How long "no such secret or version" is remembered, so repeated misses cost one vault read. */
 export const NEGATIVE_CACHE_SECONDS = 30;
-
-/**
- * A version missing from a list of the name's versions at least this old (5 s) may re-list the
- * name, and a "not found" answered from a list is remembered no longer than this, so a version
- * created just after a listing is found within seconds even when its event never comes.
- */
-export const VERSION_RELIST_MS = 5_000;
-
-/**
- * Versions kept per listed name (Key Vault pages 25 at a time: at most 10 pages). A name with
- * more is listed incomplete, and a version not in its list is read from the vault as before.
- */
-export const MAX_LISTED_VERSIONS = 250;
-
-/** A name's versions as last listed, with when, and how old the list must be before a re-list. */
-interface VersionList extends SecretVersionList {
-  /** On the resolver's clock. */
-  readonly listedAt: number;
-  /** {@link VERSION_RELIST_MS}, doubled by every re-list that found no new version (at most the TTL). */
-  readonly relistAfterMs: number;
-}
 
 /** A cached "no such secret or version": kept briefly, never bridged by stale-if-error. */
 interface Missing {
@@ -124,14 +109,8 @@ interface Outcome {
 export class SecretResolver {
   private readonly secrets: SecretCache<Cached>;
   private readonly listings: SecretCache<SecretMetadata[]>;
-  /**
-   * Each name's versions, keyed by {@link versionListKey}, listed when a pinned version misses the
-   * cache: an unknown version is answered 404 from it without a vault read. One list per name per
-   * TTL, plus bounded re-lists ({@link isListed}); at most `CACHE_MAX_ENTRIES` names of at most
-   * {@link MAX_LISTED_VERSIONS} versions each.
-   */
-  private readonly versionLists: SecretCache<VersionList>;
-  private readonly ttlMs: number;
+  /** Each name's versions: an unknown pinned version is answered 404 from them without a vault read. */
+  private readonly versionLists: VersionLists;
   private readonly now: () => number;
   private readonly signingVault: string;
   /** {@link reservedKey} (normalised vault URI and lower-case name) of every secret no caller may read. */
@@ -168,7 +147,6 @@ export class SecretResolver {
       now: this.now,
       ...(deps.random ? { random: deps.random } : {}),
     };
-    this.ttlMs = ttlMs;
     const negative = { ttlMs: Math.min(NEGATIVE_CACHE_SECONDS * 1000, ttlMs), staleIfErrorMs: 0 };
     const listedNegative = { ttlMs: Math.min(VERSION_RELIST_MS, ttlMs), staleIfErrorMs: 0 };
     this.secrets = new SecretCache<Cached>({
@@ -183,7 +161,15 @@ export class SecretResolver {
             : undefined,
     });
     this.listings = new SecretCache<SecretMetadata[]>({ ...options, maxEntries: Math.max(deps.vaults.size, 1) });
-    this.versionLists = new SecretCache<VersionList>(options);
+    this.versionLists = new VersionLists({
+      ttlMs,
+      maxEntries: deps.cache.maxEntries,
+      staleIfErrorMs: options.staleIfErrorMs,
+      now: this.now,
+      ...(deps.random ? { random: deps.random } : {}),
+      ...(deps.log ? { log: deps.log } : {}),
+      pacerOf: (gateway) => this.pacerOf(gateway),
+    });
   }
 
   /**
@@ -289,7 +275,7 @@ export class SecretResolver {
    * A rotation: `version` (when known) is now the latest of `vault`/`name`. Drops the cached latest
    * value unless it already is that version (so a rotation costs each instance one read, and a
    * redelivered event none), every cached "not found" of the name, the name's version list unless
-   * it already holds that version, and the vault's listing. Pinned
+   * it already holds that version (or is incomplete), and the vault's listing. Pinned
    * versions stay: their values never change, and their TTL still catches a disabled version.
    * A load running now does not store a result this would have dropped.
    * @returns how many cached values were dropped.
@@ -299,8 +285,7 @@ export class SecretResolver {
     const latest = `${prefix}latest`;
     const named = version ? version.toLowerCase() : undefined;
     this.listings.invalidate((key) => key === `list:${vault}`);
-    const listKey = versionListKey(vault, name);
-    this.versionLists.invalidate((key, list) => key === listKey && (named === undefined || !list.versions.has(named)));
+    this.versionLists.invalidate(vault, name, version);
     return this.secrets.invalidate((key, value) => {
       if (!key.startsWith(prefix)) return false;
       if (isMissing(value)) return true;
@@ -315,9 +300,12 @@ export class SecretResolver {
   }
 
   /**
-   * Reads through the cache. Only a read the cache cannot answer (not a hit, not one joining a load
-   * already running) is charged to the caller's miss budget, before anything is asked: past it the
-   * caller alone gets 429 `TooManyRequests` (the charge throws before the load is shared).
+   * Reads through the cache. Only a cold miss (the cache holds nothing for the key, not even a stale
+   * value; not one joining a load already running) is charged to the caller's miss budget, before
+   * anything is asked: past it the caller alone gets 429 `TooManyRequests` (the charge throws before
+   * the load is shared). Refreshing a value held past its TTL (within its stale window) is not
+   * charged: such refreshes are bounded by `CACHE_MAX_ENTRIES` per TTL whoever asks. An expired
+   * "not found" (never bridged) and a value past its stale window count as cold.
    */
   private read(
     caller: Caller,
@@ -327,7 +315,7 @@ export class SecretResolver {
     deadline: number | undefined,
   ): Promise<{ value: Cached; outcome: CacheOutcome }> {
     return this.secrets.get(cacheKey(gateway.alias, name, version), (context) => {
-      this.deps.misses?.takeMiss(caller);
+      if (!context.canBridge) this.deps.misses?.takeMiss(caller);
       const shared = this.deps.shared;
       if (!shared) return this.load(gateway, name, version, context, deadline);
       // The fleet's copy first; on a miss one instance reads the vault for all (a "not found" is not shared).
@@ -354,7 +342,7 @@ export class SecretResolver {
    * Reads a secret through its vault's pacer: throttling and outages are waited out until the
    * deadline, unless a stale value can answer (then the vault's error comes at once).
    * "No such secret or version" is a result to cache, not an error to retry. A pinned version the
-   * name's version list does not hold is answered "not found" without reading it ({@link isListed}).
+   * name's version list does not hold is answered "not found" without reading it ({@link VersionLists.mayExist}).
    */
   private async load(
     gateway: VaultGateway,
@@ -367,7 +355,7 @@ export class SecretResolver {
       if (version !== undefined) {
         // The listing and the read share one deadline.
         deadline ??= this.deadline();
-        if (!(await this.isListed(gateway, name, version, context, deadline))) {
+        if (!(await this.versionLists.mayExist(gateway, name, version, context.canBridge, deadline))) {
           const missing = new SecretNotFoundError(`No version "${version}" of secret "${name}" in vault "${gateway.alias}"`);
           return { missing, listed: true };
         }
@@ -383,69 +371,6 @@ export class SecretResolver {
       if (err instanceof SecretNotFoundError) return { missing: err };
       throw err;
     }
-  }
-
-  /**
-   * Whether `version` may exist, by the name's version list (listed through the vault's pacer, like
-   * every vault call, and cached for the TTL; stale-if-error applies to it as to values).
-   *
-   * The rule: a version in the list, or any version when the list is incomplete
-   * ({@link MAX_LISTED_VERSIONS}), may exist: the vault is asked. A version not in it is not found,
-   * unless the list is older than its `relistAfterMs`: then the name is listed once more (concurrent
-   * askers share that one listing) and the new list decides. The first re-list may come
-   * {@link VERSION_RELIST_MS} after a listing; each re-list that finds no new version doubles that
-   * wait (5 s, 10 s, 20 s, … at most the TTL), and one that finds one starts again at 5 s; a list
-   * that expires starts again too. So random versions of one name cost a listing and re-lists 5, 15,
-   * 35, 75 and 155 s after it: with the default 300 s TTL at most six listings (each of up to ten
-   * pages) per 300 s, however many are asked and whatever the callers' budgets. A `SecretNewVersionCreated`
-   * event drops the list ({@link invalidate}), so an announced version is found at once; one that
-   * is not announced, within seconds.
-   */
-  private async isListed(
-    gateway: VaultGateway,
-    name: string,
-    version: string,
-    context: LoadContext,
-    deadline: number | undefined,
-  ): Promise<boolean> {
-    const key = versionListKey(gateway.alias, name);
-    const wanted = version.toLowerCase();
-    const { value: list, outcome } = await this.versionLists.get(key, (listing) =>
-      this.listVersions(gateway, name, undefined, context.canBridge || listing.canBridge, deadline),
-    );
-    if (!list.complete || list.versions.has(wanted)) return true;
-    // A list bridging a failing vault (stale) is not re-listed: the vault could not answer just now.
-    if (outcome === 'stale' || this.now() - list.listedAt < list.relistAfterMs) return false;
-    this.versionLists.invalidate((k, v) => k === key && v === list);
-    try {
-      const { value: relisted } = await this.versionLists.get(key, (listing) =>
-        this.listVersions(gateway, name, list, context.canBridge || listing.canBridge, deadline),
-      );
-      return !relisted.complete || relisted.versions.has(wanted);
-    } catch (err: unknown) {
-      // The re-list failed (throttled, unreachable): the list, fresh within its TTL, answers.
-      if (err instanceof VaultThrottledError || err instanceof VaultUnavailableError) return false;
-      throw err;
-    }
-  }
-
-  /** Lists a name's versions; `previous` (a re-list) sets the next re-list's wait. */
-  private async listVersions(
-    gateway: VaultGateway,
-    name: string,
-    previous: VersionList | undefined,
-    failFast: boolean,
-    deadline: number | undefined,
-  ): Promise<VersionList> {
-    const listed = await this.pacerOf(gateway).run(
-      (remainingMs) => gateway.listSecretVersions(name, MAX_LISTED_VERSIONS, Math.min(VAULT_CALL_TIMEOUT_MS, remainingMs)),
-      { deadline, failFast },
-    );
-    const foundNothingNew = previous !== undefined && [...listed.versions].every((v) => previous.versions.has(v));
-    const relistAfterMs = foundNothingNew
-      ? Math.min(previous.relistAfterMs * 2, Math.max(this.ttlMs, VERSION_RELIST_MS))
-      : VERSION_RELIST_MS;
-    return { ...listed, listedAt: this.now(), relistAfterMs };
   }
 
   private pacerOf(gateway: VaultGateway): VaultPacer {
@@ -507,11 +432,6 @@ export class SecretResolver {
 /** A reserved secret's key: the vault (normalised URI, or `alias:<alias>` for one not configured) and the lower-case name. */
 function reservedKey(vault: string, name: string): string {
   return `${vault} ${name.toLowerCase()}`;
-}
-
-/** Version list key: vault alias and lower-cased name. */
-function versionListKey(vault: string, name: string): string {
-  return `${vault}/${name.toLowerCase()}`;
 }
 
 /** Cache key: vault alias, lower-cased name (Key Vault names ignore case), version or `latest`. */

@@ -119,7 +119,7 @@ export class VaultGateway {
 
   /**
    * The ids of a secret's versions (enabled or not; never values), following the vault's paging
-   * up to `maxVersions`: past that the list is marked incomplete. A name the vault does not know
+   * up to `maxVersions`: a list that reaches it is marked incomplete (no page past it is read). A name the vault does not know
    * has no versions.
    * @throws VaultError subclasses (but not found).
    */
@@ -130,11 +130,12 @@ export class VaultGateway {
     let complete = true;
     try {
       for await (const properties of this.client.listPropertiesOfSecretVersions(name, { abortSignal: AbortSignal.timeout(timeoutMs) })) {
+        if (properties.version) versions.add(properties.version.toLowerCase());
+        // Stop at the bound without asking for the next page (25 versions a page: 250 cost 10 pages).
         if (versions.size >= maxVersions) {
           complete = false;
           break;
         }
-        if (properties.version) versions.add(properties.version.toLowerCase());
       }
       return { versions, complete };
     } catch (err: unknown) {

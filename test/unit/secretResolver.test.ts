@@ -1,220 +1,7 @@
-import type { AuditEntry } from '../../shared/audit/auditRecord';
-import { AccessPolicy } from '../../shared/callers/accessPolicy';
 import type { Caller } from '../../shared/callers/accessPolicy';
-import { CallerQuota } from '../../shared/callers/callerQuota';
 import { ForbiddenError, SecretDisabledError, SecretNotFoundError, TooManyRequestsError, VaultThrottledError } from '../../shared/errors';
-import { NEGATIVE_CACHE_SECONDS, SecretResolver, VERSION_RELIST_MS } from '../../shared/secrets/secretResolver';
-import type { SecretMetadata, SecretVersionList, VaultGateway, VaultSecret } from '../../shared/secrets/vaultGateway';
-
-const PINNED = 'a'.repeat(32);
-const everything: Caller = { name: 'everything', operator: false, method: 'apiKey', requestsPerMinute: 600 };
-
-function secret(name: string, version = 'b'.repeat(32), vault = 'default'): VaultSecret {
-  return {
-    name,
-    vault,
-    version,
-    value: `value-of-${name}`,
-    contentType: null,
-    enabled: true,
-    notBefore: null,
-    expiresOn: null,
-    updatedOn: null,
-  };
-}
-
-/** What the fake vault answers for a name: a secret, an error, or a script of them. */
-type Answer = VaultSecret | Error | (() => VaultSecret | Error);
-
-/**
- * A vault of names at `uri`; `getSecret` counts its calls and answers from `state`;
- * `listSecretVersions` counts its calls (in `lists`) and lists the versions `state` holds.
- */
-function fakeVault(alias: string, state: Map<string, Answer>, uri = `https://${alias}.vault.azure.net/`) {
-  const calls: string[] = [];
-  const lists: string[] = [];
-  const gateway = {
-    alias,
-    uri,
-    getSecret: (name: string, version?: string) => {
-      calls.push(`${name}@${version ?? 'latest'}`);
-      const answer = state.get(version ? `${name}@${version}` : name);
-      const found = typeof answer === 'function' ? answer() : answer;
-      if (!found) return Promise.reject(new SecretNotFoundError(`Secret "${name}" was not found`));
-      return found instanceof Error ? Promise.reject(found) : Promise.resolve(found);
-    },
-    listSecretVersions: (name: string): Promise<SecretVersionList> => {
-      lists.push(name);
-      const versions = new Set<string>();
-      for (const [key, answer] of state) {
-        const [stateName, version] = key.split('@');
-        if (stateName?.toLowerCase() !== name.toLowerCase()) continue;
-        if (version) versions.add(version.toLowerCase());
-        else if (!(answer instanceof Error) && typeof answer !== 'function' && answer.version) versions.add(answer.version.toLowerCase());
-      }
-      return Promise.resolve({ versions, complete: true });
-    },
-    listSecrets: (): Promise<SecretMetadata[]> =>
-      Promise.resolve(
-        [...state.entries()]
-          .filter(([k, v]) => !k.includes('@') && !(v instanceof Error) && typeof v !== 'function')
-          .map(([, v]) => v as VaultSecret),
-      ),
-  };
-  return { gateway: gateway as unknown as VaultGateway, calls, lists };
-}
-
-function setup(opts: { signingVault?: string; keysUri?: string; reserved?: { vault: string; name: string }[]; missBudget?: boolean } = {}) {
-  let now = 1_000_000;
-  const sleeps: number[] = [];
-  const defaults = new Map<string, Answer>([
-    ['erp-token', secret('erp-token')],
-    ['whsec-erp', secret('whsec-erp')],
-    [`erp-token@${PINNED}`, secret('erp-token', PINNED)],
-  ]);
-  const keys = new Map<string, Answer>([['whsec-erp', secret('whsec-erp', 'c'.repeat(32), 'keys')]]);
-  const main = fakeVault('default', defaults, 'https://contoso.vault.azure.net/');
-  const keyVault = fakeVault('keys', keys, opts.keysUri);
-  const audit: AuditEntry[] = [];
-  const resolver = new SecretResolver({
-    vaults: new Map([
-      ['default', main.gateway],
-      ['keys', keyVault.gateway],
-    ]),
-    policy: new AccessPolicy({
-      callers: [
-        {
-          name: 'everything',
-          identities: [{ apiKeySha256: '0'.repeat(64) }],
-          allow: ['*', 'keys/*'],
-          deny: [],
-          operator: false,
-          roles: [],
-          rateLimit: { requestsPerMinute: 600 },
-        },
-        {
-          name: 'no-whsec',
-          identities: [{ apiKeySha256: '1'.repeat(64) }],
-          allow: ['*'],
-          deny: ['whsec-*'],
-          operator: false,
-          roles: [],
-          rateLimit: { requestsPerMinute: 600 },
-        },
-      ],
-    }),
-    cache: { ttlSeconds: 300, maxEntries: 100, staleIfErrorSeconds: 3600 },
-    signingKeys: { vault: opts.signingVault ?? 'default', names: ['whsec-erp'] },
-    ...(opts.reserved ? { reserved: opts.reserved } : {}),
-    ...(opts.missBudget ? { misses: new CallerQuota(() => now) } : {}),
-    now: () => now,
-    // No TTL jitter (a factor of exactly 1), no pause jitter; the pacers sleep on the same fake clock.
-    random: () => 0.5,
-    pacing: {
-      now: () => now,
-      random: () => 0,
-      sleep: (ms: number) => {
-        sleeps.push(ms);
-        now += ms;
-        return Promise.resolve();
-      },
-    },
-  });
-  return {
-    resolver,
-    defaults,
-    calls: main.calls,
-    lists: main.lists,
-    keyCalls: keyVault.calls,
-    audit: { record: (entry: AuditEntry) => audit.push(entry) },
-    entries: audit,
-    sleeps,
-    advance: (ms: number) => (now += ms),
-  };
-}
-
-const version = (i: number): string => i.toString(16).padStart(32, '0');
-
-describe('SecretResolver: versions of a name from its version list', () => {
-  it('answers 100 random versions of one name 404 from one listing, without reading a version', async () => {
-    const { resolver, calls, lists, audit, entries } = setup();
-    for (let i = 0; i < 100; i++) {
-      const err = await resolver.resolve(everything, { name: 'erp-token', version: version(i) }, audit).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(SecretNotFoundError);
-      expect(err).toMatchObject({ status: 404, code: 'SecretNotFound' });
-      if (i === 0) expect((err as Error).message).toBe(`No version "${version(0)}" of secret "erp-token" in vault "default"`);
-    }
-    expect(lists).toEqual(['erp-token']);
-    expect(calls).toEqual([]);
-    expect(entries.every((e) => e.status === 404 && e.code === 'SecretNotFound' && e.cache === 'miss')).toBe(true);
-    // A listed version is read as before.
-    expect((await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit)).secret.version).toBe(PINNED);
-    expect(calls).toEqual([`erp-token@${PINNED}`]);
-    expect(lists).toEqual(['erp-token']);
-  });
-
-  it('re-lists a name for an unknown version at most once per 5 s, and backs off while re-lists find nothing new', async () => {
-    const { resolver, calls, lists, audit, advance } = setup();
-    let n = 0;
-    const probe = () => resolver.resolve(everything, { name: 'erp-token', version: version(++n) }, audit).catch(() => undefined);
-    await probe();
-    expect(lists).toHaveLength(1);
-    advance(VERSION_RELIST_MS - 1);
-    await probe();
-    expect(lists).toHaveLength(1);
-    advance(1);
-    await Promise.all([probe(), probe(), probe()]);
-    expect(lists).toHaveLength(2); // one re-list, shared
-    // It found nothing new: the next waits 10 s, then 20 s.
-    advance(VERSION_RELIST_MS);
-    await probe();
-    expect(lists).toHaveLength(2);
-    advance(VERSION_RELIST_MS);
-    await probe();
-    expect(lists).toHaveLength(3);
-    advance(2 * VERSION_RELIST_MS);
-    await probe();
-    expect(lists).toHaveLength(3);
-    advance(2 * VERSION_RELIST_MS);
-    await probe();
-    expect(lists).toHaveLength(4);
-    // Within one TTL (300 s) of probing every second: a listing and at most six re-lists.
-    for (let i = 0; i < 300; i++) {
-      advance(1000);
-      await probe();
-    }
-    expect(lists.length).toBeLessThanOrEqual(1 + 6 + 1);
-    expect(calls).toEqual([]);
-  });
-
-  it('finds a new version at once after its event, and within 5 s without one', async () => {
-    const { resolver, defaults, calls, audit, advance } = setup();
-    const announced = 'c'.repeat(32);
-    const silent = 'd'.repeat(32);
-    await expect(resolver.resolve(everything, { name: 'erp-token', version: announced }, audit)).rejects.toBeInstanceOf(
-      SecretNotFoundError,
-    );
-    defaults.set(`erp-token@${announced}`, secret('erp-token', announced));
-    // The SecretNewVersionCreated event drops the list and the cached "not found".
-    resolver.invalidate('default', 'erp-token', announced);
-    expect((await resolver.resolve(everything, { name: 'erp-token', version: announced }, audit)).secret.version).toBe(announced);
-
-    // Without an event: the list is fresh, so 404 for now; 5 s on, one re-list finds it.
-    defaults.set(`erp-token@${silent}`, secret('erp-token', silent));
-    await expect(resolver.resolve(everything, { name: 'erp-token', version: silent }, audit)).rejects.toBeInstanceOf(SecretNotFoundError);
-    advance(VERSION_RELIST_MS);
-    expect((await resolver.resolve(everything, { name: 'erp-token', version: silent }, audit)).secret.version).toBe(silent);
-    expect(calls).toEqual([`erp-token@${announced}`, `erp-token@${silent}`]);
-  });
-
-  it('keeps the cached version list when the event names a version it already holds', async () => {
-    const { resolver, lists, audit } = setup();
-    await resolver.resolve(everything, { name: 'erp-token', version: PINNED }, audit);
-    resolver.invalidate('default', 'erp-token', PINNED.toUpperCase());
-    await resolver.resolve(everything, { name: 'erp-token', version: version(1) }, audit).catch(() => undefined);
-    expect(lists).toEqual(['erp-token']);
-  });
-});
+import { NEGATIVE_CACHE_SECONDS } from '../../shared/secrets/secretResolver';
+import { everything, PINNED, secret, setup, version } from '../support/resolverFixture';
 
 describe('SecretResolver: the miss budget', () => {
   const tight: Caller = { ...everything, name: 'no-whsec', missesPerMinute: 3 };
@@ -237,6 +24,22 @@ describe('SecretResolver: the miss budget', () => {
     await expect(resolver.resolve(tight, { name: 'erp-token', version: version(7) }, audit)).rejects.toBeInstanceOf(TooManyRequestsError);
     advance(20_000);
     expect((await resolver.resolve(tight, { name: 's4' }, audit)).secret.value).toBe('value-of-s4');
+  });
+
+  it('charges cold misses only: refreshing a value held past its TTL (within its stale window) costs nothing', async () => {
+    const { resolver, defaults, calls, audit, advance } = setup({ missBudget: true });
+    const names = ['s1', 's2', 's3', 's4', 's5'];
+    for (const name of [...names, 'c1', 'c2', 'c3', 'c4']) defaults.set(name, secret(name));
+    // Held by another caller's reads.
+    for (const name of names) await resolver.resolve(everything, { name }, audit);
+    advance(300_001);
+    // Five refreshes by a caller whose budget is three misses a minute: none charged.
+    for (const name of names) expect((await resolver.resolve(tight, { name }, audit)).cache).toBe('miss');
+    expect(calls.filter((c) => c === 's1@latest')).toHaveLength(2);
+    // Its cold misses are: three pass, the fourth is refused before the vault read.
+    for (const name of ['c1', 'c2', 'c3']) await resolver.resolve(tight, { name }, audit);
+    await expect(resolver.resolve(tight, { name: 'c4' }, audit)).rejects.toBeInstanceOf(TooManyRequestsError);
+    expect(calls).not.toContain('c4@latest');
   });
 
   it("charges only the caller that misses: another caller's read of the same key is not refused with it", async () => {
