@@ -31,7 +31,10 @@ export interface AuditRecord {
   readonly objectId: string | null;
   /** API key: the first 12 hex digits of the key's SHA-256. */
   readonly keyId: string | null;
-  /** The client's address as the front end passed it (last `X-Forwarded-For` hop), when it is an IP address. */
+  /**
+   * The client's address as the front end passed it (last `X-Forwarded-For` hop), when it is an IP
+   * address; in a `refusals` record, the refusal limit's key: the address, or an IPv6 /64 (`2001:db8:1:2::/64`).
+   */
   readonly clientAddress: string | null;
   /** The caller's `x-ms-client-request-id` / `x-request-id`, when it is a plain token of up to 64 characters. */
   readonly requestId: string | null;

@@ -18,9 +18,10 @@ export interface Caller {
   readonly requestsPerMinute: number;
   /**
    * Its budget of vault misses (`rateLimit.missesPerMinute`: reads the cache could not answer), per
-   * instance; unset: {@link DEFAULT_CALLER_MISSES_PER_MINUTE}.
+   * instance; the policy sets {@link DEFAULT_CALLER_MISSES_PER_MINUTE} where the entry does not (the
+   * one place that default is applied).
    */
-  readonly missesPerMinute?: number;
+  readonly missesPerMinute: number;
 }
 
 /** A policy entry found by application id, with the app roles a token must carry one of (none: no role needed). */

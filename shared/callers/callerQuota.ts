@@ -1,4 +1,3 @@
-import { DEFAULT_CALLER_MISSES_PER_MINUTE } from '../config';
 import { TooManyRequestsError } from '../errors';
 import type { Caller } from './accessPolicy';
 
@@ -21,8 +20,8 @@ export interface MissBudget {
  * whole rate can never pass and must be split. Instances do not share buckets: a fleet of N
  * instances lets a caller through up to N times its rate (README "Quotas").
  *
- * Apart from that, each caller's vault misses (`rateLimit.missesPerMinute`, default
- * {@link DEFAULT_CALLER_MISSES_PER_MINUTE}): a bucket of its own, spent one token per cold miss (a
+ * Apart from that, each caller's vault misses (`rateLimit.missesPerMinute`; the access policy fills in
+ * its default, `DEFAULT_CALLER_MISSES_PER_MINUTE`): a bucket of its own, spent one token per cold miss (a
  * read of a key the cache holds nothing for: {@link takeMiss}, called by the resolver just before
  * such a read), never by a cache hit nor by the refresh of a value the cache still holds.
  */
@@ -55,7 +54,7 @@ export class CallerQuota implements MissBudget {
    * @throws TooManyRequestsError when none is left, with the seconds until one is.
    */
   takeMiss(caller: Caller): void {
-    const capacity = caller.missesPerMinute ?? DEFAULT_CALLER_MISSES_PER_MINUTE;
+    const capacity = caller.missesPerMinute;
     const retryAfter = this.spend(this.missBuckets, caller.name, capacity, 1);
     if (retryAfter === 0) return;
     throw new TooManyRequestsError(

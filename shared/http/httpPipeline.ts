@@ -36,7 +36,10 @@ export type AnonymousHandler = (request: HttpRequest, context: InvocationContext
 export interface CallerRouteOptions {
   /** What the route's audit records call the access. */
   readonly operation: AuditOperation;
-  /** The handler charges the caller's rate itself, per item (a batch); otherwise each request costs one. */
+  /**
+   * The handler charges the caller's rate itself, per item (a batch); otherwise each request costs
+   * one. A request it refuses 400 / 413 before charging (a malformed or too large body) costs one.
+   */
   readonly chargePerItem?: boolean;
 }
 
@@ -50,6 +53,10 @@ const BASE_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const;
  * malformed body). A refused request (401 / 403) counts against its client address's refusal
  * limit (refusalLimiter.ts); past it, it is answered 429 and its record is dropped (the address's
  * `refusals` record counts it). Nothing of that runs for a request that is not refused.
+ *
+ * With `chargePerItem`, a request the handler refuses 400 or 413 before it charged anything (the
+ * body could not be read as a batch) still costs the caller one request of its rate, so malformed
+ * batches are not free; when the caller has none left, it is answered 429 instead.
  */
 export function withCaller(options: CallerRouteOptions, handler: CallerHandler): HttpHandler {
   return pipeline(async (request, context, runtime) => {
@@ -61,6 +68,7 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
     let status = 500;
     let code = 'InternalError';
     let suppressed = false;
+    let charged = false;
     try {
       const caller = await runtime.authenticator.authenticate(request.headers);
       trail.caller = caller;
@@ -68,13 +76,25 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
       const response = await handler(request, context, runtime, {
         caller,
         audit: trail,
-        charge: (items) => runtime.quota.take(caller, items),
+        charge: (items) => {
+          charged = true;
+          runtime.quota.take(caller, items);
+        },
       });
       status = response.status ?? 200;
       code = status < 400 ? 'OK' : 'Error';
       return response;
     } catch (err: unknown) {
       if (err instanceof BrokerError) ({ status, code } = err);
+      if (options.chargePerItem && !charged && trail.caller && (status === 400 || status === 413)) {
+        charged = true;
+        try {
+          runtime.quota.take(trail.caller, 1);
+        } catch (overRate: unknown) {
+          if (overRate instanceof BrokerError) ({ status, code } = overRate);
+          throw overRate;
+        }
+      }
       if (status === 401 || status === 403) {
         const retryAfter = runtime.refusals.refuse(trail.clientAddress);
         if (retryAfter > 0) {

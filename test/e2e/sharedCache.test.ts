@@ -18,7 +18,7 @@ import { startInProcessFleet } from '../support/inProcessFleet';
 const VAULT = 'shared-vault';
 const KEY_SECRET = 'broker-cache-key';
 const CANARY = `canary-${randomBytes(16).toString('hex')}`;
-const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000 };
+const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000, missesPerMinute: 100 };
 const log = (): void => undefined;
 
 let fleet: InProcessFleet;

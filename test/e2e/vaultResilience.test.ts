@@ -13,7 +13,7 @@ import type { InProcessFleet } from '../support/inProcessFleet';
 import { startInProcessFleet } from '../support/inProcessFleet';
 
 const VAULT = 'resilience-vault';
-const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000 };
+const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000, missesPerMinute: 100 };
 const audit = { record: (): void => undefined };
 const log = (): void => undefined;
 

@@ -9,7 +9,7 @@ import type { SecretMetadata, SecretVersionList, VaultGateway, VaultSecret } fro
 /** A resolver over fake vaults on a fake clock, for the resolver's and the version lists' unit tests. */
 
 export const PINNED = 'a'.repeat(32);
-export const everything: Caller = { name: 'everything', operator: false, method: 'apiKey', requestsPerMinute: 600 };
+export const everything: Caller = { name: 'everything', operator: false, method: 'apiKey', requestsPerMinute: 600, missesPerMinute: 100 };
 
 export function secret(name: string, version = 'b'.repeat(32), vault = 'default'): VaultSecret {
   return {

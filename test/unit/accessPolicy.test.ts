@@ -54,7 +54,7 @@ describe('AccessPolicy', () => {
     expect(policy.findByAppId('22222222-2222-2222-2222-222222222222')).toBeUndefined();
   });
 
-  const erp = { name: 'erp-integration', operator: false, method: 'apiKey' as const, requestsPerMinute: 120 };
+  const erp = { name: 'erp-integration', operator: false, method: 'apiKey' as const, requestsPerMinute: 120, missesPerMinute: 100 };
   it.each([
     ['default', 'erp-token', true],
     ['default', 'ERP-Token', true],
@@ -69,10 +69,16 @@ describe('AccessPolicy', () => {
   });
 
   it('denies everything to a caller with no allow list, and to an unknown caller', () => {
-    expect(policy.isAllowed({ name: 'ops', operator: true, method: 'apiKey', requestsPerMinute: 1 }, 'default', 'erp-token')).toBe(false);
-    expect(policy.isAllowed({ name: 'ghost', operator: false, method: 'apiKey', requestsPerMinute: 1 }, 'default', 'erp-token')).toBe(
-      false,
-    );
+    expect(
+      policy.isAllowed({ name: 'ops', operator: true, method: 'apiKey', requestsPerMinute: 1, missesPerMinute: 1 }, 'default', 'erp-token'),
+    ).toBe(false);
+    expect(
+      policy.isAllowed(
+        { name: 'ghost', operator: false, method: 'apiKey', requestsPerMinute: 1, missesPerMinute: 1 },
+        'default',
+        'erp-token',
+      ),
+    ).toBe(false);
     expect(new AccessPolicy({ callers: [] }).findByApiKey('anything')).toBeUndefined();
   });
 

@@ -3,7 +3,14 @@ import type { Caller } from '../../shared/callers/accessPolicy';
 
 const headers = (values: Record<string, string>) => new Headers(values);
 const origin = auditOrigin(headers({}), { invocationId: 'inv-1' });
-const apiKeyCaller: Caller = { name: 'erp', operator: false, method: 'apiKey', keyId: 'abcdef012345', requestsPerMinute: 60 };
+const apiKeyCaller: Caller = {
+  name: 'erp',
+  operator: false,
+  method: 'apiKey',
+  keyId: 'abcdef012345',
+  requestsPerMinute: 60,
+  missesPerMinute: 100,
+};
 const AT = new Date('2026-12-01T10:00:00.000Z');
 
 describe('buildAuditRecord', () => {

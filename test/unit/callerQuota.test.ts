@@ -3,7 +3,13 @@ import { CallerQuota } from '../../shared/callers/callerQuota';
 import { DEFAULT_CALLER_MISSES_PER_MINUTE } from '../../shared/config';
 import { TooManyRequestsError } from '../../shared/errors';
 
-const caller = (name: string, requestsPerMinute: number): Caller => ({ name, operator: false, method: 'apiKey', requestsPerMinute });
+const caller = (name: string, requestsPerMinute: number): Caller => ({
+  name,
+  operator: false,
+  method: 'apiKey',
+  requestsPerMinute,
+  missesPerMinute: DEFAULT_CALLER_MISSES_PER_MINUTE,
+});
 
 function setup() {
   let now = 0;
@@ -108,6 +114,16 @@ describe('CallerQuota', () => {
       const busy = { ...caller('busy', 10), missesPerMinute: 1 };
       quota.take(busy, 10);
       expect(() => quota.takeMiss(busy)).not.toThrow();
+    });
+
+    it('takes the budget from the caller as the policy made it: the policy alone applies the default', () => {
+      // @ts-expect-error A caller always carries its miss budget (AccessPolicy fills in the default).
+      const unbudgeted: Caller = { name: 'raw', operator: false, method: 'apiKey', requestsPerMinute: 60 };
+      expect(unbudgeted.missesPerMinute).toBeUndefined();
+      const { quota } = setup();
+      const one = { ...caller('one', 60), missesPerMinute: 1 };
+      quota.takeMiss(one);
+      expect(refusal(() => quota.takeMiss(one)).message).toContain('its budget of 1 vault reads per minute');
     });
   });
 });

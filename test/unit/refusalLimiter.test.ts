@@ -1,5 +1,11 @@
 import type { AuditRecord } from '../../shared/audit/auditRecord';
-import { MAX_REFUSAL_ADDRESSES, REFUSAL_WINDOW_MS, REFUSALS_PER_WINDOW, RefusalLimiter } from '../../shared/http/refusalLimiter';
+import {
+  MAX_REFUSAL_ADDRESSES,
+  REFUSAL_WINDOW_MS,
+  REFUSALS_PER_WINDOW,
+  RefusalLimiter,
+  refusalKeyOf,
+} from '../../shared/http/refusalLimiter';
 
 const T0 = Date.parse('2026-12-01T10:00:00.000Z');
 
@@ -100,7 +106,7 @@ describe('RefusalLimiter', () => {
     let suppressed = 0;
     let most = 0;
     for (let i = 0; i < 20_000; i++) {
-      const address = `2001:db8::${i.toString(16)}`;
+      const address = `2001:db8:${i.toString(16)}::1`;
       limiter.refuse(address);
       if (limiter.refuse(address) > 0) suppressed++;
       if (i % 1_000 === 0) advance(1);
@@ -112,6 +118,54 @@ describe('RefusalLimiter', () => {
     expect(records).toHaveLength(20_000);
     expect(records.reduce((sum, r) => sum + (r.suppressed ?? 0), 0)).toBe(suppressed);
     expect(suppressed).toBe(20_000);
+  });
+
+  it('counts an IPv6 address by its /64: rotating addresses within it gets no fresh window; the record names the prefix', () => {
+    const { limiter, records, advance } = setup();
+    const answers = Array.from({ length: 61 }, (_, i) => limiter.refuse(`2001:db8:1:2:${(i + 1).toString(16)}::${i.toString(16)}`));
+    expect(answers.slice(0, 60)).toEqual(Array<number>(60).fill(0));
+    expect(answers[60]).toBe(60);
+    expect(limiter.refuse('2001:DB8:1:2:FFFF:FFFF:FFFF:FFFF')).toBe(60);
+    expect(limiter.refuse('2001:db8:1:3::1')).toBe(0);
+    expect(limiter.size).toBe(2);
+    advance(REFUSAL_WINDOW_MS);
+    limiter.sweep();
+    expect(records.map((r) => [r.clientAddress, r.suppressed])).toEqual([['2001:db8:1:2::/64', 2]]);
+  });
+
+  it.each([
+    ['203.0.113.9', '203.0.113.9'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['2001:db8:1:2::a', '2001:db8:1:2::/64'],
+    ['2001:0DB8:0000:0002:0:0:0:1', '2001:db8:0:2::/64'],
+    ['2001:db8::1', '2001:db8::/64'],
+    ['2001:0:0:5::1', '2001:0:0:5::/64'],
+    ['1::2:3:4:5:6:7', '1:0:2:3::/64'],
+    ['2001:db8:1::1.2.3.4', '2001:db8:1::/64'],
+    ['fe80::1%eth0', 'fe80::/64'],
+    ['::1', '::/64'],
+  ])('keys %s as %s', (address, key) => {
+    expect(refusalKeyOf(address)).toBe(key);
+  });
+
+  it('makes room by closing a window with nothing suppressed before one holding a suppressed count', () => {
+    const { limiter, records } = setup({ limit: 1, maxAddresses: 3 });
+    limiter.refuse('203.0.113.1');
+    expect(limiter.refuse('203.0.113.1')).toBe(60);
+    limiter.refuse('203.0.113.2');
+    limiter.refuse('203.0.113.3');
+    limiter.refuse('203.0.113.4');
+    expect(limiter.size).toBe(3);
+    expect(records).toEqual([]);
+    expect(limiter.refuse('203.0.113.1')).toBe(60);
+    expect(limiter.refuse('203.0.113.2')).toBe(0);
+    limiter.refuse('203.0.113.5');
+    limiter.refuse('203.0.113.5');
+    expect(records).toEqual([]);
+    // Every window holds a suppressed count now: the oldest goes, its count written.
+    expect(limiter.refuse('203.0.113.2')).toBe(60);
+    limiter.refuse('203.0.113.6');
+    expect(records.map((r) => [r.clientAddress, r.suppressed])).toEqual([['203.0.113.1', 2]]);
   });
 
   it('writes the record when the window closes, by its own timer, without another refusal', () => {
