@@ -7,6 +7,7 @@ import type { FunctionDefinition } from '../functions/index';
 import { HostBodyTooLargeError, MAX_HOST_BODY_BYTES, createLocalHttpRequest, readToEnd, streamRequestBody } from './localHttpRequest';
 import { parseSchedule } from '../shared/health/ncrontab';
 import { processAuditLog } from '../shared/audit/auditLog';
+import { methodNotAllowedResponse } from '../shared/http/problem';
 import { serveAdminInvoke, serveEventGridWebhook } from './triggerEndpoints';
 
 /**
@@ -74,14 +75,13 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
   const logsInformation = levelIndex('information') >= threshold;
   const logInformation = (line: string): void => writeAt('information', line);
   /**
-   * In Azure the app's audit records reach the host log in batches (shared/audit/auditLog.ts);
-   * here each request's records are written before it is answered, so the log reads in order.
+   * In Azure the app's audit records reach the host log in batches (shared/audit/auditLog.ts), one
+   * log call per record; here each request's records are written before it is answered, so the
+   * log reads in order.
    */
   const flushAuditLog = (functionName: string): void =>
-    processAuditLog().flush((text) => {
-      if (!logsInformation) return;
-      const prefix = `[${new Date().toISOString()}] ${functionName}: `;
-      writeAny(prefix + text.split('\n').join(`\n${prefix}`));
+    processAuditLog().flush((line) => {
+      if (logsInformation) writeAny(`[${new Date().toISOString()}] ${functionName}: ${line}`);
     });
   const routes = options.definitions.filter((d): d is Extract<FunctionDefinition, { kind: 'http' }> => d.kind === 'http').map(compileRoute);
 
@@ -131,20 +131,14 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     const method = (req.method ?? 'GET').toUpperCase();
     const hit = matches.find((m) => m.route.methods.includes(method));
     if (!hit) {
+      // A literal segment takes precedence over a parameter: `secrets/resolve` (POST) is not also
+      // `secrets/{name}`, so its Allow names the batch route's methods only.
+      const fewestParams = Math.min(...matches.map((m) => m.route.paramNames.length));
+      const allow = [...new Set(matches.filter((m) => m.route.paramNames.length === fewestParams).flatMap((m) => m.route.methods))];
+      const { status, headers: outHeaders, payload } = await toWire(methodNotAllowedResponse(method, allow));
       closeIfBodyUnread(req, res, logInformation);
-      res.writeHead(405, {
-        Allow: [...new Set(matches.flatMap((m) => m.route.methods))].join(', '),
-        'Content-Type': 'application/problem+json',
-      });
-      res.end(
-        JSON.stringify({
-          type: 'about:blank',
-          title: 'Method not allowed',
-          status: 405,
-          code: 'MethodNotAllowed',
-          detail: `${method} is not allowed here`,
-        }),
-      );
+      res.writeHead(status, outHeaders);
+      res.end(payload);
       return;
     }
     const params: Record<string, string> = {};
@@ -229,6 +223,12 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     }
   }
 
+  // Listening first: a host that cannot take its port runs and logs nothing.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+  });
+
   // Timer triggers run on their schedule, like the host's timer extension (UTC, one at a time).
   const timers = new Map<string, NodeJS.Timeout>();
   let closed = false;
@@ -262,10 +262,6 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     }
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
-  });
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://localhost:${port}`,

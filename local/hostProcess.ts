@@ -8,12 +8,12 @@ import path from 'node:path';
 import { ConfigError } from '../shared/errors';
 import { flushRuntime } from '../shared/runtime';
 import { startLocalHost } from './host';
-import { applyLocalSettings } from './localSettings';
+import { applyLocalSettings, functionsPort, portInUseMessage } from './localSettings';
 
 async function main(): Promise<void> {
   applyLocalSettings();
   const portArg = process.argv.indexOf('--port');
-  const port = portArg > 0 ? Number(process.argv[portArg + 1]) : Number(process.env.FUNCTIONS_PORT ?? 7071);
+  const port = portArg > 0 ? Number(process.argv[portArg + 1]) : functionsPort();
   let definitions;
   // Outside the Functions host, @azure/functions warns that it runs in "test mode" and skips each
   // app.* registration. Here that is expected (this host serves the same definitions itself).
@@ -35,7 +35,15 @@ async function main(): Promise<void> {
     console.warn = warn;
   }
   /* eslint-enable no-console */
-  const host = await startLocalHost({ definitions, port, logLevel: hostLogLevel() });
+  let host;
+  try {
+    host = await startLocalHost({ definitions, port, logLevel: hostLogLevel() });
+  } catch (err: unknown) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // One line naming the port and how to move, rather than Node's bare `listen EADDRINUSE`.
+    process.stderr.write(`${portInUseMessage(port)}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`Host listening on ${host.url}\n`);
   const stop = (): void => {
     void host

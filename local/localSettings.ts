@@ -38,3 +38,24 @@ export function applySettingsFile(file: string, env: NodeJS.ProcessEnv = process
   }
   return applied;
 }
+
+/** The local host's port when `FUNCTIONS_PORT` is not set, as `func start`'s. */
+export const DEFAULT_FUNCTIONS_PORT = 7071;
+
+/**
+ * The local host's port: `FUNCTIONS_PORT`, else {@link DEFAULT_FUNCTIONS_PORT}. Only the local
+ * host reads it (`npm start`); it is not an app setting, so not in shared/config.ts.
+ * @throws Error naming FUNCTIONS_PORT when it is not a port number.
+ */
+export function functionsPort(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FUNCTIONS_PORT;
+  if (raw === undefined || raw === '') return DEFAULT_FUNCTIONS_PORT;
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) throw new Error(`FUNCTIONS_PORT: must be a port number (1-65535), not "${raw}"`);
+  return port;
+}
+
+/** The one line `npm start` prints when its port is taken. */
+export function portInUseMessage(port: number): string {
+  return `Port ${port} is in use: stop what holds it, or set FUNCTIONS_PORT=<another port>`;
+}

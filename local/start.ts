@@ -13,15 +13,15 @@ import { DEFAULT_STORAGE, parseStorage } from '../shared/config';
 import { ensureDevelopmentStorage } from './emulators/azurite';
 import { startLocalAzure } from './emulators/localAzure';
 import type { LocalAzure } from './emulators/localAzure';
-import { applyLocalSettings } from './localSettings';
+import { applyLocalSettings, functionsPort } from './localSettings';
 
 /** The demo caller's API key, printed in the banner. Local only. */
 export const LOCAL_DEV_KEY = 'local-dev-key';
-const PORT = Number(process.env.FUNCTIONS_PORT ?? 7071);
 
 async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   applyLocalSettings(process.cwd(), env);
+  const port = functionsPort(env);
   let azure: LocalAzure | undefined;
   const notes: string[] = [];
   let demoCaller = false;
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(PORT)], {
+  const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(port)], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -76,10 +76,10 @@ async function main(): Promise<void> {
       announced = true;
       // The emulator sends Key Vault's events to the host's Event Grid endpoint, as a subscription would.
       azure?.keyVault.setEventSubscription({
-        endpoint: `http://127.0.0.1:${PORT}/runtime/webhooks/eventgrid?functionName=secretEvents`,
+        endpoint: `http://127.0.0.1:${port}/runtime/webhooks/eventgrid?functionName=secretEvents`,
         schema: 'EventGridSchema',
       });
-      printBanner(notes, demoCaller);
+      printBanner(port, notes, demoCaller);
     }
   });
   const stop = (): void => {
@@ -92,8 +92,8 @@ async function main(): Promise<void> {
   });
 }
 
-function printBanner(notes: string[], demoCaller: boolean): void {
-  const base = `http://localhost:${PORT}/api`;
+function printBanner(port: number, notes: string[], demoCaller: boolean): void {
+  const base = `http://localhost:${port}/api`;
   const key = demoCaller ? LOCAL_DEV_KEY : '<your key>';
   const lines = [
     '',
@@ -106,7 +106,7 @@ function printBanner(notes: string[], demoCaller: boolean): void {
     `  curl -H 'x-api-key: ${key}' ${base}/secrets`,
     `  curl -H 'x-api-key: ${key}' -H 'Content-Type: application/json' -d '{"secrets":["demo-api-key","missing"]}' ${base}/secrets/resolve`,
     `  curl ${base}/openapi.json`,
-    `  curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' http://localhost:${PORT}/admin/functions/healthCheck`,
+    `  curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' http://localhost:${port}/admin/functions/healthCheck`,
     `  curl -H 'x-api-key: ${key}' ${base}/health`,
     '',
   ];

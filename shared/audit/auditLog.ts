@@ -7,11 +7,14 @@ export const AUDIT_FLUSH_INTERVAL_MS = 1_000;
 /** A buffer this full is written at once, so the buffer is bounded and nothing is dropped. */
 export const AUDIT_FLUSH_RECORDS = 100;
 
-/** Where the lines of one flush go: one call, the records one per line. */
-export type AuditLogWrite = (text: string) => void;
+/**
+ * Where one record's `audit {json}` line goes: one call per record, so in Azure (where each worker
+ * log call is one row of the host log) one row holds exactly one record.
+ */
+export type AuditLogWrite = (line: string) => void;
 
 export interface AuditLogOptions {
-  /** Default: one `console.info` call per flush (see {@link processAuditLog}). */
+  /** Default: one `console.info` call per record (see {@link processAuditLog}). */
   readonly write?: AuditLogWrite;
   /** Default {@link AUDIT_FLUSH_RECORDS}. */
   readonly maxRecords?: number;
@@ -20,11 +23,12 @@ export interface AuditLogOptions {
 }
 
 /**
- * Audit records bound for the host log, written in batches: each flush is one write of
- * `audit {json}` lines (one record per line, so no field can break out of its quotes or its line).
- * A flush happens when the buffer holds `maxRecords`, `flushIntervalMs` after the first record
- * of a batch, and on {@link flush} (hosts, process exit). A write that throws keeps its records
- * for the next flush; nothing is dropped.
+ * Audit records bound for the host log, written in batches: each flush writes every buffered
+ * record, one `audit {json}` line per write call (JSON escapes line breaks, so no field can break
+ * out of its quotes or its line, and a log row is one record). A flush happens when the buffer
+ * holds `maxRecords`, `flushIntervalMs` after the first record of a batch, and on {@link flush}
+ * (hosts, process exit). A write that throws keeps its record and those after it for the next
+ * flush; nothing is dropped.
  */
 export class AuditLog {
   /** Each record as its log line, serialised when added: one string per record holds less memory than the object. */
@@ -36,7 +40,7 @@ export class AuditLog {
 
   constructor(options: AuditLogOptions = {}) {
     // eslint-disable-next-line no-console -- the Functions host collects the worker's console output
-    this.write = options.write ?? ((text) => console.info(text));
+    this.write = options.write ?? ((line) => console.info(line));
     this.maxRecords = options.maxRecords ?? AUDIT_FLUSH_RECORDS;
     this.flushIntervalMs = options.flushIntervalMs ?? AUDIT_FLUSH_INTERVAL_MS;
   }
@@ -58,8 +62,8 @@ export class AuditLog {
   }
 
   /**
-   * Writes every buffered record now, in one call to `write` (default: the log's own).
-   * @throws what `write` throws; the records stay buffered.
+   * Writes every buffered record now, one call to `write` (default: the log's own) per record, in order.
+   * @throws what `write` throws; that record and the ones after it stay buffered.
    */
   flush(write: AuditLogWrite = this.write): void {
     if (this.timer) {
@@ -69,10 +73,14 @@ export class AuditLog {
     if (this.records.length === 0) return;
     const batch = this.records;
     this.records = [];
+    let written = 0;
     try {
-      write(batch.join('\n'));
+      for (const line of batch) {
+        write(line);
+        written++;
+      }
     } catch (err: unknown) {
-      this.records = batch.concat(this.records);
+      this.records = batch.slice(written).concat(this.records);
       throw err;
     }
   }
@@ -93,7 +101,7 @@ let processLog: AuditLog | undefined;
 
 /**
  * The process's audit log: records of every request of this worker, written through
- * `console.info` outside the invocations that made them (the Node.js worker forwards console
+ * `console.info`, one call per record, outside the invocations that made them (the Node.js worker forwards console
  * output to the Functions host's log), at most {@link AUDIT_FLUSH_INTERVAL_MS} late. What is
  * still buffered when the process exits is written by an `exit` hook.
  */

@@ -78,3 +78,21 @@ export function problemResponse(problem: Problem, headers: Record<string, string
     body: JSON.stringify(problem),
   };
 }
+
+/**
+ * 405 for a known route asked with another method (CONTRACT.md): a problem with code
+ * `MethodNotAllowed` and the `Allow` header listing the methods the route serves.
+ */
+export function methodNotAllowedResponse(method: string, allow: readonly string[]): HttpResponseInit {
+  const code = 'MethodNotAllowed';
+  return problemResponse(
+    {
+      type: PROBLEM_TYPE_BASE + code,
+      title: TITLES[405] ?? 'Method not allowed',
+      status: 405,
+      code,
+      detail: `${method} is not allowed here`,
+    },
+    { Allow: allow.join(', '), 'X-Content-Type-Options': 'nosniff' },
+  );
+}

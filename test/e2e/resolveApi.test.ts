@@ -41,6 +41,8 @@ let azure: LocalAzure;
 let issuer: Awaited<ReturnType<typeof startOidcIssuer>>;
 let ingestion: Awaited<ReturnType<typeof startIngestionEndpoint>>;
 let host: BrokerHost;
+/** The running host's settings. */
+let hostEnv: Record<string, string>;
 let versions: Record<string, string>;
 
 async function call(pathAndQuery: string, init: RequestInit & { key?: string; token?: string } = {}, on: BrokerHost = host) {
@@ -71,7 +73,7 @@ beforeAll(async () => {
     crm: kv.setSecret('contoso-vault2', 'crm-token', 'crm-value').version,
     sftp: kv.setSecret('partner-vault', 'sftp-password', 'sftp-value').version,
   };
-  host = await startBrokerHost({
+  hostEnv = {
     ...azure.env,
     KEY_VAULT_URI: azure.keyVault.vaultUri('contoso-vault2'),
     KEY_VAULT_ALIASES: `partner=${azure.keyVault.vaultUri('partner-vault')}`,
@@ -81,7 +83,8 @@ beforeAll(async () => {
     APPLICATIONINSIGHTS_CONNECTION_STRING: ingestion.connectionString,
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
     APPLICATION_INSIGHTS_NO_STATSBEAT: 'true',
-  });
+  };
+  host = await startBrokerHost(hostEnv);
 });
 
 afterAll(async () => {
@@ -265,6 +268,24 @@ describe('metadata, list and batch', () => {
     expect(res.json).toMatchObject({ status, code });
   });
 
+  it('answers 405 with Allow: POST for any other method on the batch route, not a secret named "resolve"', async () => {
+    for (const [method, url] of [
+      ['GET', 'secrets/resolve'],
+      ['GET', 'secrets/Resolve/'],
+      ['PUT', 'secrets/resolve'],
+      ['DELETE', 'secrets/resolve'],
+    ] as const) {
+      // Unauthenticated too: the method is wrong whoever asks.
+      for (const key of [ERP_KEY, undefined]) {
+        const res = await call(url, { method, ...(key ? { key } : {}) });
+        expect([method, url, res.status]).toEqual([method, url, 405]);
+        expect(res.headers.get('allow')).toBe('POST');
+        expect(res.headers.get('content-type')).toBe('application/problem+json');
+        expect(res.json).toMatchObject({ status: 405, code: 'MethodNotAllowed', detail: `${method} is not allowed here` });
+      }
+    }
+  });
+
   it('refuses an unauthenticated batch with 401 before reading it', async () => {
     const res = await call('secrets/resolve', { method: 'POST', body: '{"secrets":["erp-token"]}' });
     expect(res.status).toBe(401);
@@ -383,6 +404,13 @@ describe('start-up and identity', () => {
     });
     expect(code).toBe(1);
     expect(output.trim()).toBe('ACCESS_POLICY: callers[0].allow must be a list of strings');
+  });
+
+  it('stops start-up with one line naming the port and FUNCTIONS_PORT when the port is in use', async () => {
+    const busyPort = new URL(host.url).port;
+    const { code, output } = await runBrokerHostToExit({ ...hostEnv, FUNCTIONS_PORT: busyPort }, []);
+    expect(code).toBe(1);
+    expect(output).toBe(`Port ${busyPort} is in use: stop what holds it, or set FUNCTIONS_PORT=<another port>\n`);
   });
 
   it('answers 503 VaultUnavailable when the managed identity gives no token', async () => {

@@ -44,9 +44,15 @@ export async function startBrokerHost(env: Record<string, string>): Promise<Brok
   };
 }
 
-/** Runs a host process to its end and returns its exit code and output (for start-up failures). */
-export async function runBrokerHostToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [HOST_PROCESS, '--port', '0'], {
+/**
+ * Runs a host process to its end and returns its exit code and output (for start-up failures).
+ * `args` default to `--port 0`; without `--port` the process reads FUNCTIONS_PORT, as `npm start`'s.
+ */
+export async function runBrokerHostToExit(
+  env: Record<string, string>,
+  args: readonly string[] = ['--port', '0'],
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [HOST_PROCESS, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: path.resolve(__dirname, '..'),

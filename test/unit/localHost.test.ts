@@ -43,6 +43,28 @@ describe('the local host', () => {
     }
   });
 
+  it('lets a literal route shadow a parameter in Allow: `secrets/resolve` (POST) is not also `secrets/{name}` (GET)', async () => {
+    const ok = (): Promise<{ body: string }> => Promise.resolve({ body: 'ok' });
+    const definitions: FunctionDefinition[] = [
+      { kind: 'http', name: 'batch', options: { route: 'secrets/resolve', methods: ['POST'], handler: ok } },
+      { kind: 'http', name: 'one', options: { route: 'secrets/{name}', methods: ['GET'], handler: ok } },
+    ];
+    const host = await startLocalHost({ definitions, port: 0, write: () => undefined });
+    try {
+      const wrong = await fetch(`http://127.0.0.1:${host.port}/api/secrets/resolve`, { method: 'PUT' });
+      expect([wrong.status, wrong.headers.get('allow'), wrong.headers.get('content-type')]).toEqual([
+        405,
+        'POST',
+        'application/problem+json',
+      ]);
+      expect(await wrong.json()).toMatchObject({ status: 405, code: 'MethodNotAllowed' });
+      const other = await fetch(`http://127.0.0.1:${host.port}/api/secrets/x`, { method: 'PUT' });
+      expect([other.status, other.headers.get('allow')]).toEqual([405, 'GET']);
+    } finally {
+      await host.close();
+    }
+  });
+
   describe('request bodies', () => {
     const seen: { method: string; body: string | null; streamed: boolean }[] = [];
     const definitions: FunctionDefinition[] = [
