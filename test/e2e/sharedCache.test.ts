@@ -14,6 +14,7 @@ import type { Runtime, RuntimeOptions } from '../../shared/runtime';
 import { SHARED_CACHE_TABLE } from '../../shared/secrets/tableSharedSecretCache';
 import type { InProcessFleet } from '../support/inProcessFleet';
 import { startInProcessFleet } from '../support/inProcessFleet';
+import { newVersionEvent } from '../support/keyVaultEvents';
 
 const VAULT = 'shared-vault';
 const KEY_SECRET = 'broker-cache-key';
@@ -41,20 +42,6 @@ function runtime(options: RuntimeOptions & { instanceId: string }, settings = fl
 
 function gets(name: string): number {
   return fleet.gets(name);
-}
-
-/** A SecretNewVersionCreated event of the fleet's vault, as Event Grid delivers it. */
-function newVersionEvent(id: string, name: string, version: string): unknown {
-  return {
-    id,
-    topic: azure.keyVault.resourceId(VAULT),
-    subject: name,
-    eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
-    eventTime: new Date().toISOString(),
-    data: { VaultName: VAULT, ObjectType: 'Secret', ObjectName: name, Version: version, NBF: null, EXP: null },
-    dataVersion: '1',
-    metadataVersion: '1',
-  };
 }
 
 function table(): TableClient {
@@ -121,16 +108,7 @@ describe('the shared cache', () => {
     expect((await readBy(c, name)).reads).toBe(0);
 
     const { version } = azure.keyVault.setSecret(VAULT, name, 'v2');
-    const event = {
-      id: 'shared-rotation-1',
-      topic: azure.keyVault.resourceId(VAULT),
-      subject: name,
-      eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
-      eventTime: new Date().toISOString(),
-      data: { VaultName: VAULT, ObjectType: 'Secret', ObjectName: name, Version: version, NBF: null, EXP: null },
-      dataVersion: '1',
-      metadataVersion: '1',
-    };
+    const event = newVersionEvent(azure.keyVault, VAULT, name, version, 'shared-rotation-1');
     expect(await handleSecretEvent(event, a.events(), log)).toMatchObject({ outcome: 'handled' });
     const before = gets(name);
     expect((await readBy(a, name)).value).toBe('v2');
@@ -153,7 +131,9 @@ describe('the shared cache', () => {
       expect(captured).toHaveLength(1);
 
       const { version } = azure.keyVault.setSecret(VAULT, name, 'v2');
-      expect(await handleSecretEvent(newVersionEvent('replay-rotation-1', name, version), a.events(), log)).toMatchObject({
+      expect(
+        await handleSecretEvent(newVersionEvent(azure.keyVault, VAULT, name, version, 'replay-rotation-1'), a.events(), log),
+      ).toMatchObject({
         outcome: 'handled',
       });
       expect(await latestRows(name)).toEqual([]);

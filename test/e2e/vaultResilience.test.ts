@@ -11,6 +11,7 @@ import { handleSecretEvent } from '../../shared/events/handleSecretEvent';
 import type { Runtime, RuntimeOptions } from '../../shared/runtime';
 import type { InProcessFleet } from '../support/inProcessFleet';
 import { startInProcessFleet } from '../support/inProcessFleet';
+import { newVersionEvent } from '../support/keyVaultEvents';
 
 const VAULT = 'resilience-vault';
 const caller: Caller = { name: 'app', operator: false, method: 'apiKey', requestsPerMinute: 6000, missesPerMinute: 100 };
@@ -58,28 +59,6 @@ async function readBy(r: Runtime, name: string): Promise<{ value: string; reads:
   return { value, reads: gets(name) - before };
 }
 
-/** The Event Grid event Key Vault sends for a new version. */
-function newVersionEvent(name: string, version: string, id: string): Record<string, unknown> {
-  return {
-    id,
-    topic: azure.keyVault.resourceId(VAULT),
-    subject: name,
-    eventType: 'Microsoft.KeyVault.SecretNewVersionCreated',
-    eventTime: new Date().toISOString(),
-    data: {
-      Id: `${azure.keyVault.vaultUri(VAULT)}secrets/${name}/${version}`,
-      VaultName: VAULT,
-      ObjectType: 'Secret',
-      ObjectName: name,
-      Version: version,
-      NBF: null,
-      EXP: null,
-    },
-    dataVersion: '1',
-    metadataVersion: '1',
-  };
-}
-
 describe('one rotation, one read per instance', () => {
   it('costs each instance exactly one vault read, also after the coherence rows came back and a redelivery', async () => {
     const name = 'rotated-secret';
@@ -91,7 +70,7 @@ describe('one rotation, one read per instance', () => {
     expect(await readBy(b, name)).toEqual({ value: 'v1', reads: 0 });
 
     const { version } = azure.keyVault.setSecret(VAULT, name, 'v2');
-    const event = newVersionEvent(name, version, 'rotation-event-1');
+    const event = newVersionEvent(azure.keyVault, VAULT, name, version, 'rotation-event-1');
     expect(await handleSecretEvent(event, a.events(), log)).toMatchObject({ outcome: 'handled' });
     expect(await readBy(a, name)).toEqual({ value: 'v2', reads: 1 });
 
@@ -180,9 +159,11 @@ describe("pinned versions answered from the name's version list", () => {
 
     // A new version, announced: the event drops the list, and the version is found at once.
     const { version: added } = azure.keyVault.setSecret(VAULT, name, 'v30');
-    expect(await handleSecretEvent(newVersionEvent(name, added, 'versions-event-1'), r.events(), log)).toMatchObject({
-      outcome: 'handled',
-    });
+    expect(await handleSecretEvent(newVersionEvent(azure.keyVault, VAULT, name, added, 'versions-event-1'), r.events(), log)).toMatchObject(
+      {
+        outcome: 'handled',
+      },
+    );
     expect((await r.resolver.resolve(caller, { name, version: added }, audit)).secret.value).toBe('v30');
     expect(count(`/secrets/${name}/versions`) - before.listings).toBe(4);
   });
