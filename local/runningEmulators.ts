@@ -37,7 +37,9 @@ export function removeRunningEmulators(stateDir: string): void {
  * @throws Error with one line saying to run `npm start` when none is running (no file, or its process is gone).
  */
 export function readRunningEmulators(stateDir: string): RunningEmulators {
-  const notRunning = new Error('The local emulators are not running: start them with `npm start` in another terminal, then run this again.');
+  const notRunning = new Error(
+    'The local emulators are not running: start them with `npm start` in another terminal, then run this again.',
+  );
   let running: RunningEmulators;
   try {
     running = JSON.parse(readFileSync(runningEmulatorsFile(stateDir), 'utf8')) as RunningEmulators;

@@ -8,7 +8,10 @@ function record(n: number): AuditRecord {
   return buildAuditRecord(ORIGIN, undefined, { operation: 'resolve', secret: `s-${n}`, status: 200, code: 'OK', durationMs: n });
 }
 
-/** Every record a list of writes carried, parsed: each write is exactly one `audit {json}` line. */
+/**
+ * Every record a list of writes carried, parsed: each write is exactly one `audit {json}` line,
+ * read as the documented KQL reads a FunctionAppLogs row: `parse_json(substring(Message, 6))`.
+ */
 function parse(writes: string[]): AuditRecord[] {
   return writes.map((line) => {
     expect(line).toMatch(/^audit \{[^\n]*\}$/);

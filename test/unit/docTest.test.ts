@@ -1,0 +1,33 @@
+import { docTestBlocks } from '../support/docTest';
+
+describe('docTestBlocks', () => {
+  it('takes only the fenced blocks right below the mark, command by command', () => {
+    const md = [
+      '# Title',
+      '```sh',
+      'echo not marked',
+      '```',
+      '<!-- doc-test -->',
+      '```sh',
+      '# a comment line',
+      '',
+      'curl -s localhost:7071/api/x   # → "status":403',
+      'npm run emulator -- rotate demo \\',
+      '  --flag',
+      'echo plain',
+      '```',
+    ].join('\n');
+    expect(docTestBlocks(md)).toEqual([
+      [
+        { command: 'curl -s localhost:7071/api/x', expect: '"status":403', line: 9 },
+        { command: 'npm run emulator -- rotate demo \\\n  --flag', line: 10 },
+        { command: 'echo plain', line: 12 },
+      ],
+    ]);
+  });
+
+  it('refuses a mark that is not above a shell fence, and a fence left open', () => {
+    expect(() => docTestBlocks('<!-- doc-test -->\n\n```sh\necho\n```')).toThrow('line 1: <!-- doc-test --> must be right above');
+    expect(() => docTestBlocks('<!-- doc-test -->\n```sh\necho')).toThrow('line 2: the doc-test block is not closed');
+  });
+});
