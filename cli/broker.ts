@@ -2,15 +2,18 @@
  * The operator commands: `node dist/cli/broker.js <command>` (`npm run broker -- <command>`).
  * Exit codes: 0 done (allowed, healthy), 1 denied or health failed, 2 bad usage or settings.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
 import { applySettingsFile } from '../local/localSettings';
+import { readRunningEmulators, type RunningEmulators } from '../local/runningEmulators';
 import { explainAccess } from '../shared/callers/explainAccess';
 import type { AccessExplanation } from '../shared/callers/explainAccess';
-import { DEFAULT_VAULT_ALIAS, loadConfig } from '../shared/config';
+import { DEFAULT_VAULT_ALIAS, loadAccessConfig, loadAccessPolicy, loadConfig } from '../shared/config';
 import { asError, ConfigError } from '../shared/errors';
 import { runHealthCheck } from '../shared/health/runHealthCheck';
 import { createRuntime } from '../shared/runtime';
@@ -27,21 +30,26 @@ const HELP = {
 
 Prints a new API key (32 random bytes, base64url) once, its identity {"apiKeySha256":"<hex>"} and the
 caller's ACCESS_POLICY entry with the new hash added (or a new entry). The key is written nowhere else.
+Reads only ACCESS_POLICY, when set: with none, it prints a new entry.
 
 ${SETTINGS_HELP}`,
-  policy: `Usage: broker policy explain <caller> <name> [--vault <alias>] [--settings <file>]
+  policy: `Usage: broker policy explain <caller> <name> [--vault <alias>] [--settings <file> | --local]
 
 Says whether ACCESS_POLICY lets <caller> read the secret <name> and which pattern decides.
-Exit code 0 when allowed, 1 when denied.
+Exit code 0 when allowed, 1 when denied. Offline: reads ACCESS_POLICY, CONSUMERS, SIGNING_KEY_VAULT,
+CACHE_SHARED_KEY_SECRET and, for --vault, KEY_VAULT_ALIASES; no vault URI needed.
 
-  --vault <alias>    the vault alias (default: the KEY_VAULT_URI vault)
-${SETTINGS_HELP}`,
-  health: `Usage: broker health [--settings <file>]
+  --vault <alias>    the vault alias (default: the KEY_VAULT_URI vault, "default")
+${SETTINGS_HELP}
+  --local            the settings of the running npm start (its demo policy), from .local/emulators.json`,
+  health: `Usage: broker health [--settings <file> | --local]
 
 Runs the health check once against the configured vaults with your sign-in (DefaultAzureCredential:
 az login, AZURE_* variables, ...) and prints the report as a table. Exit code 1 when it failed.
 
-${SETTINGS_HELP}`,
+${SETTINGS_HELP}
+  --local            check the emulators of the running npm start instead, with their settings
+                     and the managed identity they serve (read from .local/emulators.json)`,
   deploy: `Usage: broker deploy <deployment file> [--what-if]    (npm run deploy -- <file> [--what-if])
 
 Creates or updates, idempotently, everything the broker needs in Azure: resource group, storage
@@ -62,7 +70,7 @@ const USAGE = `Usage: broker <command> [options]
 Commands:
   keys new <caller>                            a new API key and its policy entry
   policy explain <caller> <name> [--vault a]   allowed or denied, and by which pattern
-  health                                       run the health check and print the report
+  health [--local]                             run the health check and print the report
   deploy <file> [--what-if]                    deploy the broker to Azure (npm run deploy)
 
 Run "broker <command> --help" for a command's options.`;
@@ -90,9 +98,15 @@ export interface BrokerParts {
   credential(): TokenCredential;
   /** The deployment itself. Default {@link deploy}. */
   deploy: typeof deploy;
+  /** Where a running `npm start` describes its emulators (`health --local`). Default `.local` of the working directory, as `npm start`'s. */
+  localStateDir(): string;
 }
 
-const REAL_PARTS: BrokerParts = { credential: () => new DefaultAzureCredential(), deploy };
+const REAL_PARTS: BrokerParts = {
+  credential: () => new DefaultAzureCredential(),
+  deploy,
+  localStateDir: () => path.resolve('.local'),
+};
 
 /** Runs one command line; resolves with the process's exit code. */
 export async function runBroker(
@@ -116,7 +130,12 @@ export async function runBroker(
       io.err(`${err.message}\n`);
       return 1;
     }
-    io.err(`error: ${asError(err).message}\n`);
+    // One line: an SDK's message may carry a response body or a stack after its first line.
+    const line = asError(err)
+      .message.split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '');
+    io.err(`error: ${line ?? 'unknown failure'}\n`);
     return 1;
   }
 }
@@ -127,6 +146,7 @@ type CommandName = keyof typeof HELP;
 const OPTIONS = {
   settings: { value: '<file>', commands: ['keys', 'policy', 'health'] },
   vault: { value: '<alias>', commands: ['policy'] },
+  local: { value: undefined, commands: ['health', 'policy'] },
   'what-if': { value: undefined, commands: ['deploy'] },
   help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'deploy'] },
 } as const satisfies Record<string, { value: string | undefined; short?: string; commands: readonly CommandName[] }>;
@@ -216,6 +236,8 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
   const vault = typeof values.vault === 'string' ? values.vault : undefined;
   if (vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
   if (values['what-if'] !== undefined && command !== 'deploy') throw new UsageError('--what-if is an option of "deploy" only.', help);
+  if (values.local !== undefined && command !== 'health' && command !== 'policy')
+    throw new UsageError('--local is an option of "health" and "policy explain" only.', help);
   if (command === 'deploy') {
     if (settingsFile !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
     if (sub === undefined || rest.length > 0) throw new UsageError('Expected: deploy <deployment file>', help);
@@ -230,7 +252,22 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
     }
     return runDeploy(sub, whatIf, env, io, parts);
   }
+  if (values.local !== undefined) {
+    if (settingsFile !== undefined)
+      throw new UsageError('--local takes the settings of the running npm start: leave out --settings.', help);
+    if (command === 'health') {
+      if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
+      return healthLocal(env, parts.localStateDir());
+    }
+    // policy explain: the running demo's settings (its ACCESS_POLICY, CONSUMERS, ...) win over the shell's.
+    Object.assign(env, runningEmulators(parts.localStateDir()).env);
+  }
   if (settingsFile !== undefined) {
+    if (!existsSync(settingsFile)) {
+      throw new ConfigError(
+        `--settings: ${settingsFile} does not exist (copy local.settings.sample.json to local.settings.json and fill in its Values, or leave out --settings)`,
+      );
+    }
     try {
       applySettingsFile(settingsFile, env);
     } catch (err: unknown) {
@@ -256,7 +293,7 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
 function newKey(caller: string, env: NodeJS.ProcessEnv, io: Output): void {
   let entry: Record<string, unknown> | undefined;
   if (env.ACCESS_POLICY?.trim()) {
-    loadConfig(env); // validates the policy (and the rest) first: the entry below is then well-formed
+    loadAccessPolicy(env); // validates the policy first: the entry below is then well-formed
     const raw = JSON.parse(env.ACCESS_POLICY) as { callers: Record<string, unknown>[] };
     entry = raw.callers.find((c) => c.name === caller);
   }
@@ -283,13 +320,10 @@ function newKey(caller: string, env: NodeJS.ProcessEnv, io: Output): void {
 }
 
 function explain(caller: string, name: string, vault: string | undefined, env: NodeJS.ProcessEnv, io: Output): number {
-  const config = loadConfig(env);
+  const config = loadAccessConfig(env);
   const alias = vault ?? DEFAULT_VAULT_ALIAS;
-  if (vault !== undefined && !config.vaults.has(alias)) {
-    throw new UsageError(
-      `--vault: "${alias}" is not a configured vault alias (known: ${[...config.vaults.keys()].join(', ')})`,
-      HELP.policy,
-    );
+  if (vault !== undefined && !config.vaultAliases.includes(alias)) {
+    throw new UsageError(`--vault: "${alias}" is not a configured vault alias (known: ${config.vaultAliases.join(', ')})`, HELP.policy);
   }
   if (!SECRET_NAME.test(name)) throw new UsageError(`"${name}" is not a secret name (1 to 127 letters, digits and dashes).`, HELP.policy);
   const explanation = explainAccess(config, caller, alias, name);
@@ -336,6 +370,38 @@ async function health(env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): P
   const report = await runHealthCheck({ config: runtime.config, gateways, management });
   io.out(`${formatHealthTable(report, { colour: useColour(process.stdout, env) }).join('\n')}\n`);
   return report.status === 'failed' ? 1 : 0;
+}
+
+/** The running `npm start`'s description; not running is a settings error (exit 2). */
+function runningEmulators(stateDir: string): RunningEmulators {
+  try {
+    return readRunningEmulators(stateDir);
+  } catch (err: unknown) {
+    throw new ConfigError(asError(err).message);
+  }
+}
+
+/** What a managed identity's token request must not be steered by: a developer's own Azure sign-in variables. */
+const OWN_SIGN_IN =
+  /^(AZURE_(CLIENT_ID|TENANT_ID|CLIENT_SECRET|CLIENT_CERTIFICATE_PATH|CLIENT_CERTIFICATE_PASSWORD|FEDERATED_TOKEN_FILE|USERNAME|PASSWORD|AUTHORITY_HOST|TOKEN_CREDENTIALS)|MSI_ENDPOINT|MSI_SECRET|IMDS_ENDPOINT|IDENTITY_SERVER_THUMBPRINT)$/;
+
+/**
+ * `health --local`: the health check against the running `npm start`'s emulators. Their variables
+ * (IDENTITY_ENDPOINT, HTTPS_PROXY, NODE_EXTRA_CA_CERTS, KEY_VAULT_URI, the demo's settings, ...)
+ * must be in place when Node starts (it reads NODE_EXTRA_CA_CERTS only then), so the check runs in
+ * a child process of this CLI, with the managed identity the emulators serve as its only
+ * credential (AZURE_TOKEN_CREDENTIALS=ManagedIdentityCredential) and none of the developer's
+ * sign-in variables. The child writes to this process's stdout and stderr; its exit code is ours.
+ */
+async function healthLocal(env: NodeJS.ProcessEnv, stateDir: string): Promise<number> {
+  const running = runningEmulators(stateDir);
+  const childEnv: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !OWN_SIGN_IN.test(name)));
+  Object.assign(childEnv, running.env, { AZURE_TOKEN_CREDENTIALS: 'ManagedIdentityCredential' });
+  const child = spawn(process.execPath, [__filename, 'health'], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code ?? 1));
+  });
 }
 
 /**

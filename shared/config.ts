@@ -324,7 +324,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   return Object.freeze({
     vaults: vaultMap,
-    policy: parseJson('ACCESS_POLICY', env.ACCESS_POLICY, policySchema, { callers: [] }),
+    policy: loadAccessPolicy(env),
     // Kept as written: it is compared with `iss` verbatim (v1 issuers end with `/`, v2 ones do not).
     auth: issuer && audience ? Object.freeze({ issuer, audience }) : undefined,
     consumers: parseJson('CONSUMERS', env.CONSUMERS, consumersSchema, []),
@@ -348,6 +348,44 @@ export function loadConfig(env: Env = process.env): AppConfig {
       serviceName: nonEmpty(env.OTEL_SERVICE_NAME),
     }),
   });
+}
+
+/**
+ * What deciding a caller's access reads, and nothing else: `ACCESS_POLICY`, the names refused to
+ * every caller (`CONSUMERS` signing secrets in `SIGNING_KEY_VAULT`, `CACHE_SHARED_KEY_SECRET`) and
+ * the vault aliases. For `policy explain`, which answers offline: no vault URI is needed.
+ */
+export interface AccessConfig extends Pick<AppConfig, 'policy' | 'consumers' | 'signingKeyVault' | 'sharedCache'> {
+  /** `default` (whether or not `KEY_VAULT_URI` is set) and the aliases of `KEY_VAULT_ALIASES`. */
+  readonly vaultAliases: readonly string[];
+}
+
+/**
+ * Reads and validates the settings of {@link AccessConfig} as {@link loadConfig} does, without
+ * requiring `KEY_VAULT_URI` (when set, it is still checked).
+ * @throws ConfigError with one line naming the setting and what is wrong with it.
+ */
+export function loadAccessConfig(env: Env = process.env): AccessConfig {
+  const vaultAliases = [...new Set([DEFAULT_VAULT_ALIAS, ...parseVaults(env, { uriRequired: false }).keys()])];
+  const signingKeyVault = nonEmpty(env.SIGNING_KEY_VAULT) ?? DEFAULT_VAULT_ALIAS;
+  if (!vaultAliases.includes(signingKeyVault)) {
+    throw new ConfigError(`SIGNING_KEY_VAULT: "${signingKeyVault}" is not a configured vault alias (known: ${vaultAliases.join(', ')})`);
+  }
+  return Object.freeze({
+    policy: loadAccessPolicy(env),
+    consumers: parseJson('CONSUMERS', env.CONSUMERS, consumersSchema, []),
+    signingKeyVault,
+    sharedCache: parseSharedCache(env),
+    vaultAliases: Object.freeze(vaultAliases),
+  });
+}
+
+/**
+ * `ACCESS_POLICY` alone, validated as {@link loadConfig} does; unset or empty: no callers.
+ * @throws ConfigError with one line naming what is wrong with it.
+ */
+export function loadAccessPolicy(env: Env = process.env): AccessPolicySettings {
+  return parseJson('ACCESS_POLICY', env.ACCESS_POLICY, policySchema, { callers: [] });
 }
 
 /**
@@ -544,7 +582,7 @@ export function vaultIdentity(uri: string): string {
   }
 }
 
-function parseVaults(env: Env): Map<string, string> {
+function parseVaults(env: Env, opts: { uriRequired: boolean } = { uriRequired: true }): Map<string, string> {
   const vaults = new Map<string, string>();
   const defaultUri = nonEmpty(env.KEY_VAULT_URI);
   if (defaultUri) vaults.set(DEFAULT_VAULT_ALIAS, vaultUri('KEY_VAULT_URI', defaultUri));
@@ -570,7 +608,7 @@ function parseVaults(env: Env): Map<string, string> {
       vaults.set(alias, uri);
     }
   }
-  if (vaults.size === 0) {
+  if (vaults.size === 0 && opts.uriRequired) {
     throw new ConfigError(
       'KEY_VAULT_URI: must be set to the vault URI, e.g. https://contoso-vault2.vault.azure.net/ (npm start runs an emulator when it is not set)',
     );

@@ -5,11 +5,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalAzure } from '../../local/emulators/localAzure';
 import type { LocalAzure } from '../../local/emulators/localAzure';
+import { writeRunningEmulators } from '../../local/runningEmulators';
 
 const CLI = path.resolve(__dirname, '../../dist/cli/broker.js');
 const sha = (key: string): string => createHash('sha256').update(key).digest('hex');
@@ -20,13 +21,16 @@ interface Run {
   stderr: string;
 }
 
-/** Runs the CLI with `env` as its whole environment (plus PATH), away from any local.settings.json. */
-function broker(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/**
+ * Runs the CLI with `env` as its whole environment (plus PATH), away from any local.settings.json
+ * (in `cwd`, default the temp directory).
+ */
+function broker(args: string[], env: Record<string, string> = {}, cwd = os.tmpdir()): Promise<Run> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [CLI, ...args],
-      { env: { PATH: process.env.PATH ?? '', ...env }, cwd: os.tmpdir(), timeout: 60_000 },
+      { env: { PATH: process.env.PATH ?? '', ...env }, cwd, timeout: 60_000 },
       (_err, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
     );
   });
@@ -104,6 +108,23 @@ describe('broker policy explain', () => {
     writeFileSync(file, JSON.stringify({ IsEncrypted: false, Values: SETTINGS }));
     const run = await broker(['policy', 'explain', 'erp-integration', 'erp-admin-db', '--settings', file]);
     expect(run).toMatchObject({ code: 1, stdout: 'denied: "erp-integration" may not read "erp-admin-db" (deny pattern "erp-admin-*")\n' });
+  });
+
+  it('needs no KEY_VAULT_URI: ACCESS_POLICY alone answers, KEY_VAULT_ALIASES names the aliases', async () => {
+    const { ACCESS_POLICY, KEY_VAULT_ALIASES } = SETTINGS;
+    expect(await broker(['policy', 'explain', 'erp-integration', 'erp-token'], { ACCESS_POLICY })).toEqual({
+      code: 0,
+      stdout: 'allowed: "erp-integration" may read "erp-token" (allow pattern "erp-*")\n',
+      stderr: '',
+    });
+    const run = await broker(['policy', 'explain', 'erp-integration', 'sftp-password', '--vault', 'partner'], {
+      ACCESS_POLICY,
+      KEY_VAULT_ALIASES,
+    });
+    expect(run).toMatchObject({
+      code: 0,
+      stdout: 'allowed: "erp-integration" may read "partner/sftp-password" (allow pattern "partner/sftp-password")\n',
+    });
   });
 
   it('stops with the setting error line and exit code 2 on a bad setting', async () => {
@@ -218,6 +239,63 @@ describe('broker health', () => {
     expect(lines[2]).toMatch(/^vault +check +target +status +cause +remedy$/);
     expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^default +getSecret +erp-token +ok +-$/)]));
     expect(run.stdout).not.toContain('\u001b[');
+  });
+
+  describe('--local: the emulators of a running npm start', () => {
+    /** A project directory whose .local/emulators.json describes this test's emulators, as npm start's does. */
+    let project: string;
+    let home: string;
+    beforeAll(() => {
+      project = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-project-'));
+      home = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-home-'));
+      mkdirSync(path.join(project, '.local'));
+      writeRunningEmulators(path.join(project, '.local'), {
+        pid: process.pid,
+        control: 'http://127.0.0.1:9',
+        host: 'http://localhost:7071',
+        env,
+      });
+    });
+
+    it("checks them with their variables and the managed identity they serve, whatever the shell's settings and sign-in", async () => {
+      // Nothing of the emulators in this environment: the CA, the proxy, the identity endpoint and
+      // the vault come from the file alone (NODE_EXTRA_CA_CERTS only works from a process's start).
+      // A vault elsewhere and a service principal of the developer's must not be used; no az sign-in (empty HOME).
+      const shell = {
+        HOME: home,
+        KEY_VAULT_URI: 'https://elsewhere.vault.azure.net/',
+        AZURE_TENANT_ID: '11111111-2222-3333-4444-555555555555',
+        AZURE_CLIENT_ID: '66666666-7777-8888-9999-000000000000',
+        AZURE_CLIENT_SECRET: 'not-a-secret',
+      };
+      const run = await broker(['health', '--local'], shell, project);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const lines = run.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^Health: ok \(default=ok; /);
+      expect(lines).toEqual(expect.arrayContaining([expect.stringMatching(/^default +getSecret +erp-token +ok +-$/)]));
+      expect(run.stdout).not.toContain('elsewhere');
+    });
+
+    it('passes on the exit code 1 of a failed check', async () => {
+      azure.keyVault.setFault({ kind: 'firewall' }, VAULT);
+      try {
+        const run = await broker(['health', '--local'], { HOME: home }, project);
+        expect(run.code).toBe(1);
+        expect(run.stdout).toMatch(/^default +getSecret +erp-token +failed +ForbiddenByFirewall +\S.*$/m);
+      } finally {
+        azure.keyVault.clearFaults();
+      }
+    });
+
+    it('says in one line, exit code 2, that npm start is not running where no .local/emulators.json is', async () => {
+      const run = await broker(['health', '--local'], { HOME: home });
+      expect(run).toEqual({
+        code: 2,
+        stdout: '',
+        stderr: 'The local emulators are not running: start them with `npm start` in another terminal, then run this again.\n',
+      });
+    });
   });
 
   it('exits 1 and prints the failing cause when the vault firewall refuses the identity', async () => {

@@ -16,10 +16,11 @@ import { NOT_SIGNED_IN } from '../../cli/signIn';
 const deployMock = jest.fn<ReturnType<typeof deploy>, Parameters<typeof deploy>>();
 const getToken = jest.fn<ReturnType<TokenCredential['getToken']>, Parameters<TokenCredential['getToken']>>();
 const credentialMock = jest.fn((): TokenCredential => ({ getToken }));
-const parts: BrokerParts = { credential: credentialMock, deploy: deployMock };
-
 const SUB = '11111111-2222-3333-4444-555555555555';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-unit-'));
+/** A state directory no `npm start` describes itself in. */
+const noEmulators = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-unit-state-'));
+const parts: BrokerParts = { credential: credentialMock, deploy: deployMock, localStateDir: () => noEmulators };
 
 function deploymentFile(name: string, settings: Record<string, unknown> = {}): string {
   const file = path.join(dir, name);
@@ -77,16 +78,25 @@ describe('option messages', () => {
     ],
     [
       ['health', '-x'],
-      'Unknown option "-x" (the options of health: --settings <file>, --help).\nThrough npm, options go after "--": npm run broker -- health --settings <file>\n\nUsage: broker health',
+      'Unknown option "-x" (the options of health: --settings <file>, --local, --help).\nThrough npm, options go after "--": npm run broker -- health --settings <file>\n\nUsage: broker health',
     ],
     [
       ['--force'],
-      'Unknown option "--force" (the options: --settings <file>, --vault <alias>, --what-if, --help).\nThrough npm, options go after "--": npm run broker -- <command> [options]\n\nUsage: broker <command>',
+      'Unknown option "--force" (the options: --settings <file>, --vault <alias>, --local, --what-if, --help).\nThrough npm, options go after "--": npm run broker -- <command> [options]\n\nUsage: broker <command>',
     ],
     [['deploy', 'deploy.json', '--what-if=false'], '--what-if takes no value (found "--what-if=false").\n\nUsage: broker deploy'],
     [['health', '--settings'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['health', '--settings', '--help-me'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['keys', 'new', 'erp', '--what-if'], '--what-if is an option of "deploy" only.\n\nUsage: broker keys new'],
+    [['keys', 'new', 'erp', '--local'], '--local is an option of "health" and "policy explain" only.\n\nUsage: broker keys new'],
+    [
+      ['policy', 'explain', 'erp', 'x', '--local', '--settings', 'local.settings.json'],
+      '--local takes the settings of the running npm start: leave out --settings.\n\nUsage: broker policy explain',
+    ],
+    [
+      ['health', '--local', '--settings', 'local.settings.json'],
+      '--local takes the settings of the running npm start: leave out --settings.\n\nUsage: broker health',
+    ],
   ])('%j', async (argv, start) => {
     const result = await run(argv);
     expect(result.code).toBe(2);
@@ -166,5 +176,133 @@ describe('no sign-in', () => {
     expect(result.code).toBe(1);
     expect(result.stderr.split('\n')).toEqual(['Azure sign-in failed: invalid_client: AADSTS7000215: Invalid client secret provided.', '']);
     expect(deployMock).not.toHaveBeenCalled();
+  });
+});
+
+describe('settings a command does not need', () => {
+  const sha = (c: string): string => c.repeat(64);
+  const POLICY = JSON.stringify({
+    callers: [{ name: 'erp', identities: [{ apiKeySha256: sha('a') }], allow: ['erp-*', 'partner/sftp-*'], deny: ['erp-admin-*'] }],
+  });
+
+  it('policy explain answers with ACCESS_POLICY alone, no KEY_VAULT_URI', async () => {
+    expect(await run(['policy', 'explain', 'erp', 'erp-token'], { ACCESS_POLICY: POLICY })).toEqual({
+      code: 0,
+      stdout: 'allowed: "erp" may read "erp-token" (allow pattern "erp-*")\n',
+      stderr: '',
+    });
+  });
+
+  it('policy explain --vault takes its aliases from KEY_VAULT_ALIASES and names the known ones otherwise', async () => {
+    const env = { ACCESS_POLICY: POLICY, KEY_VAULT_ALIASES: 'partner=https://partner.vault.azure.net/' };
+    expect(await run(['policy', 'explain', 'erp', 'sftp-password', '--vault', 'partner'], env)).toMatchObject({
+      code: 0,
+      stdout: 'allowed: "erp" may read "partner/sftp-password" (allow pattern "partner/sftp-*")\n',
+    });
+    const unknown = await run(['policy', 'explain', 'erp', 'sftp-password', '--vault', 'crm'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.split('\n')[0]).toBe('--vault: "crm" is not a configured vault alias (known: default, partner)');
+  });
+
+  it('keys new ignores settings other than ACCESS_POLICY, and still refuses a bad policy', async () => {
+    const ok = await run(['keys', 'new', 'erp'], { ACCESS_POLICY: POLICY, KEY_VAULT_URI: 'not a url', CACHE_TTL_SECONDS: 'soon' });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`"apiKeySha256": "${sha('a')}"`);
+    expect(await run(['keys', 'new', 'erp'], { ACCESS_POLICY: '{"callers":[{"name":"erp"}]}' })).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'ACCESS_POLICY: callers[0].identities Invalid key: Expected "identities" but received undefined\n',
+    });
+  });
+
+  it('a --settings file that does not exist stops with one line saying to copy the sample', async () => {
+    const missing = path.join(dir, 'local.settings.json');
+    expect(await run(['keys', 'new', 'erp', '--settings', missing])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `--settings: ${missing} does not exist (copy local.settings.sample.json to local.settings.json and fill in its Values, or leave out --settings)\n`,
+    });
+  });
+});
+
+describe('health --local', () => {
+  it('says in one line, exit code 2, that npm start is not running when its state directory describes no emulators', async () => {
+    expect(await run(['health', '--local'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'The local emulators are not running: start them with `npm start` in another terminal, then run this again.\n',
+    });
+    expect(credentialMock).not.toHaveBeenCalled();
+  });
+
+  it('says the same when the process that wrote the description is gone', async () => {
+    const stale = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-unit-stale-'));
+    // A pid no process has: above the kernel's pid_max (at most 2^22).
+    writeFileSync(
+      path.join(stale, 'emulators.json'),
+      JSON.stringify({ pid: 2 ** 22 + 1, control: 'http://127.0.0.1:9', host: 'http://localhost:7071', env: {} }),
+    );
+    let stderr = '';
+    const code = await runBroker(
+      ['health', '--local'],
+      {},
+      { out: () => undefined, err: (t) => (stderr += t) },
+      { ...parts, localStateDir: () => stale },
+    );
+    expect({ code, stderr }).toEqual({
+      code: 2,
+      stderr: 'The local emulators are not running: start them with `npm start` in another terminal, then run this again.\n',
+    });
+  });
+});
+
+describe('policy explain --local', () => {
+  it("explains with the running npm start's policy, which wins over the shell's", async () => {
+    const running = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-unit-running-'));
+    const demoPolicy = {
+      callers: [{ name: 'local-dev', identities: [{ apiKeySha256: 'a'.repeat(64) }], allow: ['demo-*'], deny: ['demo-admin-*'] }],
+    };
+    // This test's own process stands in for a running npm start.
+    writeFileSync(
+      path.join(running, 'emulators.json'),
+      JSON.stringify({
+        pid: process.pid,
+        control: 'http://127.0.0.1:9',
+        host: 'http://localhost:7071',
+        env: { ACCESS_POLICY: JSON.stringify(demoPolicy) },
+      }),
+    );
+    const io = { out: '', err: '' };
+    const argv = ['policy', 'explain', 'local-dev', 'demo-admin-password', '--local'];
+    const code = await runBroker(
+      argv,
+      { ACCESS_POLICY: JSON.stringify({ callers: [] }) },
+      { out: (t) => (io.out += t), err: (t) => (io.err += t) },
+      { ...parts, localStateDir: () => running },
+    );
+    expect({ code, out: io.out, err: io.err }).toEqual({
+      code: 1,
+      out: expect.stringContaining('deny pattern "demo-admin-*"') as string,
+      err: '',
+    });
+  });
+
+  it('says that npm start is not running, exit code 2', async () => {
+    expect(await run(['policy', 'explain', 'local-dev', 'demo-api-key', '--local'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'The local emulators are not running: start them with `npm start` in another terminal, then run this again.\n',
+    });
+  });
+});
+
+describe('an unexpected failure', () => {
+  it('is said in one line, exit code 1', async () => {
+    deployMock.mockRejectedValue(new Error('\nThe service answered 500.\n{"error":{"code":"InternalError"}}\n    at stack (x.js:1:1)'));
+    expect(await run(['deploy', deploymentFile('fails.json')])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'error: The service answered 500.\n',
+    });
   });
 });

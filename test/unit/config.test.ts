@@ -1,4 +1,4 @@
-import { loadConfig, DEFAULT_CACHE_TTL_SECONDS } from '../../shared/config';
+import { loadAccessConfig, loadAccessPolicy, loadConfig, DEFAULT_CACHE_TTL_SECONDS } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 
 const VAULT = { KEY_VAULT_URI: 'https://contoso-vault2.vault.azure.net' };
@@ -412,5 +412,64 @@ describe('loadConfig', () => {
         'APPLICATIONINSIGHTS_AUTHENTICATION_STRING: needs APPLICATIONINSIGHTS_CONNECTION_STRING',
       );
     });
+  });
+});
+
+describe('loadAccessConfig (policy explain: what an access decision reads, offline)', () => {
+  const POLICY = JSON.stringify({ callers: [{ name: 'erp', identities: [{ apiKeySha256: 'a'.repeat(64) }], allow: ['erp-*'] }] });
+
+  it('needs no KEY_VAULT_URI, where loadConfig does, and reads the policy and reserved names alike', () => {
+    const env = {
+      ACCESS_POLICY: POLICY,
+      CONSUMERS: JSON.stringify([
+        { name: 'erp', events: ['SecretExpired'], webhook: 'https://erp.example.com/h', signingSecret: 'whsec-erp' },
+      ]),
+      CACHE_SHARED: 'table',
+      CACHE_SHARED_KEY_SECRET: 'cache-key',
+    };
+    expect(() => loadConfig(env)).toThrow(/^KEY_VAULT_URI: must be set/);
+    const access = loadAccessConfig(env);
+    expect(access.policy).toEqual(loadConfig({ ...VAULT, ...env }).policy);
+    expect(access.consumers.map((c) => c.signingSecret)).toEqual(['whsec-erp']);
+    expect(access.sharedCache).toEqual({ keySecret: 'cache-key' });
+    expect(access.signingKeyVault).toBe('default');
+    expect(access.vaultAliases).toEqual(['default']);
+    expect(Object.isFrozen(access)).toBe(true);
+  });
+
+  it('knows default and the aliases of KEY_VAULT_ALIASES, with or without KEY_VAULT_URI', () => {
+    const aliases = { KEY_VAULT_ALIASES: 'partner=https://partner.vault.azure.net/' };
+    expect(loadAccessConfig(aliases).vaultAliases).toEqual(['default', 'partner']);
+    expect(loadAccessConfig({ ...VAULT, ...aliases, SIGNING_KEY_VAULT: 'partner' })).toMatchObject({
+      vaultAliases: ['default', 'partner'],
+      signingKeyVault: 'partner',
+    });
+  });
+
+  it.each([
+    [{ ACCESS_POLICY: '{callers:' }, 'ACCESS_POLICY: is not valid JSON'],
+    [{ KEY_VAULT_URI: 'http://contoso.vault.azure.net/' }, 'KEY_VAULT_URI: must be an https URL, got "http://contoso.vault.azure.net/"'],
+    [{ KEY_VAULT_ALIASES: 'partner' }, /^KEY_VAULT_ALIASES: "partner" must be alias=/],
+    [{ SIGNING_KEY_VAULT: 'keys' }, 'SIGNING_KEY_VAULT: "keys" is not a configured vault alias (known: default)'],
+    [{ CACHE_SHARED: 'table' }, /^CACHE_SHARED_KEY_SECRET: must be set/],
+    [{ CONSUMERS: '[{}]' }, /^CONSUMERS: \[0\]\.name /],
+  ])('still refuses a bad setting it reads: %j', (env, message) => {
+    expect(() => loadAccessConfig(env)).toThrow(ConfigError);
+    expect(() => loadAccessConfig(env)).toThrow(message);
+  });
+
+  it('leaves alone the settings it does not read', () => {
+    expect(() => loadAccessConfig({ ACCESS_POLICY: POLICY, CACHE_TTL_SECONDS: 'soon', AUTH_ISSUER: 'http://example.com' })).not.toThrow();
+  });
+});
+
+describe('loadAccessPolicy (keys new: the policy alone)', () => {
+  it('reads ACCESS_POLICY as loadConfig does, no callers when unset, and nothing else', () => {
+    const policy = JSON.stringify({ callers: [{ name: 'erp', identities: [{ apiKeySha256: 'a'.repeat(64) }] }] });
+    expect(loadAccessPolicy({ ACCESS_POLICY: policy, KEY_VAULT_ALIASES: 'bad' })).toEqual(
+      loadConfig({ ...VAULT, ACCESS_POLICY: policy }).policy,
+    );
+    expect(loadAccessPolicy({})).toEqual({ callers: [] });
+    expect(() => loadAccessPolicy({ ACCESS_POLICY: '{"callers":[{"name":"erp"}]}' })).toThrow(/^ACCESS_POLICY: callers\[0\]\.identities /);
   });
 });
