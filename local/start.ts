@@ -3,51 +3,110 @@
  *
  * With no KEY_VAULT_URI it first starts the embedded emulators (Key Vault, the App Service
  * managed-identity endpoint, and a CONNECT proxy so `https://demo.vault.azure.net/` reaches the
- * emulator with the SDK's checks intact), seeds `demo-api-key` and a demo caller, and hands the
- * host process only the standard Azure variables that point at them.
+ * emulator with the SDK's checks intact), seeds the demo secrets, a demo caller and a demo consumer
+ * (local/demoConsumer.ts), and hands the host process only the standard Azure variables that point
+ * at them. A control endpoint on 127.0.0.1 lets `npm run emulator` (local/emulatorCli.ts) rotate a
+ * demo secret or close the demo vault's firewall; `.local/emulators.json` says where it listens
+ * while `npm start` runs (local/runningEmulators.ts).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DEFAULT_STORAGE, parseStorage } from '../shared/config';
+import { DEMO_CONSUMER_NAME, startDemoConsumer, type DemoConsumer } from './demoConsumer';
 import { ensureDevelopmentStorage } from './emulators/azurite';
+import { readBody } from './emulators/requestBody';
 import { startLocalAzure } from './emulators/localAzure';
 import type { LocalAzure } from './emulators/localAzure';
+import { newSigningSecret } from './emulators/webhookReceiver';
 import { applyLocalSettings, functionsPort } from './localSettings';
+import { readRunningEmulators, removeRunningEmulators, writeRunningEmulators } from './runningEmulators';
 
 /** The demo caller's API key, printed in the banner. Local only. */
 export const LOCAL_DEV_KEY = 'local-dev-key';
+
+/** The emulated vault `npm start` serves as KEY_VAULT_URI. */
+const DEMO_VAULT = 'demo';
+/** The demo secrets: the caller may read the first; the policy denies the second (`demo-admin-*`). */
+const DEMO_SECRETS = ['demo-api-key', 'demo-admin-password'] as const;
+/** The secret holding the demo consumer's `whsec_` key (its `signingSecret`). */
+const DEMO_SIGNING_SECRET = 'demo-consumer-signing-key';
+/** Far enough away that the health check's `expiry` check is ok (EXPIRY_WARNING_DAYS defaults to 30). */
+const DEMO_EXPIRY_MS = 365 * 86_400_000;
+/** How long `rotate` waits for the host to acknowledge the event before answering anyway. */
+const ROTATE_WAIT_MS = 30_000;
 
 async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   applyLocalSettings(process.cwd(), env);
   const port = functionsPort(env);
+  const stateDir = path.resolve('.local');
   let azure: LocalAzure | undefined;
+  let consumer: DemoConsumer | undefined;
   const notes: string[] = [];
   let demoCaller = false;
+  /** The variables set here for the host, for `.local/emulators.json`. */
+  const setForHost: Record<string, string> = {};
+  const set = (name: string, value: string): void => {
+    env[name] = value;
+    setForHost[name] = value;
+  };
 
   if (!env.KEY_VAULT_URI && !env.KEY_VAULT_ALIASES) {
-    azure = await startLocalAzure({ stateDir: path.resolve('.local') });
-    azure.keyVault.setSecret('demo', 'demo-api-key', `demo-${randomBytes(12).toString('hex')}`, { contentType: 'text/plain' });
-    Object.assign(env, azure.env);
-    // The ARM emulator knows the demo vault too, so the health check's management checks run.
-    env.KEY_VAULT_RESOURCE_IDS ||= azure.keyVault.resourceId('demo');
-    if (!env.ACCESS_POLICY) {
-      env.ACCESS_POLICY = JSON.stringify({
-        callers: [
-          {
-            name: 'local-dev',
-            identities: [{ apiKeySha256: createHash('sha256').update(LOCAL_DEV_KEY).digest('hex') }],
-            // The literal name makes the health check read it; the globs allow everything else.
-            allow: ['demo-api-key', '*', '*/*'],
-            operator: true,
-          },
-        ],
-      });
-      demoCaller = true;
-      notes.push(`Demo caller "local-dev" with API key: ${LOCAL_DEV_KEY}`);
+    azure = await startLocalAzure({ stateDir });
+    const expiresOn = (): Date => new Date(Date.now() + DEMO_EXPIRY_MS);
+    for (const name of DEMO_SECRETS) {
+      azure.keyVault.setSecret(DEMO_VAULT, name, demoValue(), { contentType: 'text/plain', expiresOn: expiresOn() });
     }
-    notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with demo-api-key)`);
+    // Purge protection on, as the health check expects (soft delete is on already; Learn: "Azure Key
+    // Vault soft-delete overview" recommends both): a demo seeding choice, so every check is ok.
+    azure.arm.setVault(DEMO_VAULT, { enablePurgeProtection: true });
+    for (const [name, value] of Object.entries(azure.env)) set(name, value);
+    // The ARM emulator knows the demo vault too, so the health check's management checks run.
+    if (!env.KEY_VAULT_RESOURCE_IDS) set('KEY_VAULT_RESOURCE_IDS', azure.keyVault.resourceId(DEMO_VAULT));
+    // Integrations need the demo vault reachable: with its firewall closed the `firewall` check fails too.
+    if (!env.VAULT_EXPECTATIONS) set('VAULT_EXPECTATIONS', JSON.stringify({ default: { firewall: 'off' } }));
+    if (!env.ACCESS_POLICY) {
+      set(
+        'ACCESS_POLICY',
+        JSON.stringify({
+          callers: [
+            {
+              name: 'local-dev',
+              identities: [{ apiKeySha256: createHash('sha256').update(LOCAL_DEV_KEY).digest('hex') }],
+              // The literal name makes the health check read it; the globs allow everything else,
+              // but `deny` wins: demo-admin-password is refused (403).
+              allow: ['demo-api-key', '*', '*/*'],
+              deny: ['demo-admin-*'],
+              operator: true,
+            },
+          ],
+        }),
+      );
+      demoCaller = true;
+      notes.push(`Demo caller "local-dev" with API key: ${LOCAL_DEV_KEY} (may read demo-*, not demo-admin-*)`);
+    }
+    if (!env.CONSUMERS) {
+      const signingKey = newSigningSecret();
+      azure.keyVault.setSecret(DEMO_VAULT, DEMO_SIGNING_SECRET, signingKey, { contentType: 'text/plain', expiresOn: expiresOn() });
+      consumer = await startDemoConsumer({ signingSecret: signingKey, write: (line) => process.stdout.write(`${line}\n`) });
+      set(
+        'CONSUMERS',
+        JSON.stringify([
+          {
+            name: DEMO_CONSUMER_NAME,
+            secrets: ['demo-api-key'],
+            events: ['SecretNewVersionCreated', 'SecretNearExpiry', 'SecretExpired', 'HealthCheckFailed', 'HealthCheckRecovered'],
+            webhook: consumer.url,
+            signingSecret: DEMO_SIGNING_SECRET,
+          },
+        ]),
+      );
+      notes.push(`Demo consumer: ${consumer.url} (notified of demo-api-key's events and health changes)`);
+    }
+    notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with ${DEMO_SECRETS.join(', ')})`);
   }
 
   // Like `func start` with `UseDevelopmentStorage=true` (also the default when no storage form is
@@ -56,6 +115,7 @@ async function main(): Promise<void> {
   const storage = parseStorage(env);
   let azurite: { started: boolean; stop(): Promise<void> } | undefined;
   if (storage.kind === 'connectionString' && storage.connectionString === DEFAULT_STORAGE) {
+    if (!env.AzureWebJobsStorage) set('AzureWebJobsStorage', DEFAULT_STORAGE);
     azurite = await ensureDevelopmentStorage();
     notes.push(
       azurite.started
@@ -63,6 +123,8 @@ async function main(): Promise<void> {
         : 'Azurite (storage emulator): already running, used as it is',
     );
   }
+
+  const control = azure ? await startControlServer(azure) : undefined;
 
   const child = spawn(process.execPath, [path.join(__dirname, 'hostProcess.js'), '--port', String(port)], {
     env,
@@ -79,7 +141,10 @@ async function main(): Promise<void> {
         endpoint: `http://127.0.0.1:${port}/runtime/webhooks/eventgrid?functionName=secretEvents`,
         schema: 'EventGridSchema',
       });
-      printBanner(port, notes, demoCaller);
+      if (control) {
+        writeRunningEmulators(stateDir, { pid: process.pid, control: control.url, host: `http://localhost:${port}`, env: setForHost });
+      }
+      printBanner(port, notes, demoCaller, azure !== undefined, consumer !== undefined);
     }
   });
   const stop = (): void => {
@@ -87,14 +152,131 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // However this process ends, the file no longer describes a running `npm start`.
+  process.on('exit', () => forgetRunningEmulators(stateDir));
   child.on('exit', (code) => {
-    void Promise.allSettled([azure?.stop(), azurite?.stop()]).finally(() => process.exit(code ?? 0));
+    forgetRunningEmulators(stateDir);
+    void Promise.allSettled([control?.stop(), consumer?.stop(), azure?.stop(), azurite?.stop()]).finally(() => process.exit(code ?? 0));
   });
 }
 
-function printBanner(port: number, notes: string[], demoCaller: boolean): void {
-  const base = `http://localhost:${port}/api`;
+/** Removes `.local/emulators.json` if it describes this process (another `npm start` may have written it since). */
+function forgetRunningEmulators(stateDir: string): void {
+  try {
+    if (readRunningEmulators(stateDir).pid === process.pid) removeRunningEmulators(stateDir);
+  } catch {
+    // No file, or it names a process that is gone: nothing of ours to remove.
+  }
+}
+
+/** A new random demo value; never printed. */
+function demoValue(): string {
+  return `demo-${randomBytes(12).toString('hex')}`;
+}
+
+/**
+ * The emulators' control endpoint on 127.0.0.1 (any free port), for `npm run emulator`:
+ *
+ * - `POST /rotate` `{"secret":"demo-api-key"}`: a new version of a demo secret with a new random
+ *   value (and an expiry a year away), as `az keyvault secret set` would make; Key Vault's
+ *   `SecretNewVersionCreated` goes to the host. Answers `{vault, secret, version, delivered}` once the
+ *   host acknowledged the event (or after {@link ROTATE_WAIT_MS}).
+ * - `POST /firewall` `{"state":"closed"|"open"}`: the demo vault's firewall, closed as when its network
+ *   rules admit no address: the data plane answers 403 `ForbiddenByFirewall` and ARM reports
+ *   `networkAcls.defaultAction: Deny`; `open` undoes both.
+ *
+ * Only JSON POSTs whose Host is this endpoint's own address are served, so a web page cannot drive
+ * it (a cross-site JSON POST needs a preflight this endpoint never grants).
+ */
+async function startControlServer(azure: LocalAzure): Promise<{ url: string; stop(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    serveControl(azure, req, res, `127.0.0.1:${port}`).catch((err: unknown) =>
+      answer(res, 500, { error: err instanceof Error ? err.message : 'control request failed' }),
+    );
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function serveControl(azure: LocalAzure, req: IncomingMessage, res: ServerResponse, ownHost: string): Promise<void> {
+  if (req.headers.host !== ownHost) return answer(res, 403, { error: 'this endpoint serves only requests to its own address' });
+  if ((req.method ?? '').toUpperCase() !== 'POST') return answer(res, 405, { error: 'only POST is served' });
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) {
+    return answer(res, 415, { error: 'the body must be JSON (Content-Type: application/json)' });
+  }
+  const raw = await readBody(req, 10_000);
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse((raw ?? Buffer.alloc(0)).toString('utf8')) as Record<string, unknown>;
+    if (typeof body !== 'object' || body === null) throw new Error('not an object');
+  } catch {
+    return answer(res, 400, { error: 'the body must be a JSON object' });
+  }
+  const route = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+  if (route === '/rotate') {
+    const secret = typeof body.secret === 'string' ? body.secret : '';
+    const known = DEMO_SECRETS.find((s) => s === secret.toLowerCase());
+    if (!known) {
+      return answer(res, 404, { error: `"${secret.slice(0, 127)}" is not a demo secret: rotate one of ${DEMO_SECRETS.join(', ')}` });
+    }
+    const { version, eventId } = azure.keyVault.setSecret(DEMO_VAULT, known, demoValue(), {
+      contentType: 'text/plain',
+      expiresOn: new Date(Date.now() + DEMO_EXPIRY_MS),
+    });
+    const delivered = eventId === undefined ? false : await deliveredWithin(azure, eventId, ROTATE_WAIT_MS);
+    return answer(res, 200, { vault: DEMO_VAULT, secret: known, version, delivered });
+  }
+  if (route === '/firewall') {
+    // Learn: "Configure Azure Key Vault networking settings": publicNetworkAccess Enabled with
+    // networkAcls.defaultAction Deny is "allow public access from specific virtual networks and IP
+    // addresses"; with none listed, every public client is refused with 403 ForbiddenByFirewall.
+    if (body.state === 'closed') {
+      azure.keyVault.setFault({ kind: 'firewall' }, DEMO_VAULT);
+      azure.arm.setVault(DEMO_VAULT, { networkDefaultAction: 'Deny' });
+    } else if (body.state === 'open') {
+      azure.keyVault.clearFault('firewall', DEMO_VAULT);
+      azure.arm.setVault(DEMO_VAULT, { networkDefaultAction: 'Allow' });
+    } else {
+      return answer(res, 400, { error: 'state must be "closed" or "open"' });
+    }
+    return answer(res, 200, { vault: DEMO_VAULT, firewall: body.state });
+  }
+  return answer(res, 404, { error: `no control endpoint ${route.slice(0, 100)}: use /rotate or /firewall` });
+}
+
+/** Whether the host answered 2xx to the event within `ms`. */
+async function deliveredWithin(azure: LocalAzure, eventId: string, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([azure.keyVault.whenDelivered(eventId).then((outcome) => outcome.status !== null), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function answer(res: ServerResponse, status: number, body: Record<string, unknown>): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function printBanner(port: number, notes: string[], demoCaller: boolean, emulators: boolean, demoConsumer: boolean): void {
+  const host = `http://localhost:${port}`;
+  const base = `${host}/api`;
   const key = demoCaller ? LOCAL_DEV_KEY : '<your key>';
+  const runHealth = `curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' ${host}/admin/functions/healthCheck`;
+  const readHealth = `curl -H 'x-api-key: ${key}' ${base}/health`;
   const lines = [
     '',
     'Secret broker is running.',
@@ -105,9 +287,29 @@ function printBanner(port: number, notes: string[], demoCaller: boolean): void {
     `  curl -H 'x-api-key: ${key}' ${base}/secrets/demo-api-key/metadata`,
     `  curl -H 'x-api-key: ${key}' ${base}/secrets`,
     `  curl -H 'x-api-key: ${key}' -H 'Content-Type: application/json' -d '{"secrets":["demo-api-key","missing"]}' ${base}/secrets/resolve`,
+    ...(demoCaller
+      ? [`  curl -s -H 'x-api-key: ${key}' ${base}/secrets/demo-admin-password    # 403: the policy denies demo-admin-*`]
+      : []),
     `  curl ${base}/openapi.json`,
-    `  curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' http://localhost:${port}/admin/functions/healthCheck`,
-    `  curl -H 'x-api-key: ${key}' ${base}/health`,
+    `  ${runHealth}`,
+    `  ${readHealth}`,
+    ...(emulators
+      ? [
+          '',
+          'Watch a rotation (run it in another terminal):',
+          '  npm run emulator -- rotate demo-api-key',
+          `  This terminal then shows the event received, the cache refreshed${demoConsumer ? ' and the demo consumer notified (signature verified)' : ''};`,
+          `  curl -H 'x-api-key: ${key}' ${base}/secrets/demo-api-key answers the new version.`,
+          '',
+          `Break the health check and watch it recover${demoConsumer ? ' (the demo consumer prints the failure and the recovery)' : ''}:`,
+          '  npm run emulator -- firewall close',
+          `  ${runHealth}`,
+          `  ${readHealth}    # 503: ForbiddenByFirewall`,
+          '  npm run emulator -- firewall open',
+          `  ${runHealth}`,
+          `  ${readHealth}    # 200: ok`,
+        ]
+      : []),
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -178,6 +178,11 @@ export class KeyVaultEmulator {
     return this.faults.injectedCounts();
   }
 
+  /** Removes the fault of this kind set with the same `vault` (or for all vaults when omitted), leaving the others. */
+  clearFault(kind: KeyVaultFault['kind'], vault?: string): void {
+    this.faults.clearFault(kind, vault?.toLowerCase());
+  }
+
   /** Removes every injected fault (hung requests stay hung until {@link stop}). */
   clearFaults(): void {
     this.faults.clearFaults();

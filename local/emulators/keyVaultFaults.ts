@@ -41,6 +41,12 @@ export class FaultInjector {
     this.faults.length = 0;
   }
 
+  /** Removes the fault of this kind set for this scope (one vault, lower-cased, or all: undefined), if any. */
+  clearFault(kind: KeyVaultFault['kind'], scope: string | undefined): void {
+    const existing = this.faults.findIndex((f) => f.fault.kind === kind && f.vault === scope);
+    if (existing !== -1) this.faults.splice(existing, 1);
+  }
+
   /** @throws Error when `requests` or `windowMs` is not a positive integer. */
   setRateLimit(limit: KeyVaultRateLimit | null): void {
     if (

@@ -58,11 +58,15 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     return settle(deps, log, undefined, { outcome: 'malformed', reason: err.message });
   }
   if (!event.kind)
-    return settle(deps, log, event, { outcome: 'ignored', reason: `event type ${event.type} is not one the broker acts on` });
+    return settle(deps, log, event, { outcome: 'ignored', reason: `event type ${printable(event.type)} is not one the broker acts on` });
+  log(
+    `received ${printable(event.type)} for ${printable(event.vaultName ?? '?')}/${printable(event.objectName ?? '?')}` +
+      `${event.version ? ` version ${printable(event.version)}` : ''} (event ${printable(event.id)})`,
+  );
   const vault = vaultOf(event, deps.vaults);
-  if (!vault) return settle(deps, log, event, { outcome: 'refused', reason: `vault "${event.vaultName ?? '?'}" is not configured here` });
+  if (typeof vault === 'string') return settle(deps, log, event, { outcome: 'refused', reason: vault });
   if (event.objectType !== undefined && event.objectType !== 'Secret')
-    return settle(deps, log, event, { outcome: 'ignored', reason: `object type ${event.objectType}` });
+    return settle(deps, log, event, { outcome: 'ignored', reason: `object type ${printable(event.objectType)}` });
   const secret = event.objectName;
   if (!secret || !/^[0-9a-zA-Z-]{1,127}$/.test(secret))
     return settle(deps, log, event, { outcome: 'malformed', reason: 'the event names no secret' });
@@ -75,7 +79,10 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     await deps.shared?.delete(vault.alias, secret);
     const dropped = deps.resolver.invalidate(vault.alias, secret, event.version);
     await deps.coherence.publish(vault.alias, secret, event.version ?? null);
-    log(`event ${event.id}: dropped ${dropped} cached version(s) of ${vault.alias}/${secret} and told the other instances`);
+    log(
+      `cache refreshed for ${vault.alias}/${secret}${event.version ? `, new version ${printable(event.version)}` : ''}: ` +
+        `dropped ${dropped} stale version(s) here, told the other instances (event ${printable(event.id)})`,
+    );
   }
 
   const pending = pendingNotifications(
@@ -97,17 +104,33 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
   return outcome;
 }
 
-/** The configured vault an event comes from: by name, and by resource id where one is configured. */
-function vaultOf(event: KeyVaultEvent, vaults: ReadonlyMap<string, VaultSettings>): VaultSettings | undefined {
+/**
+ * The configured vault an event comes from: by name, and by resource id where one is configured;
+ * else why the event is refused.
+ */
+function vaultOf(event: KeyVaultEvent, vaults: ReadonlyMap<string, VaultSettings>): VaultSettings | string {
   const name = event.vaultName?.toLowerCase();
-  if (!name) return undefined;
+  if (!name) return 'the event names no vault (data.VaultName)';
+  let otherTopic: VaultSettings | undefined;
   for (const vault of vaults.values()) {
     if (new URL(vault.uri).hostname.split('.')[0]?.toLowerCase() !== name) continue;
     // With KEY_VAULT_RESOURCE_IDS, a vault of the same name in another subscription is not ours.
-    if (vault.resourceId && event.source && event.source.toLowerCase() !== vault.resourceId.toLowerCase()) continue;
+    if (vault.resourceId && event.source && event.source.toLowerCase() !== vault.resourceId.toLowerCase()) {
+      otherTopic ??= vault;
+      continue;
+    }
     return vault;
   }
-  return undefined;
+  if (otherTopic) {
+    return `the topic ${JSON.stringify(printable(event.source ?? ''))} is not the resource id of vault "${otherTopic.alias}" (KEY_VAULT_RESOURCE_IDS: ${otherTopic.resourceId ?? ''})`;
+  }
+  return `vault ${JSON.stringify(printable(event.vaultName ?? '?'))} is not configured here`;
+}
+
+/** Text from an event, fit for one log line: no control characters, at most 200 characters. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is replaced
+  return text.replace(/[\u0000-\u001f\u007f]/g, '?').slice(0, 200);
 }
 
 function settle(
@@ -120,7 +143,7 @@ function settle(
     outcome.outcome === 'handled'
       ? `handled ${outcome.vault}/${outcome.secret}: ${outcome.deliveries.map((d) => `${d.consumer}=${d.state}`).join(' ') || 'no consumers'}`
       : `${outcome.outcome}: ${outcome.reason}`;
-  log(`event ${event?.id ?? '?'} ${event?.type ?? ''} ${summary}`);
+  log(`${summary} (event ${event ? `${printable(event.id)} ${printable(event.type)}` : '?'})`);
   deps.telemetry.trackEvent('KeyVaultEventReceived', {
     eventId: event?.id ?? null,
     eventType: event?.type ?? null,
