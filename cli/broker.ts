@@ -57,7 +57,7 @@ Creates or updates, idempotently, everything the broker needs in Azure: resource
 identity and settings, role assignments (or access policies) on storage, vaults and the notification
 topic, the code package, each vault's Event Grid subscription to secretEvents; then a smoke test.
 Signs in with DefaultAzureCredential (az login, AZURE_* variables, a managed identity). The file's
-format is in the README ("Deploying"). A run that stopped half way can simply be run again.
+format is in docs/deploying.md ("The deployment file"). A run that stopped half way can simply be run again.
 
   --what-if   print what would be created, updated (with the differing properties) or left
               unchanged, and change nothing

@@ -1,7 +1,7 @@
 /**
  * The demo consumer `npm start` runs: a webhook on 127.0.0.1 subscribed (through `CONSUMERS`) to the
  * demo secret's events and to the health check's changes of state. It verifies each notification's
- * Standard Webhooks signature with the `standardwebhooks` package, as the README's "Verifying a
+ * Standard Webhooks signature with the `standardwebhooks` package, as docs/rotation.md, "Verifying a
  * notification (consumer side)" shows, and prints it as one line; a notification that does not
  * verify is answered 401 and printed as rejected. Local only.
  */

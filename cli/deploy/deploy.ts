@@ -1,6 +1,6 @@
 /**
  * `npm run deploy -- <deployment file> [--what-if]`: everything the broker needs in Azure, in
- * order, each step idempotent (README "Deploying"). `--what-if` reads and compares only.
+ * order, each step idempotent (docs/deploying.md, "What it creates, in order"). `--what-if` reads and compares only.
  */
 import type { TokenCredential } from '@azure/core-auth';
 import { HEALTH_TABLE } from '../../shared/health/healthReportStore';

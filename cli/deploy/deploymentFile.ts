@@ -1,5 +1,5 @@
 /**
- * The deployment file of `npm run deploy` (README "Deploying"): where the broker goes, the vaults it
+ * The deployment file of `npm run deploy` (docs/deploying.md, "The deployment file"): where the broker goes, the vaults it
  * reads, and its settings. Parsed and checked here, before anything in Azure is read or changed; the
  * broker's own settings are then checked by the app's `loadConfig` (see {@link appSettingsFor}).
  */
@@ -45,7 +45,7 @@ const DERIVED_SETTINGS = [
   'WEBSITE_NODE_DEFAULT_VERSION',
 ] as const;
 
-/** The broker's own settings (README "Settings") a deployment file may give. */
+/** The broker's own settings (docs/settings.md, "The settings") a deployment file may give. */
 export const BROKER_SETTINGS = [
   'ACCESS_POLICY',
   'AUTH_ISSUER',

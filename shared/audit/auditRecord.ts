@@ -15,7 +15,7 @@ export type AuditOutcome = 'allowed' | 'denied' | 'failed';
 export const INVALID = '<invalid>';
 
 /**
- * One audit record (README "Audit trail"): one per access or refusal, one per batch item. Every
+ * One audit record (docs/security.md, "What is logged: the audit trail"): one per access or refusal, one per batch item. Every
  * field is always present in the log line (null where it does not apply; a telemetry event leaves
  * nulls out), and every string field holds a value that passed validation or came from the
  * settings: never raw request input, never a secret value.

@@ -30,7 +30,7 @@ export interface TokenSettings {
  * `iss` and `aud`, be within `exp`/`nbf`, carry `tid` = {@link issuerTenant} of `AUTH_ISSUER`, be
  * app-only (no `scp`; `idtyp` = `app`, or, where `idtyp` is absent, `oid` = `sub`), and, where the
  * caller's policy entry lists `roles`, carry one of them in `roles`. The identity is `azp` (v2) or
- * `appid` (v1). Why delegated tokens are refused: README "App-only tokens and app roles".
+ * `appid` (v1). Why delegated tokens are refused: docs/http-api.md, "App-only tokens and app roles".
  */
 export class CallerAuthenticator {
   private keys: JWTVerifyGetKey | undefined;

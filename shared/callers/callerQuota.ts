@@ -18,7 +18,7 @@ export interface MissBudget {
  * rate. A batch costs one token per item and is refused whole when it asks for more than the
  * bucket holds, so no request is ever served beyond the bucket; a batch larger than the caller's
  * whole rate can never pass and must be split. Instances do not share buckets: a fleet of N
- * instances lets a caller through up to N times its rate (README "Quotas").
+ * instances lets a caller through up to N times its rate (docs/security.md, "Quotas").
  *
  * Apart from that, each caller's vault misses (`rateLimit.missesPerMinute`; the access policy fills in
  * its default, `DEFAULT_CALLER_MISSES_PER_MINUTE`): a bucket of its own, spent one token per cold miss (a

@@ -1,4 +1,4 @@
-/** A check's or a vault's state (README "Health check"). */
+/** A check's or a vault's state (docs/operations.md, "Health check"). */
 export const HEALTH_STATUSES = ['ok', 'warning', 'failed', 'skipped'] as const;
 export type HealthStatus = (typeof HEALTH_STATUSES)[number];
 

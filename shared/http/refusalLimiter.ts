@@ -63,7 +63,7 @@ export interface RefusalLimiterOptions {
 }
 
 /**
- * Bounds what refused requests cost (README "Quotas"): per client address (the last
+ * Bounds what refused requests cost (docs/security.md, "Quotas"): per client address (the last
  * `X-Forwarded-For` hop, as the audit record has it; an IPv6 address counts by its /64 prefix,
  * {@link refusalKeyOf}; requests without one share a window), a
  * fixed window of `limit` refusals is answered and audited as usual; a refusal past it is answered

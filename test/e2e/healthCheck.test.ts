@@ -94,7 +94,7 @@ beforeAll(async () => {
     // Only the main vault's resource id: the other vault's management checks are skipped.
     KEY_VAULT_RESOURCE_IDS: kv.resourceId(MAIN),
     VAULT_EXPECTATIONS: JSON.stringify({
-      // The README's ready Customer Insights expectation, in the emulator's region written the portal's way.
+      // The ready Customer Insights expectation of docs/operations.md, in the emulator's region written the portal's way.
       default: {
         firewall: 'off',
         location: 'West Europe',

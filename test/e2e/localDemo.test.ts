@@ -1,5 +1,5 @@
 /**
- * `npm start`'s demo as a newcomer runs it (README "The two commands"): `node dist/local/start.js`
+ * `npm start`'s demo as a newcomer runs it (README, "The two commands"): `node dist/local/start.js`
  * in a fresh folder, then the banner's curls and `npm run emulator` commands. Uses the compiled
  * dist/ (`npm run build` first).
  */

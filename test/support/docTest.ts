@@ -2,13 +2,15 @@
  * The runnable blocks of a Markdown document: a ```sh fence right below a `<!-- doc-test -->`
  * line. Each line of such a block that is not blank or a comment is one shell command (a line
  * ending in `\` continues on the next); a trailing `# → <text>` says the command's output must
- * contain `<text>` literally.
+ * contain `<text>` literally, and `# → exit <n>: <text>` that it also ends with exit code n (else 0).
  */
 export interface DocCommand {
   /** The command as written, without its `# →` comment. */
   command: string;
   /** What its output must contain, if anything. */
   expect?: string;
+  /** The exit code it must end with, when not 0. */
+  exitCode?: number;
   /** 1-based line of the Markdown file where the command starts. */
   line: number;
 }
@@ -36,12 +38,14 @@ export function docTestBlocks(markdown: string): DocCommand[][] {
         continue;
       }
       pending = undefined;
-      const arrow = /\s+# → (.*)$/.exec(text);
-      block.push(
-        arrow?.[1] === undefined
-          ? { command: text.trimEnd(), line }
-          : { command: text.slice(0, arrow.index).trimEnd(), expect: arrow[1].trim(), line },
-      );
+      const arrow = /\s+# → (?:exit (\d+): )?(.*)$/.exec(text);
+      if (arrow?.[2] === undefined) {
+        block.push({ command: text.trimEnd(), line });
+        continue;
+      }
+      const command: DocCommand = { command: text.slice(0, arrow.index).trimEnd(), expect: arrow[2].trim(), line };
+      if (arrow[1] !== undefined) command.exitCode = Number(arrow[1]);
+      block.push(command);
     }
     if (j >= lines.length) throw new Error(`line ${i + 2}: the doc-test block is not closed`);
     blocks.push(block);

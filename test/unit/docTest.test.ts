@@ -15,6 +15,7 @@ describe('docTestBlocks', () => {
       'npm run emulator -- rotate demo \\',
       '  --flag',
       'echo plain',
+      'npm run broker -- policy explain x y   # → exit 1: denied',
       '```',
     ].join('\n');
     expect(docTestBlocks(md)).toEqual([
@@ -22,6 +23,7 @@ describe('docTestBlocks', () => {
         { command: 'curl -s localhost:7071/api/x', expect: '"status":403', line: 9 },
         { command: 'npm run emulator -- rotate demo \\\n  --flag', line: 10 },
         { command: 'echo plain', line: 12 },
+        { command: 'npm run broker -- policy explain x y', expect: 'denied', exitCode: 1, line: 13 },
       ],
     ]);
   });
