@@ -10,6 +10,12 @@ export const DEFAULT_CACHE_MAX_ENTRIES = 1000;
 export const DEFAULT_CACHE_STALE_IF_ERROR_SECONDS = 3600;
 /** Days before `exp` that the health check starts to warn. */
 export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
+/** Hours an old version may still be read after a new one appeared before health warns (`ADOPTION_WARNING_HOURS`). */
+export const DEFAULT_ADOPTION_WARNING_HOURS = 24;
+/** Callers that read the old version within these hours must read the new one before retirement (`ROTATION_ADOPTION_WINDOW_HOURS`). */
+export const DEFAULT_ROTATION_ADOPTION_WINDOW_HOURS = 72;
+/** Retirement happens at the latest this long after the new version (`ROTATION_RETIRE_AFTER_HOURS`). */
+export const DEFAULT_ROTATION_RETIRE_AFTER_HOURS = 72;
 /** NCRONTAB (6 fields): every 15 minutes. */
 export const DEFAULT_HEALTH_CHECK_SCHEDULE = '0 */15 * * * *';
 /** Storage used when `AzureWebJobsStorage` is not set (Azurite). */
@@ -240,6 +246,14 @@ export interface AppConfig {
    * undefined the system-assigned one. Undefined: the connection string alone.
    */
   readonly appInsightsAuthentication: { readonly clientId: string | undefined } | undefined;
+  /** `ADOPTION_WARNING_HOURS`: health warns `StaleVersionInUse` when an old version is still read this long after a new one. */
+  readonly adoptionWarningHours: number;
+  /**
+   * Rotation of Entra application client secrets, on when `ROTATION_IDENTITY_CLIENT_ID` names the
+   * user-assigned identity that rotates (Key Vault Secrets Officer, Graph `Application.ReadWrite.OwnedBy`).
+   * Undefined: rotation is off and the broker never writes to a vault.
+   */
+  readonly rotation: RotationSettings | undefined;
   /** The App Service instance (`WEBSITE_INSTANCE_ID`), when running in Azure. */
   readonly instanceId: string | undefined;
   /** What the platform tells the app about where it runs (App Service variables; all undefined locally). */
@@ -251,6 +265,16 @@ export interface AppConfig {
     /** `OTEL_SERVICE_NAME`: the telemetry role name outside Azure. */
     readonly serviceName: string | undefined;
   };
+}
+
+/** How rotations run (`ROTATION_*` settings); see {@link AppConfig.rotation}. */
+export interface RotationSettings {
+  /** `ROTATION_IDENTITY_CLIENT_ID`: client id of the user-assigned identity that writes to vaults and calls Graph. */
+  readonly identityClientId: string;
+  /** `ROTATION_ADOPTION_WINDOW_HOURS`: callers that read the old version within this window must move before retirement. */
+  readonly adoptionWindowHours: number;
+  /** `ROTATION_RETIRE_AFTER_HOURS`: retire at the latest this long after the new version (never later than a day before the old one expires). */
+  readonly retireAfterHours: number;
 }
 
 /**
@@ -341,6 +365,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     storage: parseStorage(env),
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
     appInsightsAuthentication: parseAppInsightsAuthentication(env),
+    adoptionWarningHours: hoursSetting(env, 'ADOPTION_WARNING_HOURS', DEFAULT_ADOPTION_WARNING_HOURS),
+    rotation: parseRotation(env),
     instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
     platform: Object.freeze({
       siteName: nonEmpty(env.WEBSITE_SITE_NAME),
@@ -664,6 +690,33 @@ function parseSharedCache(env: Env): AppConfig['sharedCache'] {
     );
   }
   return Object.freeze({ keySecret });
+}
+
+/** A number of hours, decimals allowed (`1.5`), at least 0. */
+function hoursSetting(env: Env, name: string, fallback: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(Number(raw))) {
+    throw new ConfigError(`${name}: must be a number of hours (0 or more, decimals allowed, e.g. 1.5), got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+/** GUID form of a client id, as Entra ID issues them. */
+const CLIENT_ID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+function parseRotation(env: Env): RotationSettings | undefined {
+  // The hours are checked whether or not rotation is on: a typo should not wait for the day it is turned on.
+  const adoptionWindowHours = hoursSetting(env, 'ROTATION_ADOPTION_WINDOW_HOURS', DEFAULT_ROTATION_ADOPTION_WINDOW_HOURS);
+  const retireAfterHours = hoursSetting(env, 'ROTATION_RETIRE_AFTER_HOURS', DEFAULT_ROTATION_RETIRE_AFTER_HOURS);
+  const identityClientId = nonEmpty(env.ROTATION_IDENTITY_CLIENT_ID);
+  if (identityClientId === undefined) return undefined;
+  if (!CLIENT_ID_RE.test(identityClientId)) {
+    throw new ConfigError(
+      `ROTATION_IDENTITY_CLIENT_ID: must be the client id (a GUID) of the user-assigned identity that rotates, got "${identityClientId}"`,
+    );
+  }
+  return Object.freeze({ identityClientId, adoptionWindowHours, retireAfterHours });
 }
 
 function intSetting(env: Env, name: string, fallback: number, min: number): number {

@@ -35,6 +35,11 @@ export interface ManagedIdentityEndpoint {
    * `principalId`. Returns the identity.
    */
   addUserAssignedIdentity(clientId: string, principalId: string): { clientId: string; principalId: string };
+  /**
+   * Grants app roles (application permissions, e.g. Graph's `Application.ReadWrite.OwnedBy`) to an identity
+   * for one resource: its tokens for that resource carry them in the `roles` claim. An empty list revokes them.
+   */
+  setAppRoles(principalId: string, resource: string, roles: string[]): void;
   /** Makes every token request fail with `status` until called with `null`. */
   setFailure(f: null | { status: number }): void;
   /** Closes the server and every open connection. */
@@ -65,6 +70,8 @@ export async function startManagedIdentityEndpoint(opts: {
   const userAssigned = new Map<string, { clientId: string; principalId: string }>();
   for (const identity of opts.userAssigned ?? []) userAssigned.set(identity.clientId.toLowerCase(), { ...identity });
   const header = randomBytes(16).toString('hex');
+  /** App roles by `principalId resource` (both normalised by {@link appRoleKey}). */
+  const appRoles = new Map<string, string[]>();
   let requests = 0;
   let failure: null | { status: number } = null;
 
@@ -100,6 +107,7 @@ export async function startManagedIdentityEndpoint(opts: {
     const identity = registered ?? resolveIdentity(params);
     const now = Math.floor(Date.now() / 1000);
     const expiresOn = now + TOKEN_LIFETIME_SECONDS;
+    const roles = appRoles.get(appRoleKey(identity.principalId, resource));
     const accessToken = await new SignJWT({
       appid: identity.clientId,
       azp: identity.clientId,
@@ -107,6 +115,8 @@ export async function startManagedIdentityEndpoint(opts: {
       tid: EMULATOR_TENANT_ID,
       idtyp: 'app',
       ver: '1.0',
+      // Learn: "Access tokens in the Microsoft identity platform" (roles: the app roles, i.e. application permissions, granted for the resource)
+      ...(roles && roles.length > 0 ? { roles } : {}),
     })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(EMULATOR_ISSUER)
@@ -143,6 +153,10 @@ export async function startManagedIdentityEndpoint(opts: {
       userAssigned.set(clientId.toLowerCase(), identity);
       return { ...identity };
     },
+    setAppRoles(principalId, resource, roles) {
+      if (roles.length === 0) appRoles.delete(appRoleKey(principalId, resource));
+      else appRoles.set(appRoleKey(principalId, resource), [...roles]);
+    },
     setFailure(f) {
       failure = f;
     },
@@ -163,6 +177,11 @@ function resolveIdentity(params: URLSearchParams): { clientId: string; principal
   const clientId = params.get('client_id') ?? guidFrom(`client:${selector}`);
   const principalId = params.get('object_id') ?? params.get('principal_id') ?? guidFrom(`principal:${selector}`);
   return { clientId, principalId };
+}
+
+/** One key per identity and resource; `https://graph.microsoft.com/` and `https://graph.microsoft.com` are one resource. */
+function appRoleKey(principalId: string, resource: string): string {
+  return `${principalId.toLowerCase()} ${resource.replace(/\/+$/, '').toLowerCase()}`;
 }
 
 function guidFrom(seed: string): string {

@@ -19,6 +19,8 @@ const MANAGEMENT_HOST = 'management.azure.com';
 const SITE_HOST_RE = /^[a-z0-9-]+(\.scm)?\.azurewebsites\.net$/i;
 const TABLE_HOST_RE = /^[a-z0-9]+\.table\.core\.windows\.net$/i;
 const BLOB_HOST_RE = /^[a-z0-9]+\.blob\.core\.windows\.net$/i;
+/** Microsoft Graph (the Graph emulator). */
+const GRAPH_HOST = 'graph.microsoft.com';
 
 /**
  * Starts an HTTP CONNECT proxy on 127.0.0.1 that tunnels `<name>.vault.azure.net:443` to
@@ -26,7 +28,8 @@ const BLOB_HOST_RE = /^[a-z0-9]+\.blob\.core\.windows\.net$/i;
  * `<app>.scm.azurewebsites.net:443` to `127.0.0.1:managementPort` (the ARM emulator, which also
  * serves the SCM and app sites) when that is given; `<account>.table.core.windows.net:443` and
  * `<account>.blob.core.windows.net:443` to `tablePort` / `blobPort` (Azurite over HTTPS, which
- * takes production-style host names) when given; and refuses every other target with 403.
+ * takes production-style host names) when given; `graph.microsoft.com:443` to `graphPort` (the Graph
+ * emulator) when given; and refuses every other target with 403.
  *
  * This lets an unmodified SecretClient use a real-looking vault URI (so its challenge
  * resource check, which compares the URI host with `vault.azure.net`, keeps running) while
@@ -35,10 +38,11 @@ const BLOB_HOST_RE = /^[a-z0-9]+\.blob\.core\.windows\.net$/i;
  * The management SDKs likewise keep their default endpoint `https://management.azure.com`.
  */
 export async function startVaultProxy(opts: {
-  targetPort: number;
+  targetPort?: number;
   managementPort?: number;
   tablePort?: number;
   blobPort?: number;
+  graphPort?: number;
   port?: number;
 }): Promise<VaultProxy> {
   const sockets = new Set<Socket>();
@@ -103,12 +107,13 @@ export async function startVaultProxy(opts: {
 
 function targetOf(
   host: string,
-  opts: { targetPort: number; managementPort?: number; tablePort?: number; blobPort?: number },
+  opts: { targetPort?: number; managementPort?: number; tablePort?: number; blobPort?: number; graphPort?: number },
 ): number | undefined {
   if (VAULT_HOST_RE.test(host)) return opts.targetPort;
   if (host.toLowerCase() === MANAGEMENT_HOST || SITE_HOST_RE.test(host)) return opts.managementPort;
   if (TABLE_HOST_RE.test(host)) return opts.tablePort;
   if (BLOB_HOST_RE.test(host)) return opts.blobPort;
+  if (host.toLowerCase() === GRAPH_HOST) return opts.graphPort;
   return undefined;
 }
 

@@ -415,6 +415,52 @@ describe('loadConfig', () => {
   });
 });
 
+describe('adoption and rotation settings', () => {
+  const ID = '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
+
+  it('warns after 24 hours and leaves rotation off (the broker never writes to a vault) by default', () => {
+    const config = loadConfig(VAULT);
+    expect([config.adoptionWarningHours, config.rotation]).toEqual([24, undefined]);
+  });
+
+  it('turns rotation on with the identity, with the window and deadline defaults or decimals', () => {
+    expect(loadConfig({ ...VAULT, ROTATION_IDENTITY_CLIENT_ID: ID }).rotation).toEqual({
+      identityClientId: ID,
+      adoptionWindowHours: 72,
+      retireAfterHours: 72,
+    });
+    const config = loadConfig({
+      ...VAULT,
+      ROTATION_IDENTITY_CLIENT_ID: ID,
+      ADOPTION_WARNING_HOURS: '1.5',
+      ROTATION_ADOPTION_WINDOW_HOURS: '0.25',
+      ROTATION_RETIRE_AFTER_HOURS: '48',
+    });
+    expect([config.adoptionWarningHours, config.rotation]).toEqual([
+      1.5,
+      { identityClientId: ID, adoptionWindowHours: 0.25, retireAfterHours: 48 },
+    ]);
+  });
+
+  it.each([
+    [
+      { ROTATION_IDENTITY_CLIENT_ID: 'rotator' },
+      'ROTATION_IDENTITY_CLIENT_ID: must be the client id (a GUID) of the user-assigned identity that rotates, got "rotator"',
+    ],
+    [
+      { ADOPTION_WARNING_HOURS: '-1' },
+      'ADOPTION_WARNING_HOURS: must be a number of hours (0 or more, decimals allowed, e.g. 1.5), got "-1"',
+    ],
+    // Checked while rotation is off too: a typo does not wait for the day it is turned on.
+    [
+      { ROTATION_RETIRE_AFTER_HOURS: '3d' },
+      'ROTATION_RETIRE_AFTER_HOURS: must be a number of hours (0 or more, decimals allowed, e.g. 1.5), got "3d"',
+    ],
+  ])('refuses %j with one line naming the setting', (env, message) => {
+    expect(() => loadConfig({ ...VAULT, ...env })).toThrow(new ConfigError(message));
+  });
+});
+
 describe('loadAccessConfig (policy explain: what an access decision reads, offline)', () => {
   const POLICY = JSON.stringify({ callers: [{ name: 'erp', identities: [{ apiKeySha256: 'a'.repeat(64) }], allow: ['erp-*'] }] });
 
