@@ -17,6 +17,8 @@ export const ROLES = {
   'Storage Table Data Reader': '76199698-9eea-4c19-bc75-cec21354c6b6',
   'Storage Queue Data Contributor': '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
   'Key Vault Secrets User': '4633458b-17de-408a-b874-0445c86b69e6',
+  // Learn: "Azure built-in roles for Security" (Key Vault Secrets Officer: every action on secrets): the rotation identity's.
+  'Key Vault Secrets Officer': 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
   Reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7',
   'EventGrid Data Sender': 'd5a91429-5739-47e2-a06b-3470a27159e7',
   'Monitoring Metrics Publisher': '3913510d-42f4-4e42-8a64-420c390055eb',
@@ -109,15 +111,19 @@ export async function assignRole(ctx: Ctx, principal: Principal, role: RoleName,
   });
 }
 
-/** Secret Get and List for `principal` on a vault that uses access policies. */
+/**
+ * Secret permissions for `principal` on a vault that uses access policies: Get and List (the app's
+ * reads), or `permissions` (the rotation identity's Get, List and Set). Permissions it holds already are kept.
+ */
 export async function grantAccessPolicy(
   ctx: Ctx,
   principal: Principal,
   vault: { subscriptionId: string; resourceGroup: string; name: string; tenantId: string },
+  permissions: readonly string[] = ['get', 'list'],
 ): Promise<void> {
   const client = ctx.clients.keyVault(vault.subscriptionId);
   const objectId = principal.objectId;
-  const needed = ['get', 'list'];
+  const needed = [...permissions];
   await reconcile(ctx.run, {
     resource: `access policy for ${principal.label} on vault ${vault.name}`,
     read: async () => {
@@ -134,7 +140,7 @@ export async function grantAccessPolicy(
     apply: async () => {
       if (!objectId) throw new Error('the principal has no object id yet');
       await client.vaults.updateAccessPolicy(vault.resourceGroup, vault.name, 'add', {
-        properties: { accessPolicies: [{ tenantId: vault.tenantId, objectId, permissions: { secrets: ['get', 'list'] } }] },
+        properties: { accessPolicies: [{ tenantId: vault.tenantId, objectId, permissions: { secrets: needed } }] },
       });
       return needed;
     },

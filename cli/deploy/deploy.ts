@@ -11,6 +11,7 @@ import { createAzureClients } from './azureClients';
 import { summarise, type Change } from './changes';
 import { collectPackage, zipPackage, type CodePackage } from './codePackage';
 import { appSettingsFor, TOPIC_ID, type Deployment } from './deploymentFile';
+import { entraAdminCommands } from './entraCommands';
 import { subscribeVault, type VaultFacts } from './events';
 import {
   appSettings,
@@ -21,12 +22,13 @@ import {
   monitoring,
   PACKAGE_TAG,
   resourceGroup,
+  rotationIdentity,
   storage,
   userAssignedIdentity,
   type Ctx,
 } from './infrastructure';
 import { publishPackage } from './oneDeploy';
-import { DEPLOYMENT_PROVIDERS, EVENT_PROVIDER, registerProviders } from './providers';
+import { DEPLOYMENT_PROVIDERS, EVENT_PROVIDER, IDENTITY_PROVIDER, registerProviders } from './providers';
 import { DeployError, reconcile, step, type Progress } from './reconcile';
 import { smokeTest } from './smokeTest';
 
@@ -61,7 +63,10 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
   const changes: Change[] = [];
   const ctx: Ctx = { run: { whatIf: o.whatIf, progress: o.progress, changes }, clients, d };
   const say = (text: string): void => o.progress.line(text);
-  const phase = (n: number, text: string): void => say(`\n[${n}/8] ${text}`);
+  // Rotation adds one phase: its identity and that identity's vault access, before the app names it.
+  const total = d.rotation ? 9 : 8;
+  let phases = 0;
+  const phase = (text: string): void => say(`\n[${++phases}/${total}] ${text}`);
   say(
     `${o.whatIf ? 'What if: deploying' : 'Deploying'} ${d.appName} to resource group ${d.resourceGroup} (${d.location}), subscription ${d.subscriptionId}`,
   );
@@ -90,25 +95,26 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
     `Checked: ${vaults.length} vault(s), the settings, the code package (${pkg.files.length} files, ${(pkg.bytes / 1048576).toFixed(1)} MB)`,
   );
 
-  phase(1, 'Resource providers and resource group');
+  phase('Resource providers and resource group');
   await registerProviders(ctx, d.subscriptionId, [
     ...DEPLOYMENT_PROVIDERS,
+    ...(d.rotation ? [IDENTITY_PROVIDER] : []),
     ...(vaults.some((v) => v.subscriptionId.toLowerCase() === d.subscriptionId.toLowerCase()) ? [EVENT_PROVIDER] : []),
   ]);
   for (const sub of new Set(vaults.map((v) => v.subscriptionId.toLowerCase()))) {
     if (sub !== d.subscriptionId.toLowerCase()) await registerProviders(ctx, sub, [EVENT_PROVIDER]);
   }
   await resourceGroup(ctx);
-  phase(2, 'Storage (shared keys off)');
+  phase('Storage (shared keys off)');
   const account = await storage(ctx);
   await healthTable(ctx, HEALTH_TABLE, account !== undefined);
-  phase(3, 'Log Analytics and Application Insights');
+  phase('Log Analytics and Application Insights');
   const telemetry = await monitoring(ctx);
   const storageId =
     account?.id ??
     `/subscriptions/${d.subscriptionId}/resourceGroups/${d.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${d.storageAccount}`;
-  const grantAccess = async (n: number, app: Principal): Promise<void> => {
-    phase(n, `Access for the app's identity`);
+  const grantAccess = async (app: Principal): Promise<void> => {
+    phase(`Access for the app's identity`);
     // Learn, "Connecting to host storage with an identity": the host needs Storage Blob Data Owner
     // (host storage, timer checkpoints, the Flex deployment container); Queue Data Contributor only
     // for blob triggers and Durable Functions, which this app has not. Table Data Contributor is the
@@ -138,33 +144,55 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
   // A named identity is known before the app: it gets its access first, so an app switched to it
   // never runs without (its old identity goes with the site's update). The app's own identity exists
   // only once the app does.
-  if (identity) await grantAccess(4, principal(identity.principalId));
-  phase(identity ? 5 : 4, 'Function App (Flex Consumption, Linux, Node.js 22)');
-  const site = await functionApp(ctx, account, identity);
+  if (identity) await grantAccess(principal(identity.principalId));
+  // The rotation identity, and its write access to every vault, exist before the app is told its
+  // client id: rotation never starts without the rights it needs (docs/deploying.md).
+  let rotation: Awaited<ReturnType<typeof rotationIdentity>>;
+  if (d.rotation) {
+    phase('Rotation identity (Key Vault Secrets Officer on each vault)');
+    rotation = await rotationIdentity(ctx);
+    const writer: Principal = {
+      label: `rotation identity ${d.rotation.identityName}`,
+      objectId: rotation?.principalId,
+      type: 'ServicePrincipal',
+    };
+    for (const vault of vaults) {
+      // Learn: "Azure built-in roles for Security": Secrets Officer may set secrets and their attributes
+      // (a new version, the old one disabled); access-policy vaults get Get, List and Set instead.
+      if (vault.rbac) await assignRole(ctx, writer, 'Key Vault Secrets Officer', vault.id);
+      else await grantAccessPolicy(ctx, writer, vault, ['get', 'list', 'set']);
+    }
+  }
+  phase('Function App (Flex Consumption, Linux, Node.js 22)');
+  const site = await functionApp(ctx, account, identity, d.rotation ? { id: rotation?.id ?? d.rotation.identityId } : undefined);
   const settings = appSettingsFor(d, {
     vaultUris,
     appInsightsConnectionString: telemetry.connectionString,
     notifyEndpoint,
     identityClientId: identity?.clientId,
+    rotationClientId: rotation?.clientId,
   });
   await appSettings(ctx, settings, site !== undefined);
   await basicPublishingOff(ctx, site !== undefined);
-  if (!identity) await grantAccess(5, principal(site?.identity?.principalId));
+  if (!identity) await grantAccess(principal(site?.identity?.principalId));
 
-  phase(6, 'Code package (One Deploy)');
+  phase('Code package (One Deploy)');
   await codePackage(ctx, pkg, site?.id, site?.tags?.[PACKAGE_TAG], scmHostOf(site, d));
   // Now that the app sends with its identity's token, an older component stops taking the connection string.
   await localAuthOff(ctx, telemetry);
 
-  phase(7, 'Key Vault events to secretEvents');
+  phase('Key Vault events to secretEvents');
   for (const vault of vaults) await subscribeVault(ctx, vault, site?.id, storageId);
 
+  // What needs an Entra admin is printed, never run (docs/deploying.md, "Rotation").
+  const adminSteps = d.rotation ? entraAdminCommands(d.rotation, rotation?.principalId) : [];
   let report: HealthReport | undefined;
   if (o.whatIf) {
+    for (const line of adminSteps) say(line);
     say(`\n${summarise(changes)}. --what-if: nothing was changed.`);
     return { changes, report };
   }
-  phase(8, 'Smoke test');
+  phase('Smoke test');
   if (!d.smokeTest) {
     say('  skipped (smokeTest: false)');
   } else {
@@ -187,6 +215,7 @@ export async function deploy(d: Deployment, o: DeployOptions): Promise<DeployRes
     );
     for (const line of formatHealthTable(report, { colour: o.colour })) say(`  ${line}`);
   }
+  for (const line of adminSteps) say(line);
   say(
     `\nDone: ${summarise(changes).replace('to create', 'created').replace('to update', 'updated')}. https://${site?.defaultHostName ?? `${d.appName}.azurewebsites.net`}/api/openapi.json`,
   );

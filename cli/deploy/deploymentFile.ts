@@ -43,6 +43,7 @@ const DERIVED_SETTINGS = [
   'FUNCTIONS_EXTENSION_VERSION',
   'WEBSITE_RUN_FROM_PACKAGE',
   'WEBSITE_NODE_DEFAULT_VERSION',
+  'ROTATION_IDENTITY_CLIENT_ID',
 ] as const;
 
 /** The broker's own settings (docs/settings.md, "The settings") a deployment file may give. */
@@ -61,7 +62,15 @@ export const BROKER_SETTINGS = [
   'VAULT_EXPECTATIONS',
   'NOTIFY_EVENTGRID_ENDPOINT',
   'SIGNING_KEY_VAULT',
+  'ADOPTION_WARNING_HOURS',
+  'ROTATION_ADOPTION_WINDOW_HOURS',
+  'ROTATION_RETIRE_AFTER_HOURS',
 ] as const;
+
+/** Settings that only mean something with rotation on (`rotation` in the file). */
+const ROTATION_ONLY_SETTINGS = ['ROTATION_ADOPTION_WINDOW_HOURS', 'ROTATION_RETIRE_AFTER_HOURS'] as const;
+/** Learn: "Naming rules and restrictions for Azure resources" (userAssignedIdentities: 3-128, alphanumerics, hyphens, underscores, starting with a letter or digit). */
+const IDENTITY_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/;
 
 const settingValue = v.union(
   [v.string(), v.number(), v.boolean(), v.array(v.unknown()), v.record(v.string(), v.unknown())],
@@ -135,6 +144,26 @@ const fileSchema = strictObject({
       ),
     ),
   ),
+  rotation: v.optional(
+    strictObject({
+      identityName: v.optional(
+        v.pipe(
+          v.string('must be a string'),
+          v.regex(IDENTITY_NAME, 'must be 3-128 letters, digits, hyphens and underscores, starting with a letter or digit'),
+        ),
+      ),
+      applications: v.optional(
+        v.pipe(
+          v.array(
+            v.pipe(v.string('must be an application object id (a GUID)'), v.regex(UUID, 'must be an application object id (a GUID)')),
+            'must be a list of application object ids',
+          ),
+          v.check((ids) => new Set(ids.map((id) => id.toLowerCase())).size === ids.length, 'names an application twice'),
+        ),
+        [],
+      ),
+    }),
+  ),
   smokeTest: v.optional(v.boolean('must be true or false'), true),
   sdkStatistics: v.optional(v.boolean('must be true or false'), false),
   settings: v.optional(v.record(v.string(), settingValue), {}),
@@ -162,11 +191,26 @@ export interface Deployment {
    * telemetry, the code package. Undefined: the app's system-assigned identity.
    */
   readonly identity: string | undefined;
+  /**
+   * Rotation of Entra application client secrets (docs/rotation.md): the user-assigned identity the
+   * deployment creates for it and the applications it is to own. Undefined: rotation off, no
+   * identity, and the app never writes to a vault.
+   */
+  readonly rotation: RotationRef | undefined;
   readonly smokeTest: boolean;
   /** Let the Application Insights SDK send its own statistics to Microsoft (statsbeat, SDK stats); off by default. */
   readonly sdkStatistics: boolean;
   /** The broker settings as app setting strings (objects and lists as compact JSON). */
   readonly settings: Readonly<Record<string, string>>;
+}
+
+export interface RotationRef {
+  /** Name of the user-assigned identity, in the deployment's resource group (default `<appName>-rotation`). */
+  readonly identityName: string;
+  /** Its resource id. */
+  readonly identityId: string;
+  /** Object ids of the applications whose client secrets it rotates (for the ownership commands printed). */
+  readonly applications: readonly string[];
 }
 
 export interface VaultRef {
@@ -224,6 +268,9 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     if (key === 'NOTIFY_EVENTGRID_ENDPOINT' && f.notificationTopic) {
       throw new ConfigError(`${source}: settings.NOTIFY_EVENTGRID_ENDPOINT comes from notificationTopic; give one or the other`);
     }
+    if ((ROTATION_ONLY_SETTINGS as readonly string[]).includes(key) && !f.rotation) {
+      throw new ConfigError(`${source}: settings.${key} has no effect without "rotation"; add "rotation": {} or remove it`);
+    }
     if (!(BROKER_SETTINGS as readonly string[]).includes(key)) {
       throw new ConfigError(`${source}: settings.${key} is not a setting of the broker (known: ${BROKER_SETTINGS.join(', ')})`);
     }
@@ -247,6 +294,13 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     if (names.has(vault.name.toLowerCase())) throw new ConfigError(`${source}: vaults: "${vault.name}" is named twice`);
     names.add(vault.name.toLowerCase());
   }
+  const rotation = f.rotation && rotationOf(f.subscriptionId, f.resourceGroup, f.appName, f.rotation);
+  // The resolve path keeps its read-only identity: the writer must be another one (docs/security.md).
+  if (rotation && f.identity?.toLowerCase() === rotation.identityId.toLowerCase()) {
+    throw new ConfigError(
+      `${source}: rotation.identityName names the app's own identity ("identity"); rotation needs an identity of its own`,
+    );
+  }
   const deployment: Deployment = Object.freeze({
     subscriptionId: f.subscriptionId,
     resourceGroup: f.resourceGroup,
@@ -263,6 +317,7 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     eventSchema: f.events.schema,
     notificationTopic: f.notificationTopic,
     identity: f.identity,
+    rotation,
     smokeTest: f.smokeTest,
     sdkStatistics: f.sdkStatistics,
     settings,
@@ -274,6 +329,20 @@ export function parseDeployment(json: unknown, source = 'deployment file'): Depl
     throw err;
   }
   return deployment;
+}
+
+function rotationOf(
+  subscriptionId: string,
+  resourceGroup: string,
+  appName: string,
+  r: { identityName?: string; applications: string[] },
+): RotationRef {
+  const identityName = r.identityName ?? `${appName}-rotation`;
+  return Object.freeze({
+    identityName,
+    identityId: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identityName}`,
+    applications: Object.freeze([...r.applications]),
+  });
 }
 
 /** The app name's letters and digits, lower case, with `st`: a storage account name (3-24). */
@@ -294,6 +363,8 @@ export interface Discovered {
   readonly notifyEndpoint: string | undefined;
   /** The client id of `identity`, when the file names one; undefined while it is unknown. */
   readonly identityClientId?: string | undefined;
+  /** The client id of the rotation identity, with `rotation`; undefined while it does not exist. */
+  readonly rotationClientId?: string | undefined;
 }
 
 /**
@@ -346,6 +417,8 @@ export function appSettingsFor(d: Deployment, found: Discovered): Record<string,
   };
   if (others.length > 0) settings.KEY_VAULT_ALIASES = others.map((x) => `${x.alias}=${vaultUri(x.alias)}`).join(';');
   if (d.notificationTopic) settings.NOTIFY_EVENTGRID_ENDPOINT = found.notifyEndpoint ?? KNOWN_AFTER_CREATE;
+  // Rotation on: the identity the broker writes to vaults and calls Graph with (docs/rotation.md).
+  if (d.rotation) settings.ROTATION_IDENTITY_CLIENT_ID = found.rotationClientId ?? KNOWN_AFTER_CREATE;
   // Telemetry with the app's Entra token: the component takes no connection-string ingestion (Learn:
   // APPLICATIONINSIGHTS_AUTHENTICATION_STRING; the host reads it, and so does the app's own SDK).
   if (d.identity) {
@@ -364,6 +437,7 @@ export function appSettingsFor(d: Deployment, found: Discovered): Record<string,
   const check = { ...settings };
   if (check.APPLICATIONINSIGHTS_CONNECTION_STRING === KNOWN_AFTER_CREATE)
     check.APPLICATIONINSIGHTS_CONNECTION_STRING = PLACEHOLDER_CONNECTION_STRING;
+  if (check.ROTATION_IDENTITY_CLIENT_ID === KNOWN_AFTER_CREATE) check.ROTATION_IDENTITY_CLIENT_ID = PLACEHOLDER_CLIENT_ID;
   if (check.NOTIFY_EVENTGRID_ENDPOINT === KNOWN_AFTER_CREATE)
     check.NOTIFY_EVENTGRID_ENDPOINT = 'https://placeholder.eventgrid.azure.net/api/events';
   try {

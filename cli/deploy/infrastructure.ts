@@ -221,10 +221,42 @@ export async function userAssignedIdentity(ctx: Ctx, id: string): Promise<AppIde
 }
 
 /**
- * The Flex Consumption plan and the Function App (Linux, Node.js 22), with its system-assigned
- * identity, or only the user-assigned one the deployment file names.
+ * The rotation identity (`rotation` in the file): a user-assigned identity in the deployment's
+ * group, created when missing (REST spec: specification/msi, UserAssignedIdentities_CreateOrUpdate,
+ * a tracked resource whose tenantId, principalId and clientId Azure assigns). Undefined under
+ * `--what-if` while it does not exist.
  */
-export async function functionApp(ctx: Ctx, account: StorageAccount | undefined, identity?: AppIdentity): Promise<Site | undefined> {
+export async function rotationIdentity(ctx: Ctx): Promise<AppIdentity | undefined> {
+  const { clients, d } = ctx;
+  const rotation = d.rotation;
+  if (!rotation) return undefined;
+  type Found = { id?: string; location?: string; tags?: Record<string, string>; properties?: unknown };
+  const found = await trackedResource<Found, object>(
+    ctx,
+    `user-assigned identity ${rotation.identityName} (rotation)`,
+    () => clients.resources.resources.getById(rotation.identityId, MANAGED_IDENTITY_API_VERSION),
+    {},
+    (body) => clients.resources.resources.beginCreateOrUpdateByIdAndWait(rotation.identityId, MANAGED_IDENTITY_API_VERSION, body),
+  );
+  if (!found) return undefined;
+  const props = (found.properties ?? {}) as { principalId?: unknown; clientId?: unknown };
+  if (typeof props.principalId !== 'string' || typeof props.clientId !== 'string') {
+    throw new DeployError(`user-assigned identity ${rotation.identityName}`, 'Azure answered no principalId or clientId for it');
+  }
+  return { id: found.id ?? rotation.identityId, name: rotation.identityName, principalId: props.principalId, clientId: props.clientId };
+}
+
+/**
+ * The Flex Consumption plan and the Function App (Linux, Node.js 22), with its system-assigned
+ * identity, or only the user-assigned one the deployment file names; plus the rotation identity
+ * when `rotation` asks for it (`SystemAssigned, UserAssigned`, or `UserAssigned` with both).
+ */
+export async function functionApp(
+  ctx: Ctx,
+  account: StorageAccount | undefined,
+  identity?: AppIdentity,
+  rotation?: { readonly id: string },
+): Promise<Site | undefined> {
   const { clients, d } = ctx;
   const plan = await trackedResource(
     ctx,
@@ -273,7 +305,7 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined,
     compare: (s) => [
       ...locationDiff(d.location, s.location),
       ...differences(desired, s),
-      ...identityDiff(s.identity, identity),
+      ...identityDiff(s.identity, identity, rotation),
       ...differences(tagsOf(d), s.tags ?? {}, {}, 'tags'),
     ],
     // Tags already there stay (the code step's package tag, the portal's hidden-link tags).
@@ -281,26 +313,46 @@ export async function functionApp(ctx: Ctx, account: StorageAccount | undefined,
       clients.web.webApps.createOrUpdate(d.resourceGroup, d.appName, {
         location: d.location,
         ...desired,
-        identity: identity ? { type: 'UserAssigned', userAssignedIdentities: { [identity.id]: {} } } : { type: 'SystemAssigned' },
+        identity: siteIdentity(identity, rotation),
         tags: mergedTags(s?.tags, tagsOf(d)),
       }),
   });
 }
 
 /**
- * How the site's identity differs from the one wanted: the type, and the user-assigned identity by
- * id without regard to case (ARM answers ids in its own casing).
+ * The site's `identity`: the system-assigned one, or only the file's user-assigned one; the rotation
+ * identity beside either (REST spec: ManagedServiceIdentity type `SystemAssigned, UserAssigned`).
+ */
+export function siteIdentity(
+  identity: { readonly id: string } | undefined,
+  rotation: { readonly id: string } | undefined,
+): { type: 'SystemAssigned' | 'UserAssigned' | 'SystemAssigned, UserAssigned'; userAssignedIdentities?: Record<string, object> } {
+  const userAssigned = [identity, rotation].filter((x): x is { readonly id: string } => x !== undefined).map((x) => x.id);
+  if (userAssigned.length === 0) return { type: 'SystemAssigned' };
+  return {
+    type: identity ? 'UserAssigned' : 'SystemAssigned, UserAssigned',
+    userAssignedIdentities: Object.fromEntries(userAssigned.map((id) => [id, {}])),
+  };
+}
+
+/**
+ * How the site's identity differs from the one wanted: the type (without regard to case and
+ * spaces), and the user-assigned identities by id without regard to case (ARM answers ids in its
+ * own casing).
  */
 export function identityDiff(
   current: { type?: string; userAssignedIdentities?: Record<string, unknown> } | undefined,
   identity: AppIdentity | undefined,
+  rotation?: { readonly id: string },
 ): Difference[] {
-  const type = identity ? 'UserAssigned' : 'SystemAssigned';
+  const wanted = siteIdentity(identity, rotation);
+  const type = wanted.type;
+  const canon = (t: string): string => t.replace(/\s+/g, '').toLowerCase();
   const diffs: Difference[] = [];
-  if ((current?.type ?? 'None').toLowerCase() !== type.toLowerCase()) diffs.push({ path: 'identity.type', from: current?.type, to: type });
-  // Exactly the named one: another identity attached by hand would be another way into the vaults.
+  if (canon(current?.type ?? 'None') !== canon(type)) diffs.push({ path: 'identity.type', from: current?.type, to: type });
+  // Exactly the named ones: another identity attached by hand would be another way into the vaults.
   const have = Object.keys(current?.userAssignedIdentities ?? {});
-  const want = identity ? [identity.id] : [];
+  const want = Object.keys(wanted.userAssignedIdentities ?? {});
   const same = have.length === want.length && want.every((id) => have.some((k) => k.toLowerCase() === id.toLowerCase()));
   if (!same) diffs.push({ path: 'identity.userAssignedIdentities', from: have, to: want });
   return diffs;

@@ -11,6 +11,8 @@ import { reconcile, retrying } from './reconcile';
 export const DEPLOYMENT_PROVIDERS = ['Microsoft.Storage', 'Microsoft.OperationalInsights', 'Microsoft.Insights', 'Microsoft.Web'] as const;
 /** What it creates in each vault's subscription (the system topic lives beside its vault). */
 export const EVENT_PROVIDER = 'Microsoft.EventGrid';
+/** The rotation identity's namespace, registered only when the deployment file asks for rotation. */
+export const IDENTITY_PROVIDER = 'Microsoft.ManagedIdentity';
 
 const REGISTRATION_DEADLINE_MS = 10 * 60_000;
 const REGISTRATION_POLL_MS = 5_000;

@@ -11,6 +11,9 @@ export const USER_ASSIGNED_IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssign
 
 // REST spec: specification/msi, UserAssignedIdentities_CreateOrUpdate (examples/IdentityCreate.json):
 // synchronous, 201 on create, 200 on update; tenantId, principalId and clientId assigned by Azure.
+// REST spec: ManagedIdentity.json (2023-01-31) Identity is a TrackedResource (location required: the
+// generic 400 LocationRequired) whose UserAssignedIdentityProperties are all readOnly: values a caller
+// sends are ignored, not refused, and an update keeps the assigned ids.
 export const userAssignedIdentityKind: ResourceKind = {
   type: USER_ASSIGNED_IDENTITY_TYPE,
   tracked: true,

@@ -27,6 +27,7 @@ const DNS_NAMES = [
   '*.blob.core.windows.net',
   '*.table.core.windows.net',
   '*.queue.core.windows.net',
+  'graph.microsoft.com',
 ];
 /** Regenerate a little before expiry so a long test run never straddles it. */
 const MIN_REMAINING_MS = 24 * 60 * 60 * 1000;
@@ -38,7 +39,7 @@ const STALE_LOCK_MS = 30_000;
  * for `*.vault.azure.net`, `management.azure.com`, the function app and SCM sites
  * (`*.azurewebsites.net`, `*.scm.azurewebsites.net`), storage's production host names
  * (`*.blob.core.windows.net`, `*.table.core.windows.net`, `*.queue.core.windows.net`),
- * `localhost` and `127.0.0.1`.
+ * Microsoft Graph (`graph.microsoft.com`, the Graph emulator), `localhost` and `127.0.0.1`.
  *
  * The certificate is written to `${dir}/dev-ca.pem` (key: `${dir}/dev-ca.key`).
  * An existing pair is reused while it is valid for at least another day, covers

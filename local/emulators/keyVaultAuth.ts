@@ -78,16 +78,53 @@ export function policyPermission(method: string, path: string): string {
   return path === '/secrets' || path.endsWith('/versions') ? 'list' : 'get';
 }
 
-/** The Azure RBAC data action (of the Microsoft.KeyVault provider) a request needs. */
+/**
+ * The Azure RBAC data action (of the Microsoft.KeyVault provider) a request needs.
+ * Learn: "Azure permissions for Security" (Microsoft.KeyVault data actions: vaults/secrets/getSecret/action,
+ * readMetadata/action, setSecret/action, update/action, delete, recover/action, purge/action) and "Azure Key
+ * Vault access policy to RBAC migration" (access policy Set = setSecret/action plus update/action).
+ */
 export function rbacAction(method: string, path: string): string {
+  // Learn: "Azure permissions for Security": PATCH (Update Secret) is its own data action, update/action.
+  if (method === 'PATCH' && !path.startsWith('/deletedsecrets')) return 'Microsoft.KeyVault/vaults/secrets/update/action';
   const permission = policyPermission(method, path);
   const actions: Record<string, string> = {
     get: 'Microsoft.KeyVault/vaults/secrets/getSecret/action',
     list: 'Microsoft.KeyVault/vaults/secrets/readMetadata/action',
     set: 'Microsoft.KeyVault/vaults/secrets/setSecret/action',
     delete: 'Microsoft.KeyVault/vaults/secrets/delete',
-    purge: 'Microsoft.KeyVault/vaults/deletedSecrets/delete',
-    recover: 'Microsoft.KeyVault/vaults/deletedSecrets/recover/action',
+    purge: 'Microsoft.KeyVault/vaults/secrets/purge/action',
+    recover: 'Microsoft.KeyVault/vaults/secrets/recover/action',
   };
   return actions[permission] ?? 'Microsoft.KeyVault/vaults/secrets/readMetadata/action';
+}
+
+/** The built-in Key Vault roles on secrets the emulator knows, by name. */
+export type SecretRole = 'Key Vault Secrets User' | 'Key Vault Secrets Officer' | 'Key Vault Administrator';
+
+/**
+ * Learn: "Azure built-in roles for Security": the data actions of each role.
+ * Key Vault Secrets User (4633458b-17de-408a-b874-0445c86b69e6): vaults/secrets/getSecret/action and
+ * vaults/secrets/readMetadata/action (read secret contents and metadata, nothing else).
+ * Key Vault Secrets Officer (b86a8fe4-44ce-4948-aee5-eccb2c155cd7): vaults/secrets/* (every action on secrets).
+ * Key Vault Administrator (00482a5a-887f-4fb3-b363-3b7fe8e74483): vaults/* (every data action).
+ */
+const ROLE_DATA_ACTIONS: Record<SecretRole, readonly string[]> = {
+  'Key Vault Secrets User': ['Microsoft.KeyVault/vaults/secrets/getSecret/action', 'Microsoft.KeyVault/vaults/secrets/readMetadata/action'],
+  'Key Vault Secrets Officer': ['Microsoft.KeyVault/vaults/secrets/*'],
+  'Key Vault Administrator': ['Microsoft.KeyVault/vaults/*'],
+};
+
+export const SECRET_ROLES: readonly SecretRole[] = Object.keys(ROLE_DATA_ACTIONS) as SecretRole[];
+
+/**
+ * Whether a role grants a data action. Learn: "Understand Azure role definitions" (DataActions: `*` matches
+ * every operation below that point; comparison is case-insensitive).
+ */
+export function roleAllows(role: SecretRole, action: string): boolean {
+  const wanted = action.toLowerCase();
+  return ROLE_DATA_ACTIONS[role].some((granted) => {
+    const g = granted.toLowerCase();
+    return g.endsWith('/*') ? wanted.startsWith(g.slice(0, -1)) : g === wanted;
+  });
 }

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { type Caller, TokenVerifier, sendChallenge } from './keyVaultAuth';
 import { HttpError } from './keyVaultErrors';
 import { SECRET_EVENT_KINDS, SecretEventPublisher } from './keyVaultEvents';
-import { FaultInjector } from './keyVaultFaults';
+import { FaultInjector, type SecretRoleAssignment } from './keyVaultFaults';
 import { normalisePath, readJson, resetSocket, sendError, vaultFromHost } from './keyVaultHttp';
 import { dispatch } from './keyVaultRouter';
 import {
@@ -181,6 +181,16 @@ export class KeyVaultEmulator {
   /** Removes the fault of this kind set with the same `vault` (or for all vaults when omitted), leaving the others. */
   clearFault(kind: KeyVaultFault['kind'], vault?: string): void {
     this.faults.clearFault(kind, vault?.toLowerCase());
+  }
+
+  /**
+   * Checks Azure RBAC on the data plane of one vault: once set, a caller (token `oid`) is served only the
+   * operations its roles grant (Key Vault Secrets User reads, Secrets Officer writes too) and refused the
+   * rest with 403 `ForbiddenByRbac`; `null` turns the check off again (the default). See keyVaultFaults.ts.
+   */
+  setRoleAssignments(vault: string, assignments: readonly SecretRoleAssignment[] | null): void {
+    this.store.vaultOrThrow(vault);
+    this.faults.setRoleAssignments(vault.toLowerCase(), assignments);
   }
 
   /** Removes every injected fault (hung requests stay hung until {@link stop}). */

@@ -1,11 +1,18 @@
 // Failures the Key Vault emulator injects on purpose: the faults a test sets (latency, resets, hangs,
 // error statuses, firewall / RBAC / access-policy refusals), the per-vault rate limit, and their counts.
 import type { ServerResponse } from 'node:http';
-import { type Caller, policyPermission, rbacAction } from './keyVaultAuth';
+import { type Caller, type SecretRole, policyPermission, rbacAction, roleAllows } from './keyVaultAuth';
 import { HttpError } from './keyVaultErrors';
 import { sendError } from './keyVaultHttp';
 import type { InjectedCounts, KeyVaultFault, KeyVaultRateLimit } from './keyVaultTypes';
 import { EMULATOR_ISSUER } from './managedIdentityEndpoint';
+
+/** A data-plane role a principal holds on a vault (see {@link FaultInjector.setRoleAssignments}). */
+export interface SecretRoleAssignment {
+  /** Object id (`oid`) of the principal, e.g. a managed identity's principal id. */
+  principalId: string;
+  role: SecretRole;
+}
 
 interface ActiveFault {
   fault: KeyVaultFault;
@@ -27,6 +34,22 @@ export class FaultInjector {
   /** Per vault: when each request admitted within the current window arrived, oldest first. */
   private readonly admitted = new Map<string, number[]>();
   private injected: InjectedCounts = { throttledByLimit: 0, throttledByFault: 0, statusFaults: 0, resets: 0 };
+  /** Per vault (lower-cased): the role assignments checked for each request, once a test set them. */
+  private readonly roles = new Map<string, SecretRoleAssignment[]>();
+
+  /**
+   * Checks Azure RBAC for one vault (lower-cased): from now on a request is served only when its caller
+   * (`oid`) holds a role that grants the request's data action; `null` turns the check off again (the
+   * default: every authenticated caller may do everything).
+   */
+  setRoleAssignments(vault: string, assignments: readonly SecretRoleAssignment[] | null): void {
+    if (assignments === null) this.roles.delete(vault);
+    else
+      this.roles.set(
+        vault,
+        assignments.map((a) => ({ ...a })),
+      );
+  }
 
   /** Sets a fault for one vault (lower-cased) or all (undefined), replacing one of the same kind and scope. */
   setFault(fault: KeyVaultFault, scope: string | undefined): void {
@@ -106,8 +129,26 @@ export class FaultInjector {
       if (fault.status === 429) this.injected.throttledByFault++;
       else this.injected.statusFaults++;
     }
-    if (!fault) return false;
-    sendFault(res, fault, vault, method, path, caller);
+    if (fault) {
+      sendFault(res, fault, vault, method, path, caller);
+      return true;
+    }
+    return this.refuseByRole(res, vault, method, path, caller);
+  }
+
+  /**
+   * Learn: "Provide access to Key Vault keys, certificates, and secrets with Azure role-based access control":
+   * with RBAC, a data-plane request is allowed only when a role assignment of the caller grants its data
+   * action (Secrets User: getSecret and readMetadata; Secrets Officer: secrets/*, see keyVaultAuth.ts);
+   * otherwise 403 `Forbidden` with inner code `ForbiddenByRbac` (body: see {@link rbacRefusal}).
+   */
+  private refuseByRole(res: ServerResponse, vault: string, method: string, path: string, caller: Caller): boolean {
+    const assignments = this.roles.get(vault);
+    if (!assignments) return false;
+    const action = rbacAction(method, path);
+    const oid = caller.oid.toLowerCase();
+    if (assignments.some((a) => a.principalId.toLowerCase() === oid && roleAllows(a.role, action))) return false;
+    sendError(res, rbacRefusal(vault, path, caller, action));
     return true;
   }
 
@@ -152,6 +193,21 @@ export class FaultInjector {
   }
 }
 
+/**
+ * Key Vault's 403 for a caller without a role granting `action`. Public reports: the whole body with inner code
+ * ForbiddenByRbac, https://github.com/piyushsachdeva/Terraform_AKS/issues/2 (getSecret/action); a write refused,
+ * https://github.com/Azure/Commercial-Marketplace-SaaS-Accelerator/issues/710 (setSecret/action, `Assignment: (not found)`).
+ */
+function rbacRefusal(vault: string, path: string, caller: Caller, action: string): HttpError {
+  const who = `appid=${caller.appid};oid=${caller.oid};iss=${EMULATOR_ISSUER}`;
+  return new HttpError(
+    403,
+    'Forbidden',
+    `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: ${who}\r\nAction: '${action}'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/local/providers/microsoft.keyvault/vaults/${vault}${path.toLowerCase()}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: ${vault};location=local\r\n`,
+    'ForbiddenByRbac',
+  );
+}
+
 /** Answers an HTTP fault as the service would: its status and error body, or a 403 naming the caller and what it lacked. */
 function sendFault(res: ServerResponse, fault: KeyVaultFault, vault: string, method: string, path: string, caller: Caller): void {
   const who = `appid=${caller.appid};oid=${caller.oid};iss=${EMULATOR_ISSUER}`;
@@ -181,15 +237,7 @@ function sendFault(res: ServerResponse, fault: KeyVaultFault, vault: string, met
         ),
       );
     case 'rbac':
-      return sendError(
-        res,
-        new HttpError(
-          403,
-          'Forbidden',
-          `Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: ${who}\r\nAction: '${rbacAction(method, path)}'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/local/providers/microsoft.keyvault/vaults/${vault}${path.toLowerCase()}'\r\nAssignment: (not found)\r\nDenyAssignmentId: null\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\n${where}\r\n`,
-          'ForbiddenByRbac',
-        ),
-      );
+      return sendError(res, rbacRefusal(vault, path, caller, rbacAction(method, path)));
     case 'policy':
       return sendError(
         res,

@@ -3,6 +3,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ArmEmulator, type ArmEmulatorOptions } from './armEmulator';
 import { createDevCertificate } from './devCertificate';
+import { GraphEmulator } from './graphEmulator';
+import { GRAPH_RESOURCE } from './graphEmulatorAuth';
 import { KeyVaultEmulator } from './keyVaultEmulator';
 import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from './managedIdentityEndpoint';
 import { startVaultProxy, type VaultProxy } from './vaultProxy';
@@ -18,6 +20,19 @@ export interface LocalAzure {
    */
   arm: ArmEmulator;
   identity: ManagedIdentityEndpoint;
+  /**
+   * Microsoft Graph (`https://graph.microsoft.com/v1.0` through the proxy): applications and their
+   * password credentials. It takes tokens of `identity` for `https://graph.microsoft.com`, whose
+   * `roles` are what {@link grantGraphRoles} (or the `graphRoles` option) granted.
+   */
+  graph: GraphEmulator;
+  /**
+   * Grants Microsoft Graph app roles (application permissions, e.g. `Application.ReadWrite.OwnedBy`)
+   * to a principal (a managed identity's principal id): its tokens for `https://graph.microsoft.com`
+   * carry them in `roles`. An empty list revokes them. A token already issued (and cached by the
+   * client) keeps the roles it had, as Entra's do.
+   */
+  grantGraphRoles(principalId: string, roles: string[]): void;
   proxy: VaultProxy;
   /** Path of the dev certificate PEM (the value of NODE_EXTRA_CA_CERTS). */
   certPath: string;
@@ -38,10 +53,17 @@ export interface LocalAzure {
 
 const TOKEN_SECRET_FILE = 'token-secret';
 
+/** App roles granted to one principal at start (see {@link LocalAzure.grantGraphRoles}). */
+export interface GraphRoleGrant {
+  principalId: string;
+  roles: string[];
+}
+
 /**
  * Starts the dev certificate, the managed-identity endpoint, the Key Vault emulator, the ARM
- * emulator (with the SCM and function app sites) and the CONNECT proxy (vault hosts,
- * `management.azure.com`, `*.azurewebsites.net`, and storage hosts when `storagePorts` is given). State (certificate,
+ * emulator (with the SCM and function app sites), the Microsoft Graph emulator and the CONNECT proxy
+ * (vault hosts, `management.azure.com`, `*.azurewebsites.net`, `graph.microsoft.com`, and storage
+ * hosts when `storagePorts` is given). State (certificate,
  * token signing secret) lives in `stateDir` and is reused across runs, so tokens a process
  * cached from an earlier start stay valid.
  */
@@ -56,6 +78,8 @@ export async function startLocalAzure(opts: {
   storagePorts?: { table?: number; blob?: number };
   /** User-assigned identities the managed-identity endpoint serves by client id. */
   userAssignedIdentities?: Array<{ clientId: string; principalId: string }>;
+  /** Microsoft Graph app roles granted from the start, by principal id (see {@link LocalAzure.grantGraphRoles}). */
+  graphRoles?: GraphRoleGrant[];
 }): Promise<LocalAzure> {
   const vaults = opts.vaults ?? ['demo'];
   const first = vaults[0];
@@ -66,6 +90,8 @@ export async function startLocalAzure(opts: {
 
   const identity = await startManagedIdentityEndpoint({ tokenSecret, userAssigned: opts.userAssignedIdentities ?? [] });
   const started: Array<{ stop(): Promise<void> }> = [identity];
+  const grantGraphRoles = (principalId: string, roles: string[]): void => identity.setAppRoles(principalId, GRAPH_RESOURCE, roles);
+  for (const grant of opts.graphRoles ?? []) grantGraphRoles(grant.principalId, grant.roles);
   try {
     const keyVault = await KeyVaultEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, vaults, tokenSecret });
     started.push(keyVault);
@@ -88,11 +114,14 @@ export async function startLocalAzure(opts: {
     });
     started.push(arm);
     for (const vault of vaults) arm.addVault(vault);
+    const graph = await GraphEmulator.start({ certPem: cert.certPem, keyPem: cert.keyPem, tokenSecret });
+    started.push(graph);
     const proxy = await startVaultProxy({
       targetPort: keyVault.port,
       managementPort: arm.port,
       tablePort: opts.storagePorts?.table,
       blobPort: opts.storagePorts?.blob,
+      graphPort: graph.port,
     });
     proxyUrl = proxy.url;
     started.push(proxy);
@@ -100,6 +129,8 @@ export async function startLocalAzure(opts: {
       keyVault,
       arm,
       identity,
+      graph,
+      grantGraphRoles,
       proxy,
       certPath: cert.certPath,
       certPem: cert.certPem,

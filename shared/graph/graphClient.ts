@@ -32,7 +32,7 @@ import {
   type Pipeline,
   type PipelineResponse,
 } from '@azure/core-rest-pipeline';
-import { DEFAULT_GRAPH_RETRY, graphRetryStrategy, retryAfterMs, type GraphRetryOptions } from './graphRetry';
+import { DEFAULT_GRAPH_RETRY, graphRetryStrategy, retryAfterMs, type GraphRetryOptions, type Idempotence } from './graphRetry';
 
 export const GRAPH_SCOPE = 'https://graph.microsoft.com/.default';
 export const GRAPH_V1 = 'https://graph.microsoft.com/v1.0';
@@ -96,6 +96,8 @@ export interface GraphClientOptions {
 
 export class GraphClient {
   private readonly pipeline: Pipeline;
+  /** addPassword's: retried on 429 only (see graphRetry.ts). */
+  private readonly notIdempotentPipeline: Pipeline;
   private readonly http: HttpClient;
   private readonly base: string;
 
@@ -104,10 +106,15 @@ export class GraphClient {
     this.http = options.httpClient ?? createDefaultHttpClient();
     const maxRetries = options.retry?.maxRetries ?? DEFAULT_GRAPH_RETRY.maxRetries;
     // Graph correlates on `client-request-id` (the pipeline's default header is x-ms-client-request-id).
-    this.pipeline = createPipelineFromOptions({ telemetryOptions: { clientRequestIdHeaderName: 'client-request-id' } });
-    this.pipeline.removePolicy({ phase: 'Retry' });
-    this.pipeline.addPolicy(retryPolicy([graphRetryStrategy(options.retry)], { maxRetries }), { phase: 'Retry' });
-    this.pipeline.addPolicy(bearerTokenAuthenticationPolicy({ credential: options.credential, scopes: GRAPH_SCOPE }));
+    const pipelineOf = (idempotence: Idempotence): Pipeline => {
+      const pipeline = createPipelineFromOptions({ telemetryOptions: { clientRequestIdHeaderName: 'client-request-id' } });
+      pipeline.removePolicy({ phase: 'Retry' });
+      pipeline.addPolicy(retryPolicy([graphRetryStrategy(options.retry, idempotence)], { maxRetries }), { phase: 'Retry' });
+      pipeline.addPolicy(bearerTokenAuthenticationPolicy({ credential: options.credential, scopes: GRAPH_SCOPE }));
+      return pipeline;
+    };
+    this.pipeline = pipelineOf('idempotent');
+    this.notIdempotentPipeline = pipelineOf('notIdempotent');
   }
 
   /** `GET /applications/{objectId}` with the properties rotation needs. */
@@ -170,7 +177,7 @@ export class GraphClient {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     try {
-      return await this.pipeline.sendRequest(this.http, request);
+      return await (operation === 'addPassword' ? this.notIdempotentPipeline : this.pipeline).sendRequest(this.http, request);
     } catch (err) {
       // A connection failure (after retries) or a token failure: keep its code, never a body it may carry.
       if (isRestError(err)) throw new GraphError(operation, err.statusCode ?? 0, err.code ?? 'RestError', 'The request did not complete.');

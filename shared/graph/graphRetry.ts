@@ -11,8 +11,10 @@
  * - 408 and 5xx except 501 and 505, and connection failures: exponential backoff with jitter, the
  *   pipeline's own formula (`retryDelayInMs * 2^attempt`, capped, then half of it plus a random half).
  *
- * A retried addPassword is not idempotent: a 5xx may come after Graph added the password. Callers
- * that must not hold two passwords look for theirs by display name before adding another.
+ * A request that is not idempotent (addPassword: a 5xx or a dropped connection may come after Graph
+ * added the password) is retried on 429 only, which Graph sends for a request it did not process;
+ * anything else goes back to the caller, which looks for its password by display name before adding
+ * another (the rotation does).
  */
 import type { RetryStrategy } from '@azure/core-rest-pipeline';
 
@@ -26,6 +28,9 @@ export interface GraphRetryOptions {
   /** The longest `Retry-After` waited for (default 60 s). */
   maxRetryAfterMs?: number;
 }
+
+/** Whether a request may be sent again after an answer that leaves its effect unknown (a 5xx, a dropped connection). */
+export type Idempotence = 'idempotent' | 'notIdempotent';
 
 export const DEFAULT_GRAPH_RETRY: Required<GraphRetryOptions> = {
   maxRetries: 3,
@@ -65,8 +70,10 @@ export function graphRetryDelay(
   outcome: AttemptOutcome,
   options: GraphRetryOptions = {},
   random: () => number = Math.random,
+  idempotence: Idempotence = 'idempotent',
 ): number | undefined {
   const o = { ...DEFAULT_GRAPH_RETRY, ...options };
+  if (idempotence === 'notIdempotent' && outcome.status !== 429) return undefined;
   const told = retryAfterMs(outcome.status, outcome.retryAfter);
   if (told !== undefined) return told <= o.maxRetryAfterMs ? told : undefined;
   const status = outcome.status;
@@ -80,7 +87,7 @@ export function graphRetryDelay(
 }
 
 /** The strategy for `retryPolicy([graphRetryStrategy(options)], { maxRetries })`. */
-export function graphRetryStrategy(options: GraphRetryOptions = {}): RetryStrategy {
+export function graphRetryStrategy(options: GraphRetryOptions = {}, idempotence: Idempotence = 'idempotent'): RetryStrategy {
   return {
     name: 'graphRetryStrategy',
     retry({ retryCount, response, responseError }) {
@@ -92,6 +99,8 @@ export function graphRetryStrategy(options: GraphRetryOptions = {}): RetryStrate
           errorCode: response ? undefined : responseError?.code,
         },
         options,
+        Math.random,
+        idempotence,
       );
       return delay === undefined ? { skipStrategy: true } : { retryAfterInMs: delay };
     },

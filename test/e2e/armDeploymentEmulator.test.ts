@@ -380,6 +380,44 @@ describe("Flex Consumption refusals, told in the Web RP's words", () => {
   });
 });
 
+describe('user-assigned identities (Microsoft.ManagedIdentity)', () => {
+  it('creates one (201) with the ids Azure assigns, ignores ids sent, keeps them on update (200); refuses a missing location', async () => {
+    const id = `/subscriptions/${target.subscriptionId}/resourceGroups/${RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/broker-rotation`;
+    const statuses: number[] = [];
+    const onResponse = (r: { status: number }): void => {
+      statuses.push(r.status);
+    };
+    const forged = '00000000-0000-4000-8000-00000000dead';
+    const created = await resources.resources.beginCreateOrUpdateByIdAndWait(
+      id,
+      '2023-01-31',
+      { location: 'westeurope', properties: { principalId: forged, clientId: forged } },
+      { ...FAST, onResponse },
+    );
+    const props = created.properties as { tenantId: string; principalId: string; clientId: string };
+    expect(props.tenantId).toBe(EMULATOR_TENANT_ID);
+    expect(props.principalId).toMatch(/^[0-9a-f-]{36}$/);
+    expect([props.principalId, props.clientId]).not.toContain(forged);
+    const updated = await resources.resources.beginCreateOrUpdateByIdAndWait(
+      id,
+      '2023-01-31',
+      { location: 'westeurope', tags: { purpose: 'rotation' } },
+      { ...FAST, onResponse },
+    );
+    expect(statuses).toEqual([201, 200]);
+    expect(updated.properties).toEqual(props);
+    expect(updated.tags).toEqual({ purpose: 'rotation' });
+    // Usable at once: the managed-identity endpoint serves its tokens by client id, with its principal id as oid.
+    const token = await new ManagedIdentityCredential({ clientId: props.clientId }).getToken('https://vault.azure.net/.default');
+    const claims = JSON.parse(Buffer.from((token?.token ?? '').split('.')[1] ?? '', 'base64url').toString('utf8')) as { oid?: string };
+    expect(claims.oid).toBe(props.principalId);
+
+    const noLocation = await restError(resources.resources.beginCreateOrUpdateByIdAndWait(`${id}2`, '2023-01-31', {}, FAST));
+    expect(noLocation.statusCode).toBe(400);
+    expect(armCode(noLocation)).toBe('LocationRequired');
+  });
+});
+
 describe('role assignments and access policies', () => {
   const sub = (): string => `/subscriptions/${target.subscriptionId}`;
   const role = (guid: string): string => `${sub()}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;

@@ -19,6 +19,7 @@ import { startDeploymentTarget, type DeploymentTarget } from '../../local/emulat
 import { useLocalAzureInProcess } from '../support/inProcessAzure';
 import { ROLES } from '../../cli/deploy/access';
 import { SECRET_EVENT_TYPES } from '../../cli/deploy/events';
+import { APPLICATION_READWRITE_OWNEDBY, PRINCIPAL_KNOWN_AFTER_CREATE } from '../../cli/deploy/entraCommands';
 
 const CLI = path.resolve(__dirname, '../../dist/cli/broker.js');
 const RG = 'rg-broker';
@@ -55,7 +56,13 @@ const sha = (text: string): string => createHash('sha256').update(text).digest('
 
 function deploymentFile(
   name: string,
-  patch: { appName?: string; storageAccount?: string; identity?: string; settings?: Record<string, unknown> } = {},
+  patch: {
+    appName?: string;
+    storageAccount?: string;
+    identity?: string;
+    rotation?: { identityName?: string; applications?: string[] };
+    settings?: Record<string, unknown>;
+  } = {},
 ): string {
   const file = path.join(dir, name);
   writeFileSync(
@@ -69,6 +76,7 @@ function deploymentFile(
       vaults: { default: target.rbacVault.id, partner: target.accessPolicyVault.id },
       notificationTopic: topic.id,
       ...(patch.identity ? { identity: patch.identity } : {}),
+      ...(patch.rotation ? { rotation: patch.rotation } : {}),
       events: { schema: 'CloudEventSchemaV1_0' },
       settings: {
         ACCESS_POLICY: {
@@ -228,6 +236,11 @@ describe('npm run deploy', () => {
     ).toBe(true);
     const policy = target.arm.getVault(target.accessPolicyVault.name).accessPolicies.find((p) => p.objectId.toLowerCase() === app);
     expect(policy?.secrets.map((s) => s.toLowerCase()).sort()).toEqual(['get', 'list']);
+    // No rotation asked: no rotation identity, no setting, no writer role, no Entra commands.
+    expect(target.arm.resource(resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', `${APP}-rotation`))).toBeUndefined();
+    expect(Object.keys(settings)).not.toContain('ROTATION_IDENTITY_CLIENT_ID');
+    expect(assignments.some((a) => a.roleDefinitionGuid === ROLES['Key Vault Secrets Officer'])).toBe(false);
+    expect(run.stdout).not.toContain('Needs a Microsoft Entra admin');
 
     // The package: the build and the production dependencies, none of the dev ones.
     const pkg = target.arm.deployedPackage(APP);
@@ -317,6 +330,88 @@ describe('npm run deploy', () => {
     expect(target.arm.appSettings(APP)).not.toHaveProperty('BY_HAND');
     expect(run.stdout).toContain('BY_HAND: removed (not in the deployment file)');
   }, 240_000);
+
+  it('rotation asked: --what-if lists the identity, its vault access and the Entra commands; the run creates them, the app keeps its read-only role', async () => {
+    const targetApp = '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e';
+    const file = deploymentFile('deploy-rotation.json', { settings: { CACHE_TTL_SECONDS: 120 }, rotation: { applications: [targetApp] } });
+    const identityName = `${APP}-rotation`;
+    const identityId = resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', identityName);
+    const before = writes();
+    const whatIf = await deploy(file, '--what-if');
+    expect(whatIf.stderr).toBe('');
+    expect(whatIf.code).toBe(0);
+    expect(whatIf.stdout).toContain('= resource provider Microsoft.ManagedIdentity');
+    expect(whatIf.stdout).toContain(`+ user-assigned identity ${identityName} (rotation): create`);
+    expect(whatIf.stdout).toContain(
+      `+ role Key Vault Secrets Officer for rotation identity ${identityName} on ${target.rbacVault.name}: create`,
+    );
+    expect(whatIf.stdout).toContain(
+      `+ access policy for rotation identity ${identityName} on vault ${target.accessPolicyVault.name}: create`,
+    );
+    expect(whatIf.stdout).toMatch(
+      new RegExp(`~ Function App ${APP}: update\\n    identity\\.type: SystemAssigned -> SystemAssigned, UserAssigned\\n`),
+    );
+    expect(whatIf.stdout).toContain(`~ app settings of ${APP}: update\n    ROTATION_IDENTITY_CLIENT_ID: added`);
+    // The commands an Entra admin runs, listed already, the principal id still to come.
+    expect(whatIf.stdout).toContain(`Needs a Microsoft Entra admin (not run by this tool): for rotation identity ${identityName}`);
+    expect(whatIf.stdout).toContain(`\\"principalId\\":\\"${PRINCIPAL_KNOWN_AFTER_CREATE}\\"`);
+    expect(whatIf.stdout).toContain(`/applications/${targetApp}/owners/$ref`);
+    expect(writes()).toBe(before);
+    expect(target.arm.resource(identityId)).toBeUndefined();
+
+    const run = await deploy(file);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const made = target.arm.resource(identityId);
+    const { principalId, clientId } = made?.['properties'] as { principalId: string; clientId: string };
+    expect(made).toMatchObject({ type: 'Microsoft.ManagedIdentity/userAssignedIdentities', location: 'westeurope' });
+    // Attached beside the system identity, which the resolve path keeps using.
+    const site = target.arm.resource(resourceId('Microsoft.Web/sites', APP));
+    expect(site?.['identity']).toMatchObject({
+      type: 'SystemAssigned, UserAssigned',
+      principalId: target.sitePrincipalId,
+      userAssignedIdentities: { [identityId]: { principalId, clientId } },
+    });
+    const settings = target.arm.appSettings(APP) ?? {};
+    expect(settings['ROTATION_IDENTITY_CLIENT_ID']).toBe(clientId);
+    expect(Object.keys(settings)).not.toContain('AZURE_CLIENT_ID');
+    const assignments = target.arm.allRoleAssignments();
+    const holds = (principal: string, role: string, scope: string): boolean =>
+      assignments.some(
+        (a) =>
+          a.principalId.toLowerCase() === principal.toLowerCase() &&
+          a.roleDefinitionGuid === role &&
+          a.scope.toLowerCase() === scope.toLowerCase(),
+      );
+    expect(holds(principalId, ROLES['Key Vault Secrets Officer'], target.rbacVault.id)).toBe(true);
+    expect(holds(target.sitePrincipalId, ROLES['Key Vault Secrets Officer'], target.rbacVault.id)).toBe(false);
+    expect(holds(target.sitePrincipalId, ROLES['Key Vault Secrets User'], target.rbacVault.id)).toBe(true);
+    expect(assignments.filter((a) => a.principalId.toLowerCase() === principalId.toLowerCase())).toHaveLength(1);
+    const policies = target.arm.getVault(target.accessPolicyVault.name).accessPolicies;
+    const writerPolicy = policies.find((p) => p.objectId.toLowerCase() === principalId.toLowerCase());
+    expect(writerPolicy?.secrets.map((x) => x.toLowerCase()).sort()).toEqual(['get', 'list', 'set']);
+    const appPolicy = policies.find((p) => p.objectId.toLowerCase() === target.sitePrincipalId.toLowerCase());
+    expect(appPolicy?.secrets.map((x) => x.toLowerCase()).sort()).toEqual(['get', 'list']);
+    // The identity and its vault access come before the app is told its client id.
+    expect(run.stdout.indexOf(`role Key Vault Secrets Officer for rotation identity ${identityName}`)).toBeLessThan(
+      run.stdout.indexOf(`app settings of ${APP}`),
+    );
+    // Printed, with the principal id filled in, never run.
+    expect(run.stdout).toContain(`(principal id ${principalId})`);
+    expect(run.stdout).toContain(`\\"principalId\\":\\"${principalId}\\"`);
+    expect(run.stdout).toContain(`\\"appRoleId\\":\\"${APPLICATION_READWRITE_OWNEDBY}\\"`);
+    expect(run.stdout).toContain(
+      `az rest --method post --url 'https://graph.microsoft.com/v1.0/applications/${targetApp}/owners/$ref' --headers Content-Type=application/json --body '{"@odata.id":"https://graph.microsoft.com/v1.0/directoryObjects/${principalId}"}'`,
+    );
+    expect(target.azure.graph.requestCount()).toBe(0);
+    expect(run.stdout).toMatch(/Health: (ok|warning)/);
+
+    // Again: nothing changes, and the commands are listed once more.
+    const again = await deploy(file, '--what-if');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/0 to create, 0 to update, \d+ unchanged/);
+    expect(again.stdout).toContain(`\\"principalId\\":\\"${principalId}\\"`);
+  }, 300_000);
 
   it('a run with a user-assigned identity that fails half way names the resource and what Azure said; the same command then finishes', async () => {
     const file = deploymentFile('deploy-resume.json', { appName: RESUME_APP, storageAccount: RESUME_ACCOUNT, identity: identity.id });

@@ -1,21 +1,25 @@
 /**
  * Drives the Graph client (shared/graph) with the real ManagedIdentityCredential (App Service
  * managed identity via IDENTITY_ENDPOINT/IDENTITY_HEADER) against the Graph emulator, through the
- * CONNECT proxy, plus raw HTTPS for the exact answers. The dev certificate (devCertificate.ts) does
- * not cover graph.microsoft.com yet, so this file makes its own certificate for that host and
- * starts the identity endpoint, emulator and proxy itself rather than through startLocalAzure.
+ * CONNECT proxy, plus raw HTTPS for the exact answers; all of it as startLocalAzure wires it (the dev
+ * certificate covers graph.microsoft.com, app roles granted with `graphRoles` / `grantGraphRoles`).
  */
-import { randomBytes } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import tls from 'node:tls';
 import { inspect } from 'node:util';
 import { ManagedIdentityCredential } from '@azure/identity';
 import { generate } from 'selfsigned';
-import { GraphEmulator } from '../../local/emulators/graphEmulator';
-import { AZURE_STEERING_ENV_KEYS } from '../../local/emulators/inProcessAzure';
-import { startManagedIdentityEndpoint, type ManagedIdentityEndpoint } from '../../local/emulators/managedIdentityEndpoint';
-import { startVaultProxy, type VaultProxy } from '../../local/emulators/vaultProxy';
+import { createDevCertificate } from '../../local/emulators/devCertificate';
+import type { GraphEmulator } from '../../local/emulators/graphEmulator';
+import { useLocalAzureInProcess } from '../../local/emulators/inProcessAzure';
+import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
+import type { ManagedIdentityEndpoint } from '../../local/emulators/managedIdentityEndpoint';
+import type { VaultProxy } from '../../local/emulators/vaultProxy';
 import { GraphClient, GraphError } from '../../shared/graph/graphClient';
 
 const GRAPH = 'https://graph.microsoft.com';
@@ -31,6 +35,8 @@ const IDS = {
   stranger: { clientId: '44444444-4444-4444-8444-444444444444', principalId: 'a4444444-4444-4444-8444-444444444444' },
 };
 
+let azure: LocalAzure;
+let stateDir: string;
 let certPem: string;
 let identity: ManagedIdentityEndpoint;
 let graph: GraphEmulator;
@@ -122,47 +128,19 @@ async function graphError(fn: () => Promise<unknown>): Promise<GraphError> {
 }
 
 beforeAll(async () => {
-  const tokenSecret = randomBytes(32).toString('hex');
-  const pems = await generate([{ name: 'commonName', value: 'Graph emulator test certificate' }], {
-    keyType: 'rsa',
-    keySize: 2048,
-    algorithm: 'sha256',
-    notBeforeDate: new Date(Date.now() - 60_000),
-    notAfterDate: new Date(Date.now() + 24 * 3600_000),
-    extensions: [
-      { name: 'basicConstraints', cA: true, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 2 as const, value: 'graph.microsoft.com' }] },
+  stateDir = mkdtempSync(path.join(os.tmpdir(), 'graph-emulator-'));
+  azure = await startLocalAzure({
+    stateDir,
+    userAssignedIdentities: Object.values(IDS),
+    graphRoles: [
+      { principalId: IDS.owner.principalId, roles: ['Application.ReadWrite.OwnedBy'] },
+      { principalId: IDS.stranger.principalId, roles: ['Application.ReadWrite.OwnedBy'] },
+      { principalId: IDS.all.principalId, roles: ['Application.ReadWrite.All'] },
     ],
   });
-  certPem = pems.cert;
-  identity = await startManagedIdentityEndpoint({ tokenSecret, userAssigned: Object.values(IDS) });
-  graph = await GraphEmulator.start({ certPem, keyPem: pems.private, tokenSecret });
-  proxy = await startVaultProxy({ graphPort: graph.port });
-
-  identity.setAppRoles(IDS.owner.principalId, GRAPH, ['Application.ReadWrite.OwnedBy']);
-  identity.setAppRoles(IDS.stranger.principalId, GRAPH, ['Application.ReadWrite.OwnedBy']);
-  identity.setAppRoles(IDS.all.principalId, GRAPH, ['Application.ReadWrite.All']);
-
-  // The in-process equivalent of the variables a host process gets (see local/emulators/inProcessAzure.ts).
-  const savedCAs = tls.getCACertificates('default');
-  tls.setDefaultCACertificates([...savedCAs, certPem]);
-  const savedEnv = Object.fromEntries(AZURE_STEERING_ENV_KEYS.map((k) => [k, process.env[k]]));
-  for (const k of AZURE_STEERING_ENV_KEYS) delete process.env[k];
-  Object.assign(process.env, {
-    IDENTITY_ENDPOINT: identity.endpoint,
-    IDENTITY_HEADER: identity.header,
-    HTTPS_PROXY: proxy.url,
-    NO_PROXY: '127.0.0.1,localhost',
-  });
-  restore = () => {
-    tls.setDefaultCACertificates(savedCAs);
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
+  ({ identity, graph, proxy, certPem } = azure);
+  // The in-process equivalent of the variables a host process gets (local/emulators/inProcessAzure.ts).
+  restore = useLocalAzureInProcess(azure);
 
   app = graph.createApplication({ displayName: 'F&O connector', owners: [IDS.owner.principalId] });
   seenSecrets.push(graph.seedPassword(app.objectId, { displayName: 'initial' }).secretText);
@@ -170,7 +148,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   restore?.();
-  await Promise.all([graph?.stop(), proxy?.stop(), identity?.stop()]);
+  await azure?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 afterEach(() => {
@@ -441,6 +420,85 @@ describe('the client: retries and refusals', () => {
       expect(graph.requestCount()).toBe(0);
     } finally {
       identity.setFailure(null);
+    }
+  });
+});
+
+describe('wired into startLocalAzure', () => {
+  it('a user-assigned identity’s token for Graph, asked by client id, carries the roles granted to its principal', async () => {
+    // As the rotation identity: a user-assigned identity the app names by ROTATION_IDENTITY_CLIENT_ID.
+    const rotation = { clientId: '6c5d4e3f-2a1b-4c0d-9e8f-7a6b5c4d3e2f', principalId: 'd4c3b2a1-0f9e-4d8c-8b7a-6f5e4d3c2b1a' };
+    azure.identity.addUserAssignedIdentity(rotation.clientId, rotation.principalId);
+    azure.grantGraphRoles(rotation.principalId, ['Application.ReadWrite.OwnedBy']);
+    const credential = new ManagedIdentityCredential({ clientId: rotation.clientId });
+    const claims = (t: string): Record<string, unknown> =>
+      JSON.parse(Buffer.from(t.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    const graphToken = await credential.getToken('https://graph.microsoft.com/.default');
+    expect(claims(graphToken?.token ?? '')).toMatchObject({
+      aud: 'https://graph.microsoft.com',
+      oid: rotation.principalId,
+      appid: rotation.clientId,
+      roles: ['Application.ReadWrite.OwnedBy'],
+    });
+    // The roles are Graph's: the same identity's vault token has none.
+    const vaultToken = await credential.getToken('https://vault.azure.net/.default');
+    expect(claims(vaultToken?.token ?? '')).not.toHaveProperty('roles');
+    // And Graph takes them: an owner of the application adds a password, a non-owner is refused.
+    const owned = graph.createApplication({ displayName: 'owned by rotation', owners: [rotation.principalId] });
+    const client = new GraphClient({ credential, retry: FAST_RETRY });
+    const added = await client.addPassword(owned.objectId, { displayName: 'rotation', endDateTime: new Date(Date.now() + 86_400_000) });
+    seenSecrets.push(added.secretText);
+    expect(graph.passwordCredentials(owned.objectId).map((p) => p.keyId)).toEqual([added.keyId]);
+    expect(await graphError(() => client.getApplication(app.objectId))).toMatchObject({ status: 403, code: 'Authorization_RequestDenied' });
+  });
+
+  it('an identity granted no Graph role gets a token without roles', async () => {
+    const none = await new ManagedIdentityCredential({ clientId: IDS.none.clientId }).getToken('https://graph.microsoft.com/.default');
+    const payload = JSON.parse(Buffer.from((none?.token ?? '').split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(payload['oid']).toBe(IDS.none.principalId);
+    expect(payload).not.toHaveProperty('roles');
+  });
+
+  it('the dev certificate covers graph.microsoft.com; one from before Graph was covered is regenerated', async () => {
+    expect(new X509Certificate(certPem).checkHost('graph.microsoft.com')).toBe('graph.microsoft.com');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'graph-cert-'));
+    try {
+      const old = await generate([{ name: 'commonName', value: 'Local Azure emulator dev CA' }], {
+        keyType: 'rsa',
+        keySize: 2048,
+        algorithm: 'sha256',
+        notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
+        extensions: [
+          { name: 'basicConstraints', cA: true, critical: true },
+          {
+            name: 'subjectAltName',
+            altNames: [
+              ...[
+                '*.vault.azure.net',
+                'management.azure.com',
+                '*.azurewebsites.net',
+                '*.scm.azurewebsites.net',
+                '*.blob.core.windows.net',
+                '*.table.core.windows.net',
+                '*.queue.core.windows.net',
+                'localhost',
+              ].map((value) => ({ type: 2 as const, value })),
+              { type: 7, ip: '127.0.0.1' },
+            ],
+          },
+        ],
+      });
+      writeFileSync(path.join(dir, 'dev-ca.pem'), old.cert);
+      writeFileSync(path.join(dir, 'dev-ca.key'), old.private);
+      const fresh = await createDevCertificate(dir);
+      expect(fresh.certPem).not.toBe(old.cert);
+      expect(new X509Certificate(fresh.certPem).checkHost('graph.microsoft.com')).toBe('graph.microsoft.com');
+      expect((await createDevCertificate(dir)).certPem).toBe(fresh.certPem);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -7,11 +7,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DefaultAzureCredential } from '@azure/identity';
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient, isRestError, type RestError } from '@azure/keyvault-secrets';
 import { createDevCertificate } from '../../local/emulators/devCertificate';
 import { managedIdentityToken, rawHttps, useLocalAzureInProcess } from '../support/inProcessAzure';
 import { startLocalAzure, type LocalAzure } from '../../local/emulators/localAzure';
+import { EMULATOR_PRINCIPAL_ID } from '../../local/emulators/managedIdentityEndpoint';
 import { restError } from '../support/restError';
 
 const VAULT = 'contoso';
@@ -315,6 +316,84 @@ describe('faults', () => {
     expect(err?.name).toBe('AbortError');
     azure.keyVault.clearFaults();
     expect((await client.getSecret('alpha')).value).toBe('v1');
+  });
+});
+
+describe('Azure RBAC on the data plane (setRoleAssignments)', () => {
+  // The resolve path's identity (the system-assigned one DefaultAzureCredential picks) and the rotation identity (user-assigned).
+  const ROTATION = { clientId: '7d0c1e2f-3a4b-4c5d-8e6f-0a1b2c3d4e5f', principalId: 'e1d2c3b4-a5f6-4e7d-9c8b-7a6f5e4d3c2b' };
+  const STRANGER = { clientId: '8e1d2f3a-4b5c-4d6e-8f7a-1b2c3d4e5f6a', principalId: 'f2e3d4c5-b6a7-4f8e-8d9c-8b7a6f5e4d3c' };
+
+  beforeAll(() => {
+    for (const who of [ROTATION, STRANGER]) azure.identity.addUserAssignedIdentity(who.clientId, who.principalId);
+  });
+
+  afterEach(() => azure.keyVault.setRoleAssignments(VAULT, null));
+
+  it('Key Vault Secrets User reads and lists but cannot write; Secrets Officer writes and disables versions', async () => {
+    const first = azure.keyVault.setSecret(VAULT, 'rotated', 'v1');
+    azure.keyVault.setRoleAssignments(VAULT, [
+      { principalId: EMULATOR_PRINCIPAL_ID, role: 'Key Vault Secrets User' },
+      { principalId: ROTATION.principalId, role: 'Key Vault Secrets Officer' },
+    ]);
+    const reader = newClient(VAULT, { retryOptions: { maxRetries: 0 } });
+    expect((await reader.getSecret('rotated')).value).toBe('v1');
+    const names: string[] = [];
+    for await (const p of reader.listPropertiesOfSecrets()) names.push(p.name);
+    expect(names).toContain('rotated');
+
+    const write = await restError(reader.setSecret('rotated', 'v2'));
+    expect(write.statusCode).toBe(403);
+    expect(write.code).toBe('Forbidden');
+    expect(innerCode(write)).toBe('ForbiddenByRbac');
+    expect(write.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/setSecret/action'");
+    expect(write.message).toContain(`oid=${EMULATOR_PRINCIPAL_ID}`);
+    const disable = await restError(reader.updateSecretProperties('rotated', first.version, { enabled: false }));
+    expect(disable.statusCode).toBe(403);
+    expect(disable.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/update/action'");
+    expect((await reader.getSecret('rotated')).properties.version).toBe(first.version);
+
+    const writer = new SecretClient(azure.keyVault.vaultUri(VAULT), new ManagedIdentityCredential({ clientId: ROTATION.clientId }));
+    const second = await writer.setSecret('rotated', 'v2');
+    await writer.updateSecretProperties('rotated', first.version, { enabled: false });
+    const versions: Array<[string | undefined, boolean | undefined]> = [];
+    for await (const v of writer.listPropertiesOfSecretVersions('rotated')) versions.push([v.version, v.enabled]);
+    expect(versions).toContainEqual([first.version, false]);
+    expect((await reader.getSecret('rotated')).properties.version).toBe(second.properties.version);
+  });
+
+  it('refuses a caller without any role, even a read, with Key Vault’s body; off again with null', async () => {
+    azure.keyVault.setSecret(VAULT, 'rotated', 'v3');
+    azure.keyVault.setRoleAssignments(VAULT, [{ principalId: ROTATION.principalId, role: 'Key Vault Secrets Officer' }]);
+    const stranger = new SecretClient(azure.keyVault.vaultUri(VAULT), new ManagedIdentityCredential({ clientId: STRANGER.clientId }), {
+      retryOptions: { maxRetries: 0 },
+    });
+    const read = await restError(stranger.getSecret('rotated'));
+    expect(read.statusCode).toBe(403);
+    expect(read.message).toContain("Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'");
+
+    // On the wire: Key Vault's error body, inner code ForbiddenByRbac.
+    const token = await managedIdentityToken(azure, 'https://vault.azure.net');
+    const raw = await rawHttps(azure, { port: azure.keyVault.port, host: `${VAULT}.vault.azure.net` }, 'GET', '/secrets?api-version=7.4', {
+      authorization: `Bearer ${token}`,
+    });
+    expect(raw.status).toBe(403);
+    const body = JSON.parse(raw.body) as { error: { code: string; message: string; innererror: { code: string } } };
+    expect(Object.keys(body.error).sort()).toEqual(['code', 'innererror', 'message']);
+    expect(body.error.code).toBe('Forbidden');
+    expect(body.error.innererror).toEqual({ code: 'ForbiddenByRbac' });
+    expect(body.error.message).toMatch(
+      new RegExp(
+        `^Caller is not authorized to perform action on resource\\.\r\n.*\r\nCaller: appid=[0-9a-f-]{36};oid=${EMULATOR_PRINCIPAL_ID};iss=https://sts\\.windows\\.net/[0-9a-f-]{36}/\r\nAction: 'Microsoft\\.KeyVault/vaults/secrets/readMetadata/action'\r\nResource: '/subscriptions/[0-9a-f-]{36}/resourcegroups/local/providers/microsoft\\.keyvault/vaults/${VAULT}/secrets'\r\nAssignment: \\(not found\\)\r\n`,
+      ),
+    );
+    // Another vault is not checked.
+    azure.keyVault.setSecret(OTHER, 'unchecked', 'ok');
+    const elsewhere = new SecretClient(azure.keyVault.vaultUri(OTHER), new ManagedIdentityCredential({ clientId: STRANGER.clientId }));
+    expect((await elsewhere.getSecret('unchecked')).value).toBe('ok');
+
+    azure.keyVault.setRoleAssignments(VAULT, null);
+    expect((await stranger.getSecret('rotated')).value).toBe('v3');
   });
 });
 

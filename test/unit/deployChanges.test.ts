@@ -1,4 +1,5 @@
 import { describeChange, differences, sameLocation, settingDifferences, summarise } from '../../cli/deploy/changes';
+import { identityDiff, siteIdentity, type AppIdentity } from '../../cli/deploy/infrastructure';
 
 describe('differences', () => {
   it('compares only what the deployment manages, key by key', () => {
@@ -86,5 +87,43 @@ describe('describeChange and summarise', () => {
         { resource: 'c', action: 'unchanged', differences: [] },
       ]),
     ).toBe('1 to create, 0 to update, 2 unchanged');
+  });
+});
+
+describe('the site identity with rotation', () => {
+  const id = (name: string): string =>
+    `/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
+  const named: AppIdentity = { id: id('broker-id'), name: 'broker-id', principalId: 'p', clientId: 'c' };
+  const rotation = { id: id('broker-rotation') };
+
+  it('adds the rotation identity beside the system one, or beside the named one', () => {
+    expect(siteIdentity(undefined, undefined)).toEqual({ type: 'SystemAssigned' });
+    expect(siteIdentity(undefined, rotation)).toEqual({
+      type: 'SystemAssigned, UserAssigned',
+      userAssignedIdentities: { [rotation.id]: {} },
+    });
+    expect(siteIdentity(named, rotation)).toEqual({
+      type: 'UserAssigned',
+      userAssignedIdentities: { [named.id]: {}, [rotation.id]: {} },
+    });
+  });
+
+  it('finds a site without the rotation identity changed, and one with it unchanged (type spacing and id casing aside)', () => {
+    expect(identityDiff({ type: 'SystemAssigned' }, undefined, rotation)).toEqual([
+      { path: 'identity.type', from: 'SystemAssigned', to: 'SystemAssigned, UserAssigned' },
+      { path: 'identity.userAssignedIdentities', from: [], to: [rotation.id] },
+    ]);
+    expect(
+      identityDiff(
+        { type: 'SystemAssigned,UserAssigned', userAssignedIdentities: { [rotation.id.toUpperCase()]: {} } },
+        undefined,
+        rotation,
+      ),
+    ).toEqual([]);
+    // Rotation turned off again: the identity leaves the site.
+    expect(identityDiff({ type: 'SystemAssigned, UserAssigned', userAssignedIdentities: { [rotation.id]: {} } }, undefined)).toEqual([
+      { path: 'identity.type', from: 'SystemAssigned, UserAssigned', to: 'SystemAssigned' },
+      { path: 'identity.userAssignedIdentities', from: [rotation.id], to: [] },
+    ]);
   });
 });

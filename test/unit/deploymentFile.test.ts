@@ -8,6 +8,12 @@ import {
   parseDeployment,
   readDeploymentFile,
 } from '../../cli/deploy/deploymentFile';
+import {
+  APPLICATION_READWRITE_OWNEDBY,
+  entraAdminCommands,
+  GRAPH_APP_ID,
+  PRINCIPAL_KNOWN_AFTER_CREATE,
+} from '../../cli/deploy/entraCommands';
 import { parseJsonText } from '../../local/jsonText';
 import { applySettingsFile } from '../../local/localSettings';
 import { loadConfig } from '../../shared/config';
@@ -95,7 +101,7 @@ describe('parseDeployment', () => {
 
   const TOP_LEVEL =
     '$schema, subscriptionId, resourceGroup, location, appName, storageAccount, logAnalyticsWorkspace, applicationInsights, plan, ' +
-    'instanceMemoryMB, maximumInstanceCount, tags, vaults, events, notificationTopic, identity, smokeTest, sdkStatistics, settings';
+    'instanceMemoryMB, maximumInstanceCount, tags, vaults, events, notificationTopic, identity, rotation, smokeTest, sdkStatistics, settings';
 
   it.each([
     [{ unknownField: 1 }, `deploy.json: unknown field "unknownField" (allowed: ${TOP_LEVEL})`],
@@ -155,6 +161,107 @@ describe('parseDeployment', () => {
     writeFileSync(bad, '{\n  "subscriptionId": "x",\n  "location": "westeurope"\n  "appName": "broker"\n}\n');
     expect(() => readDeploymentFile(bad)).toThrow(new ConfigError(`${bad}:4:3: Expected ',' or '}' after property value`));
     expect(() => readDeploymentFile(path.join(dir, 'missing.json'))).toThrow('cannot be read (ENOENT)');
+  });
+});
+
+describe('rotation', () => {
+  const APP_1 = '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e';
+  const APP_2 = '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
+
+  it('is off unless asked; "rotation": {} names the identity after the app, in the deployment group', () => {
+    expect(parseDeployment(base).rotation).toBeUndefined();
+    expect(parseDeployment({ ...base, rotation: {} }).rotation).toEqual({
+      identityName: 'Contoso-Secret-Broker-rotation',
+      identityId: `/subscriptions/${SUB}/resourceGroups/rg-broker/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Contoso-Secret-Broker-rotation`,
+      applications: [],
+    });
+    expect(parseDeployment({ ...base, rotation: { identityName: 'broker_rotator', applications: [APP_1, APP_2] } }).rotation).toMatchObject(
+      {
+        identityName: 'broker_rotator',
+        identityId: expect.stringMatching(/\/userAssignedIdentities\/broker_rotator$/) as string,
+        applications: [APP_1, APP_2],
+      },
+    );
+  });
+
+  it.each([
+    [{ rotation: true }, 'deploy.json: rotation must be a JSON object'],
+    [{ rotation: { identity: 'x' } }, 'deploy.json: rotation: unknown field "identity" (allowed: identityName, applications)'],
+    [{ rotation: { identityName: 'ab' } }, 'deploy.json: rotation.identityName must be 3-128 letters, digits, hyphens and underscores'],
+    [{ rotation: { identityName: '-rotation' } }, 'deploy.json: rotation.identityName must be 3-128 letters'],
+    [{ rotation: { applications: ['fo-app'] } }, 'deploy.json: rotation.applications.0 must be an application object id (a GUID)'],
+    [{ rotation: { applications: APP_1 } }, 'deploy.json: rotation.applications must be a list of application object ids'],
+    [{ rotation: { applications: [APP_1, APP_1.toUpperCase()] } }, 'deploy.json: rotation.applications names an application twice'],
+    [
+      { rotation: {}, settings: { ROTATION_IDENTITY_CLIENT_ID: '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f' } },
+      'deploy.json: settings.ROTATION_IDENTITY_CLIENT_ID is set by the deployment itself',
+    ],
+    [
+      { settings: { ROTATION_RETIRE_AFTER_HOURS: 48 } },
+      'deploy.json: settings.ROTATION_RETIRE_AFTER_HOURS has no effect without "rotation"; add "rotation": {} or remove it',
+    ],
+    [
+      {
+        identity: `/subscriptions/${SUB}/resourceGroups/rg-broker/providers/Microsoft.ManagedIdentity/userAssignedIdentities/shared-id`,
+        rotation: { identityName: 'shared-id' },
+      },
+      `deploy.json: rotation.identityName names the app's own identity ("identity"); rotation needs an identity of its own`,
+    ],
+    [
+      { rotation: {}, settings: { ROTATION_ADOPTION_WINDOW_HOURS: 'soon' } },
+      'deploy.json: settings: ROTATION_ADOPTION_WINDOW_HOURS: must be a number of hours',
+    ],
+  ] as Array<[{ settings?: Record<string, unknown> } & Record<string, unknown>, string]>)('refuses %j', (patch, message) => {
+    const json = JSON.parse(JSON.stringify({ ...base, ...patch, settings: { ...base.settings, ...patch.settings } })) as unknown;
+    expect(() => parseDeployment(json, 'deploy.json')).toThrow(ConfigError);
+    expect(() => parseDeployment(json, 'deploy.json')).toThrow(message);
+  });
+
+  it('sets ROTATION_IDENTITY_CLIENT_ID to the identity’s client id, which the app takes as rotation on', () => {
+    const clientId = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+    const d = parseDeployment({ ...base, rotation: {}, settings: { ...base.settings, ROTATION_RETIRE_AFTER_HOURS: 24 } });
+    const settings = appSettingsFor(d, { ...found, rotationClientId: clientId });
+    expect(settings).toMatchObject({ ROTATION_IDENTITY_CLIENT_ID: clientId, ROTATION_RETIRE_AFTER_HOURS: '24' });
+    expect(loadConfig(settings).rotation).toMatchObject({ identityClientId: clientId, retireAfterHours: 24 });
+    // Before the identity exists (--what-if), a placeholder; the rest is still checked.
+    expect(appSettingsFor(d, found).ROTATION_IDENTITY_CLIENT_ID).toBe(KNOWN_AFTER_CREATE);
+    // Without rotation the setting is absent: the broker never writes to a vault.
+    const off = appSettingsFor(parseDeployment(base), { ...found, rotationClientId: clientId });
+    expect(Object.keys(off)).not.toContain('ROTATION_IDENTITY_CLIENT_ID');
+    expect(loadConfig(off).rotation).toBeUndefined();
+  });
+});
+
+describe('entraAdminCommands', () => {
+  const rotation = parseDeployment({
+    ...base,
+    rotation: { applications: ['5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e', '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f'] },
+  }).rotation;
+  const principal = 'd4c3b2a1-0f9e-4d8c-8b7a-6f5e4d3c2b1a';
+
+  it('prints the Graph app role grant and one owner command per application, the principal id filled in', () => {
+    if (!rotation) throw new Error('rotation expected');
+    const lines = entraAdminCommands(rotation, principal);
+    const text = lines.join('\n');
+    expect(text).toContain(`graphSp=$(az ad sp show --id ${GRAPH_APP_ID} --query id --output tsv)`);
+    expect(lines).toContain(
+      `  az rest --method post --url "https://graph.microsoft.com/v1.0/servicePrincipals/$graphSp/appRoleAssignedTo" --headers Content-Type=application/json --body "{\\"principalId\\":\\"${principal}\\",\\"resourceId\\":\\"$graphSp\\",\\"appRoleId\\":\\"${APPLICATION_READWRITE_OWNEDBY}\\"}"`,
+    );
+    for (const app of rotation.applications) {
+      expect(lines).toContain(
+        `  az rest --method post --url 'https://graph.microsoft.com/v1.0/applications/${app}/owners/$ref' --headers Content-Type=application/json --body '{"@odata.id":"https://graph.microsoft.com/v1.0/directoryObjects/${principal}"}'`,
+      );
+    }
+    expect(APPLICATION_READWRITE_OWNEDBY).toBe('18a4783c-866b-4cc7-a460-3d5e5662c884');
+    expect(GRAPH_APP_ID).toBe('00000003-0000-0000-c000-000000000000');
+  });
+
+  it('stands placeholders for an identity not created yet and for applications the file does not list', () => {
+    const none = parseDeployment({ ...base, rotation: {} }).rotation;
+    if (!none) throw new Error('rotation expected');
+    const text = entraAdminCommands(none, undefined).join('\n');
+    expect(text).toContain(PRINCIPAL_KNOWN_AFTER_CREATE);
+    expect(text).toContain('/applications/<application object id>/owners/$ref');
   });
 });
 

@@ -76,6 +76,14 @@ describe('graphRetryDelay', () => {
     }
   });
 
+  it('retries a request that is not idempotent (addPassword) on 429 only: a 5xx or a dropped connection may come after the effect', () => {
+    expect(graphRetryDelay({ retryCount: 0, status: 429, retryAfter: '3' }, opts, low, 'notIdempotent')).toBe(3_000);
+    expect(graphRetryDelay({ retryCount: 0, status: 429 }, opts, low, 'notIdempotent')).toBe(50);
+    for (const status of [408, 500, 503]) expect(graphRetryDelay({ retryCount: 0, status }, opts, low, 'notIdempotent')).toBeUndefined();
+    expect(graphRetryDelay({ retryCount: 0, status: 503, retryAfter: '1' }, opts, low, 'notIdempotent')).toBeUndefined();
+    expect(graphRetryDelay({ retryCount: 0, errorCode: 'ECONNRESET' }, opts, low, 'notIdempotent')).toBeUndefined();
+  });
+
   it('does not retry 501, 505, other statuses or unknown errors', () => {
     for (const status of [200, 204, 400, 401, 403, 404, 501, 505]) expect(graphRetryDelay({ retryCount: 0, status }, opts)).toBeUndefined();
     expect(graphRetryDelay({ retryCount: 0, errorCode: 'ERR_SOMETHING' }, opts)).toBeUndefined();
