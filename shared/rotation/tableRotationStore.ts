@@ -1,0 +1,319 @@
+/**
+ * Where rotations are kept: table {@link ROTATION_TABLE} of `AzureWebJobsStorage`, one row per rotation
+ * (PartitionKey: the vault alias and secret name, encoded; RowKey: the rotation id) and, in the same
+ * partition, the secret's `active` marker naming the rotation in progress. The marker is created and
+ * deleted with ETag conditions, so two rotations of one secret never overlap: of two instances racing
+ * to start, exactly one creates the marker and the other gets the active rotation back.
+ * See docs/rotation.md.
+ */
+import type { TableClient } from '@azure/data-tables';
+import { odata } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import type { StorageSettings } from '../config';
+import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
+import type { RotationRecord } from './rotationTypes';
+import { ROTATION_STATES } from './rotationTypes';
+
+export const ROTATION_TABLE = 'brokerrotations';
+/** RowKey of a secret's marker; rotation ids start with `rot-`, so none collides with it. */
+export const ACTIVE_ROW = 'active';
+/** Rounds lost to a racing writer before giving up (each round reads and writes once). */
+const MAX_ROUNDS = 5;
+
+/** A save lost to another writer: the record changed since it was read. */
+export class RotationConflictError extends Error {
+  override readonly name = 'RotationConflictError';
+  constructor(readonly rotationId: string) {
+    super(`Rotation ${rotationId} was changed by another run since it was read`);
+  }
+}
+
+/** Outcome of {@link RotationStore.begin}. */
+export type BeginOutcome = { won: true; record: RotationRecord } | { won: false; active: RotationRecord };
+
+export interface RotationStore {
+  /**
+   * Writes `record` (state `started`) and makes it the secret's active rotation, unless another one
+   * is active: then `record` is withdrawn and the active one is answered. A marker left by a
+   * finished or vanished rotation is replaced.
+   */
+  begin(record: RotationRecord): Promise<BeginOutcome>;
+  /**
+   * Writes `record`, conditional on its ETag (when it has one); answers it with the new ETag.
+   * @throws RotationConflictError when the row changed since it was read.
+   */
+  save(record: RotationRecord): Promise<RotationRecord>;
+  /** Releases the secret's marker if it still names `record`; idempotent. */
+  release(record: Pick<RotationRecord, 'vault' | 'secret' | 'id'>): Promise<void>;
+  /** The secret's active rotation (failed ones included), or undefined. */
+  active(vault: string, secret: string): Promise<RotationRecord | undefined>;
+  get(vault: string, secret: string, id: string): Promise<RotationRecord | undefined>;
+  /** Every rotation of a secret, oldest first. */
+  list(vault: string, secret: string): Promise<RotationRecord[]>;
+  /** Every active rotation across secrets (one query for the markers). */
+  listActive(): Promise<RotationRecord[]>;
+}
+
+/** The store in Table storage; the table is created on first write. `credential` serves identity-based storage. */
+export function createTableRotationStore(storage: StorageSettings | string, credential?: TokenCredential): RotationStore {
+  return createStore(new TableRows(storage, credential));
+}
+
+/** The same store in this process's memory, with the same ETag semantics; for tests. */
+export function createMemoryRotationStore(): RotationStore {
+  return createStore(new MemoryRows());
+}
+
+/** The partition of a secret's rows: base64url of `vault/secret` (Table keys may not hold `/`, `\`, `#`, `?`). */
+export function rotationPartition(vault: string, secret: string): string {
+  return Buffer.from(`${vault}/${secret}`, 'utf8').toString('base64url');
+}
+
+type Columns = Record<string, string>;
+
+interface Rows {
+  read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined>;
+  /** Rows of a partition, or every row with RowKey `rowKey` when `pk` is undefined. */
+  query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>>;
+  /** Creates the row; undefined when it exists. */
+  create(pk: string, rk: string, columns: Columns): Promise<string | undefined>;
+  /** Replaces the row if its ETag is still `etag` (any row without); undefined when the race is lost. */
+  replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined>;
+  /** Deletes the row if its ETag is still `etag`; false when it changed or is gone. */
+  remove(pk: string, rk: string, etag: string): Promise<boolean>;
+}
+
+function createStore(rows: Rows): RotationStore {
+  const columnsOf = (record: RotationRecord): Columns => {
+    const persisted: RotationRecord = { ...record };
+    delete persisted.etag;
+    return { vault: record.vault, secret: record.secret, state: record.state, record: JSON.stringify(persisted) };
+  };
+  const recordOf = (columns: Columns, etag: string): RotationRecord | undefined => {
+    const text = columns['record'];
+    if (!text) return undefined;
+    const parsed = JSON.parse(text) as RotationRecord;
+    if (!(ROTATION_STATES as readonly string[]).includes(parsed.state)) return undefined;
+    return { ...parsed, holders: parsed.holders ?? [], etag };
+  };
+  const get = async (vault: string, secret: string, id: string): Promise<RotationRecord | undefined> => {
+    const row = await rows.read(rotationPartition(vault, secret), id);
+    return row && recordOf(row.columns, row.etag);
+  };
+  /** The marker and the rotation it names, if that rotation is still in progress. */
+  const activeOf = async (pk: string, vault: string, secret: string) => {
+    const marker = await rows.read(pk, ACTIVE_ROW);
+    if (!marker) return { marker: undefined, record: undefined };
+    const record = await get(vault, secret, marker.columns['rotationId'] ?? '');
+    return { marker, record: record && record.state !== 'retired' ? record : undefined };
+  };
+
+  return {
+    async begin(record) {
+      const pk = rotationPartition(record.vault, record.secret);
+      const fresh: RotationRecord = { ...record };
+      delete fresh.etag;
+      const etag = await rows.create(pk, record.id, columnsOf(fresh));
+      if (etag === undefined) throw new Error(`Rotation ${record.id} already exists`);
+      const marker: Columns = { vault: record.vault, secret: record.secret, rotationId: record.id };
+      for (let round = 0; round < MAX_ROUNDS; round++) {
+        if ((await rows.create(pk, ACTIVE_ROW, marker)) !== undefined) return { won: true, record: { ...fresh, etag } };
+        const current = await activeOf(pk, record.vault, record.secret);
+        if (current.record) {
+          await rows.remove(pk, record.id, etag);
+          return { won: false, active: current.record };
+        }
+        // The marker names a finished or missing rotation: take it over, unless someone else does first.
+        if (current.marker && (await rows.replace(pk, ACTIVE_ROW, marker, current.marker.etag)) !== undefined) {
+          return { won: true, record: { ...fresh, etag } };
+        }
+      }
+      await rows.remove(pk, record.id, etag);
+      throw new Error(`Rotation of ${record.vault}/${record.secret} not started: ${MAX_ROUNDS} concurrent starts got there first`);
+    },
+
+    async save(record) {
+      const pk = rotationPartition(record.vault, record.secret);
+      const etag = await rows.replace(pk, record.id, columnsOf(record), record.etag);
+      if (etag === undefined) throw new RotationConflictError(record.id);
+      return { ...record, etag };
+    },
+
+    async release(record) {
+      const pk = rotationPartition(record.vault, record.secret);
+      const marker = await rows.read(pk, ACTIVE_ROW);
+      if (marker && marker.columns['rotationId'] === record.id) await rows.remove(pk, ACTIVE_ROW, marker.etag);
+    },
+
+    async active(vault, secret) {
+      return (await activeOf(rotationPartition(vault, secret), vault, secret)).record;
+    },
+
+    get,
+
+    async list(vault, secret) {
+      const found = await rows.query({ pk: rotationPartition(vault, secret) });
+      return found
+        .filter((r) => r.rk !== ACTIVE_ROW)
+        .flatMap((r) => {
+          const record = recordOf(r.columns, r.etag);
+          return record ? [record] : [];
+        })
+        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    },
+
+    async listActive() {
+      const markers = await rows.query({ rk: ACTIVE_ROW });
+      const out: RotationRecord[] = [];
+      for (const m of markers) {
+        const vault = m.columns['vault'];
+        const secret = m.columns['secret'];
+        if (vault === undefined || secret === undefined) continue;
+        const record = await get(vault, secret, m.columns['rotationId'] ?? '');
+        if (record && record.state !== 'retired') out.push(record);
+      }
+      return out;
+    },
+  };
+}
+
+// ---- Azure Table storage ----
+
+class TableRows implements Rows {
+  private client: TableClient | undefined;
+
+  constructor(
+    private readonly storage: StorageSettings | string,
+    private readonly credential: TokenCredential | undefined,
+  ) {}
+
+  async read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined> {
+    try {
+      const entity = await this.reader().getEntity<Columns>(pk, rk);
+      return { columns: columnsFrom(entity), etag: entity.etag };
+    } catch (err: unknown) {
+      if (tableErrorStatus(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>> {
+    const text = 'pk' in filter ? odata`PartitionKey eq ${filter.pk}` : odata`RowKey eq ${filter.rk}`;
+    const out: Array<{ columns: Columns; etag: string; rk: string }> = [];
+    try {
+      for await (const entity of this.reader().listEntities<Columns>({ queryOptions: { filter: text } })) {
+        out.push({ columns: columnsFrom(entity), etag: entity.etag, rk: entity.rowKey ?? '' });
+      }
+    } catch (err: unknown) {
+      if (tableErrorStatus(err) === 404) return [];
+      throw err;
+    }
+    return out;
+  }
+
+  async create(pk: string, rk: string, columns: Columns): Promise<string | undefined> {
+    const client = await this.table();
+    try {
+      return (await client.createEntity({ partitionKey: pk, rowKey: rk, ...columns })).etag ?? '';
+    } catch (err: unknown) {
+      if (tableErrorStatus(err) === 409) return undefined;
+      throw err;
+    }
+  }
+
+  async replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined> {
+    const client = await this.table();
+    const entity = { partitionKey: pk, rowKey: rk, ...columns };
+    if (etag === undefined) return (await client.upsertEntity(entity, 'Replace')).etag ?? '';
+    try {
+      return (await client.updateEntity(entity, 'Replace', { etag })).etag ?? '';
+    } catch (err: unknown) {
+      const status = tableErrorStatus(err);
+      if (status === 412 || status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async remove(pk: string, rk: string, etag: string): Promise<boolean> {
+    const client = await this.table();
+    try {
+      await client.deleteEntity(pk, rk, { etag });
+      return true;
+    } catch (err: unknown) {
+      const status = tableErrorStatus(err);
+      if (status === 412 || status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Reads do not create the table: a missing table reads as empty. */
+  private reader(): TableClient {
+    this.client ??= createTableClient(this.storage, ROTATION_TABLE, this.credential);
+    return this.client;
+  }
+
+  private async table(): Promise<TableClient> {
+    const client = this.reader();
+    await ensureTable(client);
+    return client;
+  }
+}
+
+/** Our string columns of an entity (the service's own are left out). */
+function columnsFrom(entity: Record<string, unknown>): Columns {
+  const out: Columns = {};
+  for (const [k, v] of Object.entries(entity)) {
+    if (k === 'partitionKey' || k === 'rowKey' || k === 'etag' || k === 'timestamp' || k.startsWith('odata.')) continue;
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+// ---- in memory ----
+
+class MemoryRows implements Rows {
+  private readonly rows = new Map<string, { columns: Columns; etag: string }>();
+  private counter = 0;
+
+  read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined> {
+    const row = this.rows.get(key(pk, rk));
+    return Promise.resolve(row && { columns: { ...row.columns }, etag: row.etag });
+  }
+
+  query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>> {
+    const out: Array<{ columns: Columns; etag: string; rk: string }> = [];
+    for (const [k, row] of this.rows) {
+      const [pk = '', rk = ''] = k.split('\n');
+      if ('pk' in filter ? pk === filter.pk : rk === filter.rk) out.push({ columns: { ...row.columns }, etag: row.etag, rk });
+    }
+    return Promise.resolve(out);
+  }
+
+  create(pk: string, rk: string, columns: Columns): Promise<string | undefined> {
+    if (this.rows.has(key(pk, rk))) return Promise.resolve(undefined);
+    return Promise.resolve(this.write(pk, rk, columns));
+  }
+
+  replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined> {
+    const current = this.rows.get(key(pk, rk));
+    if (etag !== undefined && current?.etag !== etag) return Promise.resolve(undefined);
+    return Promise.resolve(this.write(pk, rk, columns));
+  }
+
+  remove(pk: string, rk: string, etag: string): Promise<boolean> {
+    const current = this.rows.get(key(pk, rk));
+    if (!current || current.etag !== etag) return Promise.resolve(false);
+    this.rows.delete(key(pk, rk));
+    return Promise.resolve(true);
+  }
+
+  private write(pk: string, rk: string, columns: Columns): string {
+    const etag = `W/"${++this.counter}"`;
+    this.rows.set(key(pk, rk), { columns: { ...columns }, etag });
+    return etag;
+  }
+}
+
+function key(pk: string, rk: string): string {
+  return `${pk}\n${rk}`;
+}
