@@ -8,6 +8,10 @@
  * for it, `getArguments`, `invokeFunction`, `getResponse`. The baseline is a trivial handler on the
  * same route answering the same status, headers and body through the same path.
  *
+ * Version adoption's cost: the same resolve without its one tracking call (`untrackedBench`, the
+ * pipeline and handler of functions/resolveSecret.ts minus `runtime.adoption.record`), timed in
+ * rounds interleaved with the real one; the cost is the median of the per-round ratios.
+ *
  * Logs the worker would send to the host (`context.log` inside an invocation, `log` outside) are
  * serialised as JSON by the stand-in; the worker encodes them with protobuf onto its gRPC stream,
  * which costs more. Console output (where the batched audit log writes) goes to this process's stdout.
@@ -30,6 +34,10 @@ registerHooks({
 const core = require('@azure/functions-core') as typeof import('./functionsCoreStandIn');
 const { app } = require('@azure/functions') as typeof import('@azure/functions');
 require('../functions/index');
+const { withCaller } = require('../shared/http/httpPipeline') as typeof import('../shared/http/httpPipeline');
+const { AdoptionTracker } = require('../shared/adoption/adoptionTracker') as typeof import('../shared/adoption/adoptionTracker');
+const { secretBody, secretRefOf, secretResponse } =
+  require('../shared/http/secretResponses') as typeof import('../shared/http/secretResponses');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 /** The API key the parent put in ACCESS_POLICY. */
@@ -47,6 +55,12 @@ interface RpcHttpResponse {
 export interface WorkerPathResult {
   brokerMicros: number;
   trivialMicros: number;
+  /** The same resolve without adoption tracking. */
+  untrackedMicros: number;
+  /** `AdoptionTracker.record` alone, warm, for an existing entry: nanoseconds per call. */
+  recordNanos: number;
+  /** Median over rounds of broker / untracked time per invocation: adoption tracking's cost is this minus 1. */
+  trackedRatio: number;
   /** trivial / broker per-invocation time: the broker's throughput as a share of the trivial handler's. */
   ratio: number;
   invocations: number;
@@ -123,6 +137,24 @@ async function timeRound(build: ReturnType<typeof invocationOf>, n: number): Pro
   return ((performance.now() - started) * 1000) / n;
 }
 
+/** The tracking call alone, on a tracker of its own (never flushed), as a resolve makes it: median of 15 runs of 200,000. */
+function timeRecord(): number {
+  const tracker = new AdoptionTracker({
+    store: () => ({ write: () => Promise.resolve(), read: () => Promise.resolve([]), readAll: () => Promise.resolve([]) }),
+    log: () => undefined,
+    flushIntervalMs: 3_600_000,
+  });
+  const version = 'a'.repeat(32);
+  const runs: number[] = [];
+  for (let run = 0; run < 15; run++) {
+    const started = performance.now();
+    for (let i = 0; i < 200_000; i++) tracker.record('default', 'bench-secret', 'bench', version);
+    runs.push(((performance.now() - started) * 1e6) / 200_000);
+  }
+  tracker.dispose();
+  return median(runs);
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
@@ -147,6 +179,18 @@ async function main(): Promise<void> {
     handler: () => Promise.resolve({ status: 200, headers, body }),
   });
   const trivial = invocationOf('trivialBench', coreLog);
+  app.http('untrackedBench', {
+    methods: ['GET'],
+    route: 'secrets/{name}',
+    authLevel: 'anonymous',
+    handler: withCaller({ operation: 'resolve' }, async (request, _context, runtime, { caller, audit }) => {
+      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit);
+      return secretResponse(resolution, secretBody(resolution));
+    }),
+  });
+  const untracked = invocationOf('untrackedBench', coreLog);
+  const untrackedAnswer = await invoke(untracked);
+  if (untrackedAnswer.statusCode !== '200') throw new Error(`untracked resolve answered ${String(untrackedAnswer.statusCode)}`);
   const trivialAnswer = await invoke(trivial);
   if (trivialAnswer.body?.string !== body && Buffer.from(trivialAnswer.body?.bytes ?? []).toString('utf8') !== body) {
     throw new Error('the trivial handler does not answer the same bytes');
@@ -154,8 +198,11 @@ async function main(): Promise<void> {
 
   await timeRound(broker, WARM_UP);
   await timeRound(trivial, WARM_UP);
+  await timeRound(untracked, WARM_UP);
   const brokerRounds: number[] = [];
   const trivialRounds: number[] = [];
+  const untrackedRounds: number[] = [];
+  const trackedRatios: number[] = [];
   let brokerLogs = 0;
   let trivialLogs = 0;
   for (let round = 0; round < ROUNDS; round++) {
@@ -165,12 +212,22 @@ async function main(): Promise<void> {
     invocationLogs = 0;
     trivialRounds.push(await timeRound(trivial, PER_ROUND));
     trivialLogs += invocationLogs;
+    // Tracked and untracked side by side, their order alternating, so drift hits both alike.
+    const before = round % 2 === 0;
+    const extra = before ? await timeRound(broker, PER_ROUND) : undefined;
+    const without = await timeRound(untracked, PER_ROUND);
+    const withTracking = extra ?? (await timeRound(broker, PER_ROUND));
+    untrackedRounds.push(without);
+    trackedRatios.push(withTracking / without);
   }
   const brokerMicros = median(brokerRounds);
   const trivialMicros = median(trivialRounds);
   const result: WorkerPathResult = {
     brokerMicros,
     trivialMicros,
+    untrackedMicros: median(untrackedRounds),
+    trackedRatio: median(trackedRatios),
+    recordNanos: timeRecord(),
     ratio: trivialMicros / brokerMicros,
     invocations: ROUNDS * PER_ROUND,
     brokerLogsPerInvocation: brokerLogs / (ROUNDS * PER_ROUND),

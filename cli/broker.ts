@@ -9,18 +9,22 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
-import { applySettingsFile } from '../local/localSettings';
+import { applyLocalSettings, applySettingsFile } from '../local/localSettings';
 import { readRunningEmulators, type RunningEmulators } from '../local/runningEmulators';
+import { adoptionAnswer } from '../shared/adoption/adoptionRules';
+import type { AdoptionStore } from '../shared/adoption/adoptionTracker';
+import { createTableAdoptionStore } from '../shared/adoption/tableAdoptionStore';
 import { explainAccess } from '../shared/callers/explainAccess';
 import type { AccessExplanation } from '../shared/callers/explainAccess';
-import { DEFAULT_VAULT_ALIAS, loadAccessConfig, loadAccessPolicy, loadConfig } from '../shared/config';
+import type { StorageSettings } from '../shared/config';
+import { DEFAULT_VAULT_ALIAS, loadAccessConfig, loadAccessPolicy, loadConfig, parseStorage } from '../shared/config';
 import { asError, ConfigError } from '../shared/errors';
 import { runHealthCheck } from '../shared/health/runHealthCheck';
 import { createRuntime } from '../shared/runtime';
 import { deploy } from './deploy/deploy';
 import { readDeploymentFile } from './deploy/deploymentFile';
 import { DeployError } from './deploy/reconcile';
-import { formatHealthTable, useColour } from './healthTable';
+import { formatAdoptionTable, formatHealthTable, useColour } from './healthTable';
 import { ensureSignedIn, MANAGEMENT_SCOPE, SignInError, VAULT_SCOPE } from './signIn';
 
 const SETTINGS_HELP = '  --settings <file>  read settings from this local.settings.json-format file (environment variables win)';
@@ -50,6 +54,15 @@ az login, AZURE_* variables, ...) and prints the report as a table. Exit code 1 
 ${SETTINGS_HELP}
   --local            check the emulators of the running npm start instead, with their settings
                      and the managed identity they serve (read from .local/emulators.json)`,
+  adoption: `Usage: broker adoption <name> [--vault <alias>] [--settings <file> | --local]
+
+Prints which callers read which version of the secret <name> last, and since when (newest version
+first), from table brokeradoption of AzureWebJobsStorage (written by the broker at most every 30 s).
+Reads storage only: with a connection string, its key; with identity-based storage, your sign-in.
+
+  --vault <alias>    the vault alias (default: the KEY_VAULT_URI vault, "default")
+${SETTINGS_HELP}
+  --local            the storage of the running npm start, from .local/emulators.json`,
   deploy: `Usage: broker deploy <deployment file> [--what-if]    (npm run deploy -- <file> [--what-if])
 
 Creates or updates, idempotently, everything the broker needs in Azure: resource group, storage
@@ -71,6 +84,7 @@ Commands:
   keys new <caller>                            a new API key and its policy entry
   policy explain <caller> <name> [--vault a]   allowed or denied, and by which pattern
   health [--local]                             run the health check and print the report
+  adoption <name> [--vault a] [--local]        which callers read which version of a secret
   deploy <file> [--what-if]                    deploy the broker to Azure (npm run deploy)
 
 Run "broker <command> --help" for a command's options.`;
@@ -100,6 +114,8 @@ export interface BrokerParts {
   deploy: typeof deploy;
   /** Where a running `npm start` describes its emulators (`health --local`). Default `.local` of the working directory, as `npm start`'s. */
   localStateDir(): string;
+  /** The adoption store of `adoption`. Default the Table store (tableAdoptionStore.ts). */
+  adoptionStore?(storage: StorageSettings, credential: () => TokenCredential): AdoptionStore;
 }
 
 const REAL_PARTS: BrokerParts = {
@@ -144,11 +160,11 @@ type CommandName = keyof typeof HELP;
 
 /** Every option: its value (none for a flag) and the commands that take it. */
 const OPTIONS = {
-  settings: { value: '<file>', commands: ['keys', 'policy', 'health'] },
-  vault: { value: '<alias>', commands: ['policy'] },
-  local: { value: undefined, commands: ['health', 'policy'] },
+  settings: { value: '<file>', commands: ['keys', 'policy', 'health', 'adoption'] },
+  vault: { value: '<alias>', commands: ['policy', 'adoption'] },
+  local: { value: undefined, commands: ['health', 'policy', 'adoption'] },
   'what-if': { value: undefined, commands: ['deploy'] },
-  help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'deploy'] },
+  help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'adoption', 'deploy'] },
 } as const satisfies Record<string, { value: string | undefined; short?: string; commands: readonly CommandName[] }>;
 type OptionName = keyof typeof OPTIONS;
 
@@ -157,6 +173,7 @@ const NPM_FORM: Record<CommandName | 'none', string> = {
   keys: 'npm run broker -- keys new <caller> --settings <file>',
   policy: 'npm run broker -- policy explain <caller> <name> --vault <alias>',
   health: 'npm run broker -- health --settings <file>',
+  adoption: 'npm run broker -- adoption <name> --vault <alias>',
   deploy: 'npm run deploy -- <file> --what-if',
   none: 'npm run broker -- <command> [options]',
 };
@@ -234,10 +251,11 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
   if (help === undefined) throw new UsageError(command === undefined ? 'No command given.' : `Unknown command "${command}".`, USAGE);
   const settingsFile = typeof values.settings === 'string' ? values.settings : undefined;
   const vault = typeof values.vault === 'string' ? values.vault : undefined;
-  if (vault !== undefined && command !== 'policy') throw new UsageError('--vault is an option of "policy explain" only.', help);
+  if (vault !== undefined && command !== 'policy' && command !== 'adoption')
+    throw new UsageError('--vault is an option of "policy explain" and "adoption" only.', help);
   if (values['what-if'] !== undefined && command !== 'deploy') throw new UsageError('--what-if is an option of "deploy" only.', help);
-  if (values.local !== undefined && command !== 'health' && command !== 'policy')
-    throw new UsageError('--local is an option of "health" and "policy explain" only.', help);
+  if (values.local !== undefined && command !== 'health' && command !== 'policy' && command !== 'adoption')
+    throw new UsageError('--local is an option of "health", "policy explain" and "adoption" only.', help);
   if (command === 'deploy') {
     if (settingsFile !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
     if (sub === undefined || rest.length > 0) throw new UsageError('Expected: deploy <deployment file>', help);
@@ -259,8 +277,13 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
       if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
       return healthLocal(env, parts.localStateDir());
     }
-    // policy explain: the running demo's settings (its ACCESS_POLICY, CONSUMERS, ...) win over the shell's.
-    Object.assign(env, runningEmulators(parts.localStateDir()).env);
+    // policy explain, adoption: the running demo's settings (its ACCESS_POLICY, CONSUMERS, ...) win over the shell's.
+    const stateDir = parts.localStateDir();
+    const running = runningEmulators(stateDir);
+    // npm start's own settings under them: its local.settings.json (the running description names
+    // AzureWebJobsStorage only when npm start set it itself).
+    if (command === 'adoption') applyLocalSettings(path.dirname(stateDir), env);
+    Object.assign(env, running.env);
   }
   if (settingsFile !== undefined) {
     if (!existsSync(settingsFile)) {
@@ -284,6 +307,10 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
     const [caller, name, ...extra] = rest;
     if (sub !== 'explain' || !caller || !name || extra.length > 0) throw new UsageError('Expected: policy explain <caller> <name>', help);
     return explain(caller, name, vault, env, io);
+  }
+  if (command === 'adoption') {
+    if (sub === undefined || rest.length > 0) throw new UsageError('Expected: adoption <name>', help);
+    return adoption(sub, vault, env, io, parts);
   }
   if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
   return health(env, io, parts);
@@ -370,6 +397,24 @@ async function health(env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): P
   const report = await runHealthCheck({ config: runtime.config, gateways, management });
   io.out(`${formatHealthTable(report, { colour: useColour(process.stdout, env) }).join('\n')}\n`);
   return report.status === 'failed' ? 1 : 0;
+}
+
+/** `adoption`: the store read directly (no running broker needed), printed as a table. */
+async function adoption(name: string, vault: string | undefined, env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): Promise<number> {
+  if (!SECRET_NAME.test(name)) throw new UsageError(`"${name}" is not a secret name (1 to 127 letters, digits and dashes).`, HELP.adoption);
+  const alias = vault ?? DEFAULT_VAULT_ALIAS;
+  if (vault !== undefined) {
+    const aliases = loadAccessConfig(env).vaultAliases;
+    if (!aliases.includes(alias))
+      throw new UsageError(`--vault: "${alias}" is not a configured vault alias (known: ${aliases.join(', ')})`, HELP.adoption);
+  }
+  const storage = parseStorage(env);
+  const store = parts.adoptionStore
+    ? parts.adoptionStore(storage, () => parts.credential())
+    : createTableAdoptionStore(storage, storage.kind === 'identity' ? parts.credential() : undefined);
+  const rows = await store.read(alias, name);
+  io.out(`${formatAdoptionTable(adoptionAnswer(alias, rows[0]?.secret ?? name, rows)).join('\n')}\n`);
+  return 0;
 }
 
 /** The running `npm start`'s description; not running is a settings error (exit 2). */

@@ -1,3 +1,4 @@
+import type { AdoptionAnswer } from '../shared/adoption/adoptionRules';
 import type { HealthReport, HealthStatus } from '../shared/health/healthReport';
 
 const COLUMNS = ['vault', 'check', 'target', 'status', 'cause', 'remedy'] as const;
@@ -43,4 +44,25 @@ export function formatHealthTable(report: HealthReport, options: { colour: boole
 /** Colour only for a terminal, and never when `NO_COLOR` is set (https://no-color.org). */
 export function useColour(stream: { isTTY?: boolean }, env: Record<string, string | undefined>): boolean {
   return stream.isTTY === true && !env.NO_COLOR;
+}
+
+/**
+ * `broker adoption`: the answer of `GET /api/secrets/{name}/adoption` as lines of a plain-text table
+ * (version, caller, since, last read), newest version first, after a title line; one line when
+ * nothing was recorded.
+ */
+export function formatAdoptionTable(answer: AdoptionAnswer): string[] {
+  const subject = `secret ${answer.secret} in vault ${answer.vault}`;
+  if (answer.versions.length === 0) return [`No caller has read ${subject} since adoption is recorded (nothing in table brokeradoption).`];
+  const titles = ['version', 'caller', 'since', 'last read'];
+  const rows = answer.versions.flatMap((v) => v.callers.map((c) => [v.version, c.caller, c.since, c.lastRead]));
+  const widths = titles.map((title, i) => Math.max(title.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const callers = rows.length === 1 ? '1 caller' : `${rows.length} callers`;
+  const versions = answer.versions.length === 1 ? '1 version' : `${answer.versions.length} versions`;
+  return [`Adoption of ${subject}: ${callers}, ${versions} (newest first)`, '', line(titles), ...rows.map(line)];
 }

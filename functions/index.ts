@@ -11,6 +11,7 @@ import { listSecrets } from './listSecrets';
 import { openApi } from './openApi';
 import { resolveSecret } from './resolveSecret';
 import { resolveSecrets } from './resolveSecrets';
+import { secretAdoption } from './secretAdoption';
 import { secretEvents } from './secretEvents';
 import { secretMetadata } from './secretMetadata';
 
@@ -27,6 +28,7 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   { kind: 'http', ...listSecrets },
   { kind: 'http', ...resolveSecrets },
   { kind: 'http', ...secretMetadata },
+  { kind: 'http', ...secretAdoption },
   { kind: 'http', ...resolveSecret },
   { kind: 'eventGrid', ...secretEvents },
   { kind: 'timer', ...healthCheck },

@@ -7,6 +7,9 @@ import { resolveSecrets } from './resolveSecrets';
 
 const resolveOne = withCaller({ operation: 'resolve' }, async (request, _context, runtime, { caller, audit }) => {
   const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit);
+  const { secret } = resolution;
+  // Version adoption: a Map update in memory, written to storage at most every 30 s.
+  runtime.adoption.record(secret.vault, secret.name, caller.name, secret.version);
   return secretResponse(resolution, secretBody(resolution));
 });
 

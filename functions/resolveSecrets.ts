@@ -23,7 +23,10 @@ export const resolveSecrets = {
       const deadline = runtime.resolver.deadline();
       const secrets = await mapLimit(refs, BATCH_CONCURRENCY, async (ref, item) => {
         try {
-          return secretBody(await runtime.resolver.resolve(caller, ref, audit, { item, deadline }));
+          const resolution = await runtime.resolver.resolve(caller, ref, audit, { item, deadline });
+          // Version adoption, per item: a Map update in memory, written to storage at most every 30 s.
+          runtime.adoption.record(resolution.secret.vault, resolution.secret.name, caller.name, resolution.secret.version);
+          return secretBody(resolution);
         } catch (err: unknown) {
           return batchError(ref.name, ref.vault ?? DEFAULT_VAULT_ALIAS, err);
         }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
+import { AdoptionTracker } from './adoption/adoptionTracker';
 import { processAuditLog } from './audit/auditLog';
 import { auditSink } from './audit/auditTrail';
 import { AccessPolicy } from './callers/accessPolicy';
@@ -40,6 +41,11 @@ export interface Runtime {
   readonly resolver: SecretResolver;
   readonly telemetry: Telemetry;
   readonly consumers: ConsumerDirectory;
+  /**
+   * Version adoption: which caller read which version, recorded per read in memory and written to
+   * table `brokeradoption` at most every 30 s (the store is built on first flush or read).
+   */
+  readonly adoption: AdoptionTracker;
   /** What the Key Vault event handler needs; storage clients are built on first use. */
   events(): SecretEventDeps;
   /** What the health check needs; management clients are built on first use. */
@@ -52,7 +58,7 @@ export interface Runtime {
    * @throws the storage error when the query fails.
    */
   pollCoherence(): Promise<number>;
-  /** Stops this runtime's background work (the coherence poller); for hosts that run many runtimes. */
+  /** Stops this runtime's background work (the coherence poller, the adoption flush timer); for hosts that run many runtimes. */
   dispose(): void;
 }
 
@@ -80,6 +86,8 @@ export function getRuntime(): Runtime {
         // Nothing is left to report to at exit.
       }
     });
+    // What callers read since the last flush: written when the event loop drains (an 'exit' hook cannot wait for storage).
+    process.once('beforeExit', () => void lastAdoptionFlush(runtime));
   }
   return current;
 }
@@ -136,6 +144,15 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   });
   const consumers = new ConsumerDirectory(config.consumers);
   const refusals = new RefusalLimiter(auditSink(telemetry));
+  const adoption = new AdoptionTracker({
+    store: () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { createTableAdoptionStore } = require('./adoption/tableAdoptionStore') as typeof import('./adoption/tableAdoptionStore');
+      return createTableAdoptionStore(config.storage, storageCredential);
+    },
+    log: backgroundLog,
+    ...(options.now ? { now: options.now } : {}),
+  });
 
   // Storage-backed parts load @azure/data-tables, so they are built after start-up, not during it.
   let coherence: CacheCoherence | undefined;
@@ -182,6 +199,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
     resolver,
     telemetry,
     consumers,
+    adoption,
     events: () => {
       if (!events) {
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
@@ -208,6 +226,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
       clearTimeout(coherenceStart);
       coherence?.stop();
       refusals.dispose();
+      adoption.dispose();
     },
     health: () => {
       if (!health) {
@@ -225,6 +244,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           resolver,
           topic: eventDeps.topic,
           telemetry,
+          adoption,
           holder: `${instanceId}:${process.pid}`,
         };
       }
@@ -278,9 +298,32 @@ function backgroundLog(line: string): void {
   console.warn(line);
 }
 
-/** Writes the open windows' `refusals` audit records and sends what telemetry still holds; call before the process exits. */
+/** How long a shutdown waits for the last adoption flush (storage may be unreachable, and its SDK retries). */
+const LAST_FLUSH_MS = 3_000;
+
+/** Writes what callers read since the last flush, waiting at most {@link LAST_FLUSH_MS}; a failure is logged. */
+async function lastAdoptionFlush(runtime: Runtime): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      backgroundLog(`adoption: last flush still running after ${LAST_FLUSH_MS / 1000} s; not waited for`);
+      resolve();
+    }, LAST_FLUSH_MS);
+    timer.unref();
+  });
+  const flushed = runtime.adoption.flush().catch((err: unknown) => backgroundLog(`adoption: last flush failed: ${asMessage(err)}`));
+  await Promise.race([flushed, timeout]);
+  clearTimeout(timer);
+}
+
+function asMessage(err: unknown): string {
+  return err instanceof Error ? (err.message.split('\n')[0] ?? '').slice(0, 200) : 'non-error value thrown';
+}
+
+/** Writes the open windows' `refusals` audit records and what callers read (version adoption), and sends what telemetry still holds; call before the process exits. */
 export async function flushRuntime(): Promise<void> {
   current?.refusals.dispose();
+  if (current) await lastAdoptionFlush(current);
   await current?.telemetry.flush();
 }
 

@@ -12,6 +12,7 @@ import type { Telemetry } from '../telemetry';
 import type { HealthReport, VaultHealth } from './healthReport';
 import type { HealthReportStore, VaultHealthState } from './healthReportStore';
 import type { ManagementReader } from './managementChecks';
+import type { AdoptionSource } from './runHealthCheck';
 import { HEALTH_RUN_BUDGET_MS, runHealthCheck } from './runHealthCheck';
 
 export interface HealthJobDeps {
@@ -24,6 +25,8 @@ export interface HealthJobDeps {
   readonly resolver: Pick<SecretResolver, 'readSigningKey'>;
   readonly topic: Pick<EventGridTopicPublisher, 'publish'> | undefined;
   readonly telemetry: Telemetry;
+  /** Version adoption, for check `adoption`; none: the check is left out. */
+  readonly adoption?: AdoptionSource;
   /** Who holds the run lease (instance id). */
   readonly holder: string;
   readonly send?: typeof sendWebhook;
@@ -55,6 +58,7 @@ export async function runHealthCheckJob(
       config: deps.config,
       gateways: deps.gateways,
       management: deps.management,
+      adoption: deps.adoption,
       ...(deps.now ? { now: deps.now } : {}),
     });
     await deps.store.saveReport(report);

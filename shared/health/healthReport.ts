@@ -12,6 +12,7 @@ export const HEALTH_CHECKS = [
   'purgeProtection',
   'reader',
   'location',
+  'adoption',
 ] as const;
 export type HealthCheckName = (typeof HEALTH_CHECKS)[number];
 
@@ -35,6 +36,7 @@ export const HEALTH_CAUSES = [
   'ReaderPermissionMissing',
   'LocationNotAsExpected',
   'ManagementUnavailable',
+  'StaleVersionInUse',
 ] as const;
 export type HealthCause = (typeof HEALTH_CAUSES)[number];
 

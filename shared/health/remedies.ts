@@ -27,6 +27,9 @@ const REMEDIES: Record<HealthCause, string> = {
     'Vault {vault} is not in the region VAULT_EXPECTATIONS names ({target}): services such as Customer Insights need their vault in their own region; link a vault there, or change the expectation.',
   ManagementUnavailable:
     "Give the function app's identity the Reader role on vault {vault} (and check KEY_VAULT_RESOURCE_IDS) so its settings can be checked.",
+  // The adoption check writes its own sentence, naming the callers (adoptionRules.ts `staleRemedy`); this is its general form.
+  StaleVersionInUse:
+    'Callers still read an older version of secret {target} in vault {vault} than the newest: have them resolve the latest version before the old one is retired.',
 };
 
 /** The remedy sentence for a cause. */

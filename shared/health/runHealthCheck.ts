@@ -1,6 +1,8 @@
+import type { AdoptionRow } from '../adoption/adoptionTypes';
 import type { AppConfig, VaultSettings } from '../config';
 import { DEFAULT_VAULT_ALIAS } from '../config';
 import type { VaultGateway } from '../secrets/vaultGateway';
+import { adoptionChecks } from './adoptionCheck';
 import { dataPlaneChecks, PROBE_TIMEOUT_MS } from './dataPlaneChecks';
 import type { HealthCheckResult, HealthReport, VaultHealth } from './healthReport';
 import { worstStatus } from './healthReport';
@@ -52,6 +54,8 @@ export async function runHealthCheck(deps: {
   config: AppConfig;
   gateways: ReadonlyMap<string, VaultGateway>;
   management: ManagementReader | undefined;
+  /** Version adoption (check `adoption`); none: the check is left out. */
+  adoption?: AdoptionSource | undefined;
   now?: () => number;
   budgetMs?: number;
 }): Promise<HealthReport> {
@@ -60,8 +64,9 @@ export async function runHealthCheck(deps: {
   const started = performance.now();
   const deadline = started + (deps.budgetMs ?? HEALTH_RUN_BUDGET_MS);
   const referenced = referencedSecrets(deps.config);
+  const adoption = await adoptionRowsOf(deps.adoption);
   const vaults = await Promise.all(
-    [...deps.config.vaults.values()].map((vault) => checkVault(vault, deps, referenced.get(vault.alias) ?? [], deadline, now)),
+    [...deps.config.vaults.values()].map((vault) => checkVault(vault, deps, referenced.get(vault.alias) ?? [], adoption, deadline, now)),
   );
   return {
     status: worstStatus(vaults.map((v) => v.status)),
@@ -71,10 +76,26 @@ export async function runHealthCheck(deps: {
   };
 }
 
+/** Where the `adoption` check reads what callers read (the runtime's adoption tracker). */
+export interface AdoptionSource {
+  readAll(): Promise<AdoptionRow[]>;
+}
+
+/** Every adoption row, or undefined when there is no source or the store cannot be read (then the check is `skipped`). */
+async function adoptionRowsOf(source: AdoptionSource | undefined): Promise<AdoptionRow[] | 'unreadable' | undefined> {
+  if (!source) return undefined;
+  try {
+    return await source.readAll();
+  } catch {
+    return 'unreadable';
+  }
+}
+
 async function checkVault(
   vault: VaultSettings,
   deps: { config: AppConfig; gateways: ReadonlyMap<string, VaultGateway>; management: ManagementReader | undefined },
   secrets: readonly string[],
+  adoption: AdoptionRow[] | 'unreadable' | undefined,
   deadline: number,
   now: () => number,
 ): Promise<VaultHealth> {
@@ -92,5 +113,11 @@ async function checkVault(
     managementChecks(vault, deps.management, PROBE_TIMEOUT_MS),
   ]);
   checks.push(...data, ...management);
+  if (adoption === 'unreadable') {
+    checks.push({ check: 'adoption', target: null, status: 'skipped', cause: null, remedy: null, durationMs: 0 });
+  } else if (adoption && gateway) {
+    const options = { rate: new RateLimiter(PROBES_PER_SECOND), deadline, warningHours: deps.config.adoptionWarningHours, now };
+    checks.push(...(await adoptionChecks(vault, gateway, adoption, options)));
+  }
   return { vault: vault.alias, vaultUri: vault.uri, status: worstStatus(checks.map((c) => c.status)), checks };
 }

@@ -6,6 +6,7 @@ const response = (name: string) => ({ $ref: `#/components/responses/${name}` }) 
 const header = (name: string) => ({ $ref: `#/components/headers/${name}` }) as const;
 const nullableString = { type: ['string', 'null'] } as const;
 const nullableTime = { type: ['string', 'null'], format: 'date-time' } as const;
+const dateTime = { type: 'string', format: 'date-time' } as const;
 
 const metadataProperties = {
   name: { type: 'string' },
@@ -129,6 +130,22 @@ export const openApiDocument = {
         },
       },
     },
+    '/secrets/{name}/adoption': {
+      get: {
+        operationId: 'secretAdoption',
+        summary: 'Which callers read which version of a secret last, and since when (callers with "operator": true only)',
+        parameters: [nameParam, vaultParam],
+        responses: {
+          '200': {
+            description: 'each version read, newest first, with the callers that read it last',
+            headers: { 'Cache-Control': header('NoStore') },
+            content: { 'application/json': { schema: schema('Adoption') } },
+          },
+          '400': response('BadRequest'),
+          ...callerErrors,
+        },
+      },
+    },
     '/secrets/resolve': {
       post: {
         operationId: 'resolveSecrets',
@@ -229,6 +246,32 @@ export const openApiDocument = {
       WWWAuthenticate: { required: true, schema: { type: 'string' }, description: 'the credentials this API accepts (Bearer, ApiKey)' },
     },
     schemas: {
+      Adoption: {
+        type: 'object',
+        properties: {
+          vault: { type: 'string' },
+          secret: { type: 'string' },
+          versions: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                version: { type: 'string' },
+                callers: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: { caller: { type: 'string' }, since: dateTime, lastRead: dateTime },
+                    required: ['caller', 'since', 'lastRead'],
+                  },
+                },
+              },
+              required: ['version', 'callers'],
+            },
+          },
+        },
+        required: ['vault', 'secret', 'versions'],
+      },
       SecretMetadata: { type: 'object', properties: metadataProperties, required: Object.keys(metadataProperties) },
       ResolvedSecret: {
         type: 'object',

@@ -283,6 +283,29 @@ const cases: [string, Case][] = [
     'the health report, for a caller not an operator',
     { path: '/health', method: 'GET', url: 'health', as: erp, status: 403, code: 'Forbidden' },
   ],
+  [
+    'the adoption of a secret, unauthenticated',
+    { path: '/secrets/{name}/adoption', method: 'GET', url: 'secrets/erp-token/adoption', as: {}, status: 401, code: 'Unauthenticated' },
+  ],
+  [
+    'the adoption of a secret, for a caller not an operator',
+    { path: '/secrets/{name}/adoption', method: 'GET', url: 'secrets/erp-token/adoption', as: erp, status: 403, code: 'Forbidden' },
+  ],
+  [
+    'the adoption of a secret, for an operator',
+    { path: '/secrets/{name}/adoption', method: 'GET', url: 'secrets/erp-token/adoption', as: { key: OPS_KEY }, status: 200 },
+  ],
+  [
+    'the adoption of a bad name',
+    {
+      path: '/secrets/{name}/adoption',
+      method: 'GET',
+      url: 'secrets/erp_token/adoption',
+      as: { key: OPS_KEY },
+      status: 400,
+      code: 'InvalidSecretName',
+    },
+  ],
   ['the OpenAPI document', { path: '/openapi.json', method: 'GET', url: 'openapi.json', as: {}, status: 200 }],
 ];
 
@@ -361,6 +384,7 @@ describe('every answer conforms to the OpenAPI document', () => {
       ['/health', 'GET', 'health'],
       ['/secrets', 'GET', 'secrets'],
       ['/secrets/{name}/metadata', 'GET', 'secrets/erp-token/metadata'],
+      ['/secrets/{name}/adoption', 'GET', 'secrets/erp-token/adoption'],
     ] as const) {
       const answer = await call({
         method,

@@ -9,6 +9,9 @@ import path from 'node:path';
 import type { TokenCredential } from '@azure/core-auth';
 import { AggregateAuthenticationError, AuthenticationError, CredentialUnavailableError } from '@azure/identity';
 import { runBroker, type BrokerParts } from '../../cli/broker';
+import type { AdoptionStore } from '../../shared/adoption/adoptionTracker';
+import type { AdoptionRow } from '../../shared/adoption/adoptionTypes';
+import type { StorageSettings } from '../../shared/config';
 import type { deploy } from '../../cli/deploy/deploy';
 import { NOT_SIGNED_IN } from '../../cli/signIn';
 
@@ -88,7 +91,17 @@ describe('option messages', () => {
     [['health', '--settings'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['health', '--settings', '--help-me'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['keys', 'new', 'erp', '--what-if'], '--what-if is an option of "deploy" only.\n\nUsage: broker keys new'],
-    [['keys', 'new', 'erp', '--local'], '--local is an option of "health" and "policy explain" only.\n\nUsage: broker keys new'],
+    [['health', '--vault', 'partner'], '--vault is an option of "policy explain" and "adoption" only.\n\nUsage: broker health'],
+    [['adoption'], 'Expected: adoption <name>\n\nUsage: broker adoption'],
+    [['adoption', 'erp_key'], '"erp_key" is not a secret name (1 to 127 letters, digits and dashes).\n\nUsage: broker adoption'],
+    [
+      ['adoption', 'erp-key', '--local', '--settings', 'local.settings.json'],
+      '--local takes the settings of the running npm start: leave out --settings.\n\nUsage: broker adoption',
+    ],
+    [
+      ['keys', 'new', 'erp', '--local'],
+      '--local is an option of "health", "policy explain" and "adoption" only.\n\nUsage: broker keys new',
+    ],
     [
       ['policy', 'explain', 'erp', 'x', '--local', '--settings', 'local.settings.json'],
       '--local takes the settings of the running npm start: leave out --settings.\n\nUsage: broker policy explain',
@@ -293,6 +306,120 @@ describe('policy explain --local', () => {
       stdout: '',
       stderr: 'The local emulators are not running: start them with `npm start` in another terminal, then run this again.\n',
     });
+  });
+});
+
+describe('adoption', () => {
+  const V1 = '1'.repeat(32);
+  const V2 = '2'.repeat(32);
+  /** A stand-in for table brokeradoption: what it was asked, and the rows it holds. */
+  function storeOf(rows: AdoptionRow[]) {
+    const asked: { storage: StorageSettings; vault: string; secret: string }[] = [];
+    const adoptionStore = (storage: StorageSettings): AdoptionStore => ({
+      write: () => Promise.reject(new Error('the CLI only reads')),
+      read: (vault, secret) => {
+        asked.push({ storage, vault, secret });
+        return Promise.resolve(rows.filter((r) => r.vault === vault && r.secret.toLowerCase() === secret.toLowerCase()));
+      },
+      readAll: () => Promise.resolve(rows),
+    });
+    return { asked, adoptionStore };
+  }
+  const rows: AdoptionRow[] = [
+    {
+      vault: 'default',
+      secret: 'erp-key',
+      caller: 'crm',
+      version: V1,
+      since: '2026-11-01T00:00:00.000Z',
+      lastRead: '2026-12-02T08:00:00.000Z',
+    },
+    {
+      vault: 'default',
+      secret: 'erp-key',
+      caller: 'erp',
+      version: V2,
+      since: '2026-12-01T09:00:00.000Z',
+      lastRead: '2026-12-02T09:00:00.000Z',
+    },
+    {
+      vault: 'partner',
+      secret: 'erp-key',
+      caller: 'erp',
+      version: V1,
+      since: '2026-11-01T00:00:00.000Z',
+      lastRead: '2026-12-02T09:00:00.000Z',
+    },
+  ];
+
+  it("prints a table, newest version first, from AzureWebJobsStorage's table", async () => {
+    const store = storeOf(rows);
+    const io = { out: '', err: '' };
+    const code = await runBroker(
+      ['adoption', 'ERP-KEY'],
+      { AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+      { out: (t) => (io.out += t), err: (t) => (io.err += t) },
+      { ...parts, adoptionStore: store.adoptionStore },
+    );
+    expect({ code, err: io.err }).toEqual({ code: 0, err: '' });
+    expect(io.out.split('\n')).toEqual([
+      'Adoption of secret erp-key in vault default: 2 callers, 2 versions (newest first)',
+      '',
+      'version                           caller  since                     last read',
+      `${V2}  erp     2026-12-01T09:00:00.000Z  2026-12-02T09:00:00.000Z`,
+      `${V1}  crm     2026-11-01T00:00:00.000Z  2026-12-02T08:00:00.000Z`,
+      '',
+    ]);
+    expect(store.asked).toEqual([
+      { storage: { kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' }, vault: 'default', secret: 'ERP-KEY' },
+    ]);
+    expect(credentialMock).not.toHaveBeenCalled();
+  });
+
+  it('says in one line when nothing was recorded, and takes --vault from KEY_VAULT_ALIASES', async () => {
+    const store = storeOf(rows);
+    const io = { out: '', err: '' };
+    const out = (t: string) => (io.out += t);
+    const err = (t: string) => (io.err += t);
+    const env = { KEY_VAULT_ALIASES: 'partner=https://partner.vault.azure.net/' };
+    expect(await runBroker(['adoption', 'crm-key'], env, { out, err }, { ...parts, adoptionStore: store.adoptionStore })).toBe(0);
+    expect(io.out).toBe(
+      'No caller has read secret crm-key in vault default since adoption is recorded (nothing in table brokeradoption).\n',
+    );
+    io.out = '';
+    expect(
+      await runBroker(['adoption', 'erp-key', '--vault', 'partner'], env, { out, err }, { ...parts, adoptionStore: store.adoptionStore }),
+    ).toBe(0);
+    expect(io.out).toContain(`${V1}  erp     2026-11-01T00:00:00.000Z  2026-12-02T09:00:00.000Z`);
+    expect(
+      await runBroker(['adoption', 'erp-key', '--vault', 'crm'], env, { out, err }, { ...parts, adoptionStore: store.adoptionStore }),
+    ).toBe(2);
+    expect(io.err.split('\n')[0]).toBe('--vault: "crm" is not a configured vault alias (known: default, partner)');
+  });
+
+  it("--local reads the running npm start's storage", async () => {
+    const running = mkdtempSync(path.join(os.tmpdir(), 'broker-cli-unit-running-'));
+    const storage =
+      'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:41002/devstoreaccount1';
+    writeFileSync(
+      path.join(running, 'emulators.json'),
+      JSON.stringify({
+        pid: process.pid,
+        control: 'http://127.0.0.1:9',
+        host: 'http://localhost:7071',
+        env: { AzureWebJobsStorage: storage },
+      }),
+    );
+    const store = storeOf(rows);
+    const io = { out: '', err: '' };
+    const code = await runBroker(
+      ['adoption', 'erp-key', '--local'],
+      { AzureWebJobsStorage: 'UseDevelopmentStorage=true' },
+      { out: (t) => (io.out += t), err: (t) => (io.err += t) },
+      { ...parts, localStateDir: () => running, adoptionStore: store.adoptionStore },
+    );
+    expect({ code, err: io.err }).toEqual({ code: 0, err: '' });
+    expect(store.asked.map((a) => a.storage)).toEqual([{ kind: 'connectionString', connectionString: storage }]);
   });
 });
 

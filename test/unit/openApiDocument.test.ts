@@ -47,6 +47,7 @@ const HEALTH_CAUSES: Record<HealthCause, true> = {
   ReaderPermissionMissing: true,
   LocationNotAsExpected: true,
   ManagementUnavailable: true,
+  StaleVersionInUse: true,
 };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
