@@ -3,31 +3,25 @@
  * Exit codes: 0 done (allowed, healthy), 1 denied or health failed, 2 bad usage or settings.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TokenCredential } from '@azure/core-auth';
 import { DefaultAzureCredential } from '@azure/identity';
 import { applyLocalSettings, applySettingsFile } from '../local/localSettings';
-import { readRunningEmulators, type RunningEmulators } from '../local/runningEmulators';
-import { adoptionAnswer } from '../shared/adoption/adoptionRules';
-import type { AdoptionStore } from '../shared/adoption/adoptionTracker';
-import { createTableAdoptionStore } from '../shared/adoption/tableAdoptionStore';
-import { explainAccess } from '../shared/callers/explainAccess';
-import type { AccessExplanation } from '../shared/callers/explainAccess';
-import type { StorageSettings } from '../shared/config';
-import { DEFAULT_VAULT_ALIAS, loadAccessConfig, loadAccessPolicy, loadConfig, parseStorage } from '../shared/config';
+import { loadConfig } from '../shared/config';
 import { asError, ConfigError } from '../shared/errors';
 import { runHealthCheck } from '../shared/health/runHealthCheck';
 import { createRuntime } from '../shared/runtime';
 import { deploy } from './deploy/deploy';
 import { readDeploymentFile } from './deploy/deploymentFile';
 import { DeployError } from './deploy/reconcile';
-import { formatAdoptionTable, formatHealthTable, useColour } from './healthTable';
+import { ADOPTION_HELP, adoptionCommand, type AdoptionParts } from './adoptionCommand';
+import { type Output, OWN_SIGN_IN, runningEmulators, SETTINGS_HELP, UsageError } from './cliCommon';
+import { formatHealthTable, useColour } from './healthTable';
+import { explain, newKey } from './policyCommands';
+import { ROTATE_HELP, rotateCommand, rotateLocal } from './rotateCommand';
 import { ensureSignedIn, MANAGEMENT_SCOPE, SignInError, VAULT_SCOPE } from './signIn';
-
-const SETTINGS_HELP = '  --settings <file>  read settings from this local.settings.json-format file (environment variables win)';
 
 const HELP = {
   keys: `Usage: broker keys new <caller> [--settings <file>]
@@ -54,15 +48,8 @@ az login, AZURE_* variables, ...) and prints the report as a table. Exit code 1 
 ${SETTINGS_HELP}
   --local            check the emulators of the running npm start instead, with their settings
                      and the managed identity they serve (read from .local/emulators.json)`,
-  adoption: `Usage: broker adoption <name> [--vault <alias>] [--settings <file> | --local]
-
-Prints which callers read which version of the secret <name> last, and since when (newest version
-first), from table brokeradoption of AzureWebJobsStorage (written by the broker at most every 30 s).
-Reads storage only: with a connection string, its key; with identity-based storage, your sign-in.
-
-  --vault <alias>    the vault alias (default: the KEY_VAULT_URI vault, "default")
-${SETTINGS_HELP}
-  --local            the storage of the running npm start, from .local/emulators.json`,
+  adoption: ADOPTION_HELP,
+  rotate: ROTATE_HELP,
   deploy: `Usage: broker deploy <deployment file> [--what-if]    (npm run deploy -- <file> [--what-if])
 
 Creates or updates, idempotently, everything the broker needs in Azure: resource group, storage
@@ -85,26 +72,10 @@ Commands:
   policy explain <caller> <name> [--vault a]   allowed or denied, and by which pattern
   health [--local]                             run the health check and print the report
   adoption <name> [--vault a] [--local]        which callers read which version of a secret
+  rotate <name> [--vault a] [--local]          start or resume the rotation of a tagged secret
   deploy <file> [--what-if]                    deploy the broker to Azure (npm run deploy)
 
 Run "broker <command> --help" for a command's options.`;
-
-const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
-
-/** A command line that cannot be run: the message and the usage to show, exit code 2. */
-class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly usage: string,
-  ) {
-    super(message);
-  }
-}
-
-interface Output {
-  out(text: string): void;
-  err(text: string): void;
-}
 
 /** What the commands reach Azure with; the defaults are the real ones. */
 export interface BrokerParts {
@@ -115,7 +86,7 @@ export interface BrokerParts {
   /** Where a running `npm start` describes its emulators (`health --local`). Default `.local` of the working directory, as `npm start`'s. */
   localStateDir(): string;
   /** The adoption store of `adoption`. Default the Table store (tableAdoptionStore.ts). */
-  adoptionStore?(storage: StorageSettings, credential: () => TokenCredential): AdoptionStore;
+  adoptionStore?: AdoptionParts['adoptionStore'];
 }
 
 const REAL_PARTS: BrokerParts = {
@@ -160,11 +131,11 @@ type CommandName = keyof typeof HELP;
 
 /** Every option: its value (none for a flag) and the commands that take it. */
 const OPTIONS = {
-  settings: { value: '<file>', commands: ['keys', 'policy', 'health', 'adoption'] },
-  vault: { value: '<alias>', commands: ['policy', 'adoption'] },
-  local: { value: undefined, commands: ['health', 'policy', 'adoption'] },
+  settings: { value: '<file>', commands: ['keys', 'policy', 'health', 'adoption', 'rotate'] },
+  vault: { value: '<alias>', commands: ['policy', 'adoption', 'rotate'] },
+  local: { value: undefined, commands: ['health', 'policy', 'adoption', 'rotate'] },
   'what-if': { value: undefined, commands: ['deploy'] },
-  help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'adoption', 'deploy'] },
+  help: { value: undefined, short: 'h', commands: ['keys', 'policy', 'health', 'adoption', 'rotate', 'deploy'] },
 } as const satisfies Record<string, { value: string | undefined; short?: string; commands: readonly CommandName[] }>;
 type OptionName = keyof typeof OPTIONS;
 
@@ -174,6 +145,7 @@ const NPM_FORM: Record<CommandName | 'none', string> = {
   policy: 'npm run broker -- policy explain <caller> <name> --vault <alias>',
   health: 'npm run broker -- health --settings <file>',
   adoption: 'npm run broker -- adoption <name> --vault <alias>',
+  rotate: 'npm run broker -- rotate <name> --vault <alias>',
   deploy: 'npm run deploy -- <file> --what-if',
   none: 'npm run broker -- <command> [options]',
 };
@@ -251,11 +223,11 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
   if (help === undefined) throw new UsageError(command === undefined ? 'No command given.' : `Unknown command "${command}".`, USAGE);
   const settingsFile = typeof values.settings === 'string' ? values.settings : undefined;
   const vault = typeof values.vault === 'string' ? values.vault : undefined;
-  if (vault !== undefined && command !== 'policy' && command !== 'adoption')
-    throw new UsageError('--vault is an option of "policy explain" and "adoption" only.', help);
+  if (vault !== undefined && command !== 'policy' && command !== 'adoption' && command !== 'rotate')
+    throw new UsageError('--vault is an option of "policy explain", "adoption" and "rotate" only.', help);
   if (values['what-if'] !== undefined && command !== 'deploy') throw new UsageError('--what-if is an option of "deploy" only.', help);
-  if (values.local !== undefined && command !== 'health' && command !== 'policy' && command !== 'adoption')
-    throw new UsageError('--local is an option of "health", "policy explain" and "adoption" only.', help);
+  if (values.local !== undefined && command !== 'health' && command !== 'policy' && command !== 'adoption' && command !== 'rotate')
+    throw new UsageError('--local is an option of "health", "policy explain", "adoption" and "rotate" only.', help);
   if (command === 'deploy') {
     if (settingsFile !== undefined) throw new UsageError('deploy takes its settings from the deployment file, not --settings.', help);
     if (sub === undefined || rest.length > 0) throw new UsageError('Expected: deploy <deployment file>', help);
@@ -276,6 +248,10 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
     if (command === 'health') {
       if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
       return healthLocal(env, parts.localStateDir());
+    }
+    if (command === 'rotate') {
+      if (sub === undefined || rest.length > 0) throw new UsageError('Expected: rotate <name>', help);
+      return rotateLocal(sub, vault, env, parts.localStateDir());
     }
     // policy explain, adoption: the running demo's settings (its ACCESS_POLICY, CONSUMERS, ...) win over the shell's.
     const stateDir = parts.localStateDir();
@@ -306,80 +282,18 @@ async function dispatch(argv: readonly string[], env: NodeJS.ProcessEnv, io: Out
   if (command === 'policy') {
     const [caller, name, ...extra] = rest;
     if (sub !== 'explain' || !caller || !name || extra.length > 0) throw new UsageError('Expected: policy explain <caller> <name>', help);
-    return explain(caller, name, vault, env, io);
+    return explain(caller, name, vault, env, io, help);
   }
   if (command === 'adoption') {
     if (sub === undefined || rest.length > 0) throw new UsageError('Expected: adoption <name>', help);
-    return adoption(sub, vault, env, io, parts);
+    return adoptionCommand(sub, vault, env, io, parts);
+  }
+  if (command === 'rotate') {
+    if (sub === undefined || rest.length > 0) throw new UsageError('Expected: rotate <name>', help);
+    return rotateCommand(sub, vault, env, io, parts);
   }
   if (sub !== undefined) throw new UsageError(`Unexpected argument "${sub}".`, help);
   return health(env, io, parts);
-}
-
-/** `keys new`: the key is printed here once and kept nowhere. */
-function newKey(caller: string, env: NodeJS.ProcessEnv, io: Output): void {
-  let entry: Record<string, unknown> | undefined;
-  if (env.ACCESS_POLICY?.trim()) {
-    loadAccessPolicy(env); // validates the policy first: the entry below is then well-formed
-    const raw = JSON.parse(env.ACCESS_POLICY) as { callers: Record<string, unknown>[] };
-    entry = raw.callers.find((c) => c.name === caller);
-  }
-  const key = randomBytes(32).toString('base64url');
-  const identity = { apiKeySha256: createHash('sha256').update(key).digest('hex') };
-  const updated = entry
-    ? { ...entry, identities: [...(entry.identities as unknown[]), identity] }
-    : { name: caller, identities: [identity], allow: [], deny: [] };
-  io.out(
-    [
-      `New API key for "${caller}" (shown this once; the broker keeps only its hash):`,
-      '',
-      `  ${key}`,
-      '',
-      `Identity: ${JSON.stringify(identity)}`,
-      '',
-      entry
-        ? `ACCESS_POLICY entry of "${caller}" with the new hash added (both keys work; remove the old hash once every client has the new key):`
-        : `New ACCESS_POLICY entry for "${caller}" (add the patterns it may read to "allow"):`,
-      JSON.stringify(updated, null, 2),
-      '',
-    ].join('\n'),
-  );
-}
-
-function explain(caller: string, name: string, vault: string | undefined, env: NodeJS.ProcessEnv, io: Output): number {
-  const config = loadAccessConfig(env);
-  const alias = vault ?? DEFAULT_VAULT_ALIAS;
-  if (vault !== undefined && !config.vaultAliases.includes(alias)) {
-    throw new UsageError(`--vault: "${alias}" is not a configured vault alias (known: ${config.vaultAliases.join(', ')})`, HELP.policy);
-  }
-  if (!SECRET_NAME.test(name)) throw new UsageError(`"${name}" is not a secret name (1 to 127 letters, digits and dashes).`, HELP.policy);
-  const explanation = explainAccess(config, caller, alias, name);
-  io.out(
-    `${describe(
-      explanation,
-      caller,
-      config.policy.callers.map((c) => c.name),
-    )}\n`,
-  );
-  return explanation.decision === 'allowed' ? 0 : 1;
-}
-
-function describe(e: AccessExplanation, caller: string, known: readonly string[]): string {
-  const refused = 'refused to every caller, whatever the policy says';
-  switch (e.reason) {
-    case 'allow':
-      return `allowed: "${caller}" may read "${e.subject}" (allow pattern "${e.pattern}")`;
-    case 'deny':
-      return `denied: "${caller}" may not read "${e.subject}" (deny pattern "${e.pattern}")`;
-    case 'noAllowMatch':
-      return `denied: "${caller}" may not read "${e.subject}" (no allow pattern matches (deny by default))`;
-    case 'signingKey':
-      return `denied: "${e.subject}" is a consumer's signing key (CONSUMERS signingSecret), ${refused}`;
-    case 'sharedCacheKey':
-      return `denied: "${e.subject}" is the shared cache's data key (CACHE_SHARED_KEY_SECRET), ${refused}`;
-    case 'unknownCaller':
-      return `denied: ACCESS_POLICY has no caller "${caller}" (known: ${known.length > 0 ? known.join(', ') : 'none'})`;
-  }
 }
 
 /**
@@ -398,37 +312,6 @@ async function health(env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): P
   io.out(`${formatHealthTable(report, { colour: useColour(process.stdout, env) }).join('\n')}\n`);
   return report.status === 'failed' ? 1 : 0;
 }
-
-/** `adoption`: the store read directly (no running broker needed), printed as a table. */
-async function adoption(name: string, vault: string | undefined, env: NodeJS.ProcessEnv, io: Output, parts: BrokerParts): Promise<number> {
-  if (!SECRET_NAME.test(name)) throw new UsageError(`"${name}" is not a secret name (1 to 127 letters, digits and dashes).`, HELP.adoption);
-  const alias = vault ?? DEFAULT_VAULT_ALIAS;
-  if (vault !== undefined) {
-    const aliases = loadAccessConfig(env).vaultAliases;
-    if (!aliases.includes(alias))
-      throw new UsageError(`--vault: "${alias}" is not a configured vault alias (known: ${aliases.join(', ')})`, HELP.adoption);
-  }
-  const storage = parseStorage(env);
-  const store = parts.adoptionStore
-    ? parts.adoptionStore(storage, () => parts.credential())
-    : createTableAdoptionStore(storage, storage.kind === 'identity' ? parts.credential() : undefined);
-  const rows = await store.read(alias, name);
-  io.out(`${formatAdoptionTable(adoptionAnswer(alias, rows[0]?.secret ?? name, rows)).join('\n')}\n`);
-  return 0;
-}
-
-/** The running `npm start`'s description; not running is a settings error (exit 2). */
-function runningEmulators(stateDir: string): RunningEmulators {
-  try {
-    return readRunningEmulators(stateDir);
-  } catch (err: unknown) {
-    throw new ConfigError(asError(err).message);
-  }
-}
-
-/** What a managed identity's token request must not be steered by: a developer's own Azure sign-in variables. */
-const OWN_SIGN_IN =
-  /^(AZURE_(CLIENT_ID|TENANT_ID|CLIENT_SECRET|CLIENT_CERTIFICATE_PATH|CLIENT_CERTIFICATE_PASSWORD|FEDERATED_TOKEN_FILE|USERNAME|PASSWORD|AUTHORITY_HOST|TOKEN_CREDENTIALS)|MSI_ENDPOINT|MSI_SECRET|IMDS_ENDPOINT|IDENTITY_SERVER_THUMBPRINT)$/;
 
 /**
  * `health --local`: the health check against the running `npm start`'s emulators. Their variables

@@ -11,6 +11,7 @@ import { listSecrets } from './listSecrets';
 import { openApi } from './openApi';
 import { resolveSecret } from './resolveSecret';
 import { resolveSecrets } from './resolveSecrets';
+import { rotateSecret } from './rotateSecret';
 import { secretAdoption } from './secretAdoption';
 import { secretEvents } from './secretEvents';
 import { secretMetadata } from './secretMetadata';
@@ -29,6 +30,7 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   { kind: 'http', ...resolveSecrets },
   { kind: 'http', ...secretMetadata },
   { kind: 'http', ...secretAdoption },
+  { kind: 'http', ...rotateSecret },
   { kind: 'http', ...resolveSecret },
   { kind: 'eventGrid', ...secretEvents },
   { kind: 'timer', ...healthCheck },

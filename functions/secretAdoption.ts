@@ -14,7 +14,7 @@ export const secretAdoption = {
     methods: ['GET' as const],
     route: 'secrets/{name}/adoption',
     authLevel: 'anonymous' as const,
-    handler: withCaller({ operation: 'health' }, async (request, _context, runtime, { caller }) => {
+    handler: withCaller({ operation: 'adoption' }, async (request, _context, runtime, { caller }) => {
       if (!caller.operator) throw new ForbiddenError(`Caller "${caller.name}" is not an operator`);
       const { vault, secret } = adoptionRef(request.params.name ?? '', request.query.get('vault'), runtime.config.vaults);
       const rows = await runtime.adoption.read(vault, secret);

@@ -2,9 +2,11 @@
  * `npm run emulator -- <command>`: drives the emulators of a running `npm start` through its control
  * endpoint (found in `.local/emulators.json`, local/runningEmulators.ts). Local only.
  *
- *   rotate <secret>   a new version of a demo secret, with a new random value
- *   firewall close    the demo vault refuses data-plane requests, as a closed Key Vault firewall does
- *   firewall open     undoes it
+ *   rotate <secret>        a new version of a demo secret, with a new random value
+ *   near-expiry <secret>   Key Vault's SecretNearExpiry for the secret's latest version, sent to the host
+ *   passwords <secret>     the password credentials of the application the secret holds (never their text)
+ *   firewall close         the demo vault refuses data-plane requests, as a closed Key Vault firewall does
+ *   firewall open          undoes it
  */
 import path from 'node:path';
 import { readRunningEmulators } from './runningEmulators';
@@ -18,6 +20,15 @@ Commands:
                     random value. The npm start terminal shows the event received, the cache
                     refreshed and the demo consumer notified (signature verified); the next read
                     answers the new version.
+  near-expiry <secret>
+                    Key Vault's SecretNearExpiry for the secret's latest version, sent to the host
+                    as Event Grid would. For demo-app-secret (an Entra application's client secret,
+                    tagged brokerRotation=entraApp) the broker rotates it: a new password, a new
+                    version, consumers notified; the old password goes once the callers moved.
+  passwords <secret>
+                    The password credentials of the emulated application whose client secret the
+                    secret holds (demo-app-secret): keyId, display name, hint, end date; never the
+                    secret text.
   firewall close    The demo vault refuses data-plane requests (403 ForbiddenByFirewall), as a closed
                     Key Vault firewall does, and ARM reports networkAcls.defaultAction Deny: the next
                     health check run fails and names the firewall.
@@ -27,12 +38,12 @@ Options:
   --help, -h        This text.
 `;
 
-const COMMANDS = 'use rotate <secret>, firewall close or firewall open (--help for details)';
+const COMMANDS = 'use rotate <secret>, near-expiry <secret>, passwords <secret>, firewall close or firewall open (--help for details)';
 
 /** What the arguments ask for, or the one line saying what is wrong with them. */
 export type Command =
   | { kind: 'help' }
-  | { kind: 'rotate'; secret: string }
+  | { kind: 'rotate' | 'near-expiry' | 'passwords'; secret: string }
   | { kind: 'firewall'; state: 'closed' | 'open' }
   | { kind: 'error'; message: string };
 
@@ -43,11 +54,12 @@ export function parseArgs(args: readonly string[]): Command {
   const [command, ...rest] = args;
   if (command === undefined) return { kind: 'error', message: `No command given: ${COMMANDS}` };
   if (command === 'help') return { kind: 'help' };
-  if (command === 'rotate') {
+  if (command === 'rotate' || command === 'near-expiry' || command === 'passwords') {
     const [secret, ...extra] = rest;
-    if (secret === undefined) return { kind: 'error', message: 'rotate needs a secret name, e.g. rotate demo-api-key' };
-    if (extra.length > 0) return { kind: 'error', message: `rotate takes one secret name, not ${rest.length}: ${rest.join(' ')}` };
-    return { kind: 'rotate', secret };
+    const example = command === 'rotate' ? 'demo-api-key' : 'demo-app-secret';
+    if (secret === undefined) return { kind: 'error', message: `${command} needs a secret name, e.g. ${command} ${example}` };
+    if (extra.length > 0) return { kind: 'error', message: `${command} takes one secret name, not ${rest.length}: ${rest.join(' ')}` };
+    return { kind: command, secret };
   }
   if (command === 'firewall') {
     const [state, ...extra] = rest;
@@ -72,7 +84,8 @@ async function run(args: readonly string[], stateDir: string): Promise<number> {
   } catch (err: unknown) {
     return fail(err instanceof Error ? err.message : 'The local emulators are not running');
   }
-  const [route, body] = command.kind === 'rotate' ? ['/rotate', { secret: command.secret }] : ['/firewall', { state: command.state }];
+  const [route, body] =
+    command.kind === 'firewall' ? ['/firewall', { state: command.state }] : [`/${command.kind}`, { secret: command.secret }];
   let response: Response;
   try {
     response = await fetch(`${control}${route}`, {
@@ -89,10 +102,16 @@ async function run(args: readonly string[], stateDir: string): Promise<number> {
   }
   const answer = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   if (!response.ok) return fail(typeof answer.error === 'string' ? answer.error : `The control endpoint answered ${response.status}`);
-  if (command.kind === 'rotate') {
-    process.stdout.write(`${String(answer.vault)}/${String(answer.secret)}: new version ${String(answer.version)}\n`);
+  if (command.kind === 'rotate' || command.kind === 'near-expiry') {
+    process.stdout.write(
+      command.kind === 'rotate'
+        ? `${String(answer.vault)}/${String(answer.secret)}: new version ${String(answer.version)}\n`
+        : `${String(answer.vault)}/${String(answer.secret)}: SecretNearExpiry sent for version ${String(answer.version)}\n`,
+    );
     if (answer.delivered !== true) process.stdout.write('  (the host has not acknowledged the event yet: see the npm start terminal)\n');
-  } else {
+  } else if (command.kind === 'passwords') {
+    process.stdout.write(passwordTable(answer));
+  } else if (command.kind === 'firewall') {
     process.stdout.write(
       command.state === 'closed'
         ? `${String(answer.vault)}: firewall closed (Key Vault answers 403 ForbiddenByFirewall; ARM shows networkAcls.defaultAction Deny)\n`
@@ -100,6 +119,23 @@ async function run(args: readonly string[], stateDir: string): Promise<number> {
     );
   }
   return 0;
+}
+
+/** The application's passwords as a table: keyId, display name, hint, end date (Graph lists no secret text). */
+export function passwordTable(answer: Record<string, unknown>): string {
+  const app = (typeof answer.application === 'object' && answer.application !== null ? answer.application : {}) as Record<string, unknown>;
+  const passwords = (Array.isArray(answer.passwords) ? answer.passwords : []) as Record<string, unknown>[];
+  const cell = (v: unknown): string => (typeof v === 'string' ? v : '');
+  const rows = passwords.map((p) => [cell(p.keyId), cell(p.displayName), cell(p.hint), cell(p.endDateTime)]);
+  const head = ['keyId', 'displayName', 'hint', 'endDateTime'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd();
+  const count = `${passwords.length} password${passwords.length === 1 ? '' : 's'}`;
+  return [
+    `${String(app.displayName)} (application ${String(app.objectId)}), whose client secret ${String(answer.secret)} holds: ${count}`,
+    ...(rows.length > 0 ? [line(head), ...rows.map(line)] : []),
+    '',
+  ].join('\n');
 }
 
 function fail(message: string): number {

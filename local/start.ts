@@ -4,10 +4,12 @@
  * With no KEY_VAULT_URI it first starts the embedded emulators (Key Vault, the App Service
  * managed-identity endpoint, and a CONNECT proxy so `https://demo.vault.azure.net/` reaches the
  * emulator with the SDK's checks intact), seeds the demo secrets, a demo caller and a demo consumer
- * (local/demoConsumer.ts), and hands the host process only the standard Azure variables that point
- * at them. A control endpoint on 127.0.0.1 lets `npm run emulator` (local/emulatorCli.ts) rotate a
- * demo secret or close the demo vault's firewall; `.local/emulators.json` says where it listens
- * while `npm start` runs (local/runningEmulators.ts).
+ * (local/demoConsumer.ts), a rotatable demo secret bound to an application in the Microsoft Graph
+ * emulator (local/rotationDemo.ts), and hands the host process only the standard Azure variables that
+ * point at them. A control endpoint on 127.0.0.1 lets `npm run emulator` (local/emulatorCli.ts) rotate
+ * a demo secret, send Key Vault's `SecretNearExpiry`, list the demo application's passwords or close
+ * the demo vault's firewall; `.local/emulators.json` says where it listens while `npm start` runs
+ * (local/runningEmulators.ts).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,6 +24,14 @@ import { startLocalAzure } from './emulators/localAzure';
 import type { LocalAzure } from './emulators/localAzure';
 import { newSigningSecret } from './emulators/webhookReceiver';
 import { applyLocalSettings, functionsPort } from './localSettings';
+import {
+  demoPasswords,
+  ROTATION_DEMO_APPLICATION,
+  ROTATION_DEMO_AZURE,
+  ROTATION_DEMO_SECRET,
+  ROTATION_DEMO_SETTINGS,
+  seedRotationDemo,
+} from './rotationDemo';
 import { readRunningEmulators, removeRunningEmulators, writeRunningEmulators } from './runningEmulators';
 
 /** The demo caller's API key, printed in the banner. Local only. */
@@ -55,11 +65,15 @@ async function main(): Promise<void> {
   };
 
   if (!env.KEY_VAULT_URI && !env.KEY_VAULT_ALIASES) {
-    azure = await startLocalAzure({ stateDir });
+    azure = await startLocalAzure({ stateDir, ...ROTATION_DEMO_AZURE });
     const expiresOn = (): Date => new Date(Date.now() + DEMO_EXPIRY_MS);
     for (const name of DEMO_SECRETS) {
       azure.keyVault.setSecret(DEMO_VAULT, name, demoValue(), { contentType: 'text/plain', expiresOn: expiresOn() });
     }
+    // The rotatable demo secret: an Entra application's client secret the broker rotates (docs/rotation.md).
+    seedRotationDemo(azure, DEMO_VAULT, expiresOn());
+    // Rotation on, with short windows so retirement is watchable; only what the user did not set.
+    for (const [name, value] of Object.entries(ROTATION_DEMO_SETTINGS)) if (!env[name]) set(name, value);
     // Purge protection on, as the health check expects (soft delete is on already; Learn: "Azure Key
     // Vault soft-delete overview" recommends both): a demo seeding choice, so every check is ok.
     azure.arm.setVault(DEMO_VAULT, { enablePurgeProtection: true });
@@ -97,16 +111,21 @@ async function main(): Promise<void> {
         JSON.stringify([
           {
             name: DEMO_CONSUMER_NAME,
-            secrets: ['demo-api-key'],
+            secrets: ['demo-api-key', ROTATION_DEMO_SECRET],
             events: ['SecretNewVersionCreated', 'SecretNearExpiry', 'SecretExpired', 'HealthCheckFailed', 'HealthCheckRecovered'],
             webhook: consumer.url,
             signingSecret: DEMO_SIGNING_SECRET,
           },
         ]),
       );
-      notes.push(`Demo consumer: ${consumer.url} (notified of demo-api-key's events and health changes)`);
+      notes.push(
+        `Demo consumer: ${consumer.url} (notified of ${DEMO_SECRETS[0]}'s and ${ROTATION_DEMO_SECRET}'s events and health changes)`,
+      );
     }
-    notes.unshift(`Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with ${DEMO_SECRETS.join(', ')})`);
+    notes.unshift(
+      `Key Vault emulator: ${env.KEY_VAULT_URI} (seeded with ${[...DEMO_SECRETS, ROTATION_DEMO_SECRET].join(', ')})`,
+      `Microsoft Graph emulator: application "${ROTATION_DEMO_APPLICATION}", whose client secret ${ROTATION_DEMO_SECRET} holds`,
+    );
   }
 
   // Like `func start` with `UseDevelopmentStorage=true` (also the default when no storage form is
@@ -181,6 +200,11 @@ function demoValue(): string {
  *   value (and an expiry a year away), as `az keyvault secret set` would make; Key Vault's
  *   `SecretNewVersionCreated` goes to the host. Answers `{vault, secret, version, delivered}` once the
  *   host acknowledged the event (or after {@link ROTATE_WAIT_MS}).
+ * - `POST /near-expiry` `{"secret":"demo-app-secret"}`: Key Vault's `SecretNearExpiry` for the latest
+ *   version of a secret of the demo vault, sent to the host as Event Grid would. Answers `{vault,
+ *   secret, version, delivered}` once the host acknowledged it (or after {@link ROTATE_WAIT_MS}).
+ * - `POST /passwords` `{"secret":"demo-app-secret"}`: the demo application's password credentials as
+ *   Graph lists them (keyId, displayName, hint, endDateTime; never the secret text).
  * - `POST /firewall` `{"state":"closed"|"open"}`: the demo vault's firewall, closed as when its network
  *   rules admit no address: the data plane answers 403 `ForbiddenByFirewall` and ARM reports
  *   `networkAcls.defaultAction: Deny`; `open` undoes both.
@@ -236,6 +260,32 @@ async function serveControl(azure: LocalAzure, req: IncomingMessage, res: Server
     const delivered = eventId === undefined ? false : await deliveredWithin(azure, eventId, ROTATE_WAIT_MS);
     return answer(res, 200, { vault: DEMO_VAULT, secret: known, version, delivered });
   }
+  if (route === '/near-expiry') {
+    const secret = typeof body.secret === 'string' ? body.secret.toLowerCase() : '';
+    let eventId: string;
+    try {
+      // Learn: "Azure Key Vault as Event Grid source": Microsoft.KeyVault.SecretNearExpiry is raised 30
+      // days before the current version expires, its data naming that version (Id, VaultName,
+      // ObjectType, ObjectName, Version, NBF, EXP); the emulator builds it as for its other events,
+      // for the latest version by default.
+      eventId = await azure.keyVault.emitSecretEvent(DEMO_VAULT, secret, 'SecretNearExpiry');
+    } catch (err: unknown) {
+      if (err instanceof Error && err.message.startsWith('Unknown secret')) {
+        return answer(res, 404, { error: `"${secret.slice(0, 127)}" is not a secret of the demo vault: try ${ROTATION_DEMO_SECRET}` });
+      }
+      throw err;
+    }
+    const version = azure.keyVault.emittedEvents().find((e) => e.id === eventId)?.data.Version ?? null;
+    const delivered = await deliveredWithin(azure, eventId, ROTATE_WAIT_MS);
+    return answer(res, 200, { vault: DEMO_VAULT, secret, version, delivered });
+  }
+  if (route === '/passwords') {
+    const secret = typeof body.secret === 'string' ? body.secret.toLowerCase() : '';
+    if (secret !== ROTATION_DEMO_SECRET) {
+      return answer(res, 404, { error: `"${secret.slice(0, 127)}" is not bound to a demo application: use ${ROTATION_DEMO_SECRET}` });
+    }
+    return answer(res, 200, { secret, ...demoPasswords(azure) });
+  }
   if (route === '/firewall') {
     // Learn: "Configure Azure Key Vault networking settings": publicNetworkAccess Enabled with
     // networkAcls.defaultAction Deny is "allow public access from specific virtual networks and IP
@@ -251,7 +301,7 @@ async function serveControl(azure: LocalAzure, req: IncomingMessage, res: Server
     }
     return answer(res, 200, { vault: DEMO_VAULT, firewall: body.state });
   }
-  return answer(res, 404, { error: `no control endpoint ${route.slice(0, 100)}: use /rotate or /firewall` });
+  return answer(res, 404, { error: `no control endpoint ${route.slice(0, 100)}: use /rotate, /near-expiry, /passwords or /firewall` });
 }
 
 /** Whether the host answered 2xx to the event within `ms`. */
@@ -300,6 +350,16 @@ function printBanner(port: number, notes: string[], demoCaller: boolean, emulato
           '  npm run emulator -- rotate demo-api-key',
           `  This terminal then shows the event received, the cache refreshed${demoConsumer ? ' and the demo consumer notified (signature verified)' : ''};`,
           `  curl -H 'x-api-key: ${key}' ${base}/secrets/demo-api-key answers the new version.`,
+          '',
+          `Rotate an Entra app's client secret (${ROTATION_DEMO_SECRET} holds "${ROTATION_DEMO_APPLICATION}"'s; in another terminal):`,
+          `  curl -H 'x-api-key: ${key}' ${base}/secrets/${ROTATION_DEMO_SECRET}    # a caller reads the current version`,
+          `  npm run emulator -- near-expiry ${ROTATION_DEMO_SECRET}    # Key Vault's SecretNearExpiry: the broker rotates`,
+          `  npm run emulator -- passwords ${ROTATION_DEMO_SECRET}      # 2 passwords: the old one and the rotation's`,
+          `  curl -H 'x-api-key: ${key}' ${base}/secrets/${ROTATION_DEMO_SECRET}    # the caller moves to the new version`,
+          `  ${runHealth}    # a minute later, the job that advances rotations: the old password goes`,
+          `  npm run emulator -- passwords ${ROTATION_DEMO_SECRET}      # 1 password: the new one`,
+          `  This terminal shows the rotation's steps${demoConsumer ? ', and the demo consumer secretbroker.secret.rotated, then .retired' : ''}.`,
+          `  A caller that never moves holds it back until ROTATION_RETIRE_AFTER_HOURS (demo: ${ROTATION_DEMO_SETTINGS.ROTATION_RETIRE_AFTER_HOURS}) after the new version.`,
           '',
           `Break the health check and watch it recover${demoConsumer ? ' (the demo consumer prints the failure and the recovery)' : ''}:`,
           '  npm run emulator -- firewall close',

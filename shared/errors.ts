@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'VaultThrottled'
   | 'VaultUnavailable'
   | 'VaultForbiddenByFirewall'
-  | 'VaultAccessDenied';
+  | 'VaultAccessDenied'
+  | 'RotationNotEnabled'
+  | 'SecretNotRotatable';
 
 /** Why a vault call failed, as the health check reports it (CONTRACT.md "cause"). */
 export type VaultCause =
@@ -90,6 +92,17 @@ export class TooManySecretsError extends BrokerError {
 export class TooManyRequestsError extends BrokerError {
   constructor(message: string, retryAfterSeconds: number) {
     super(429, 'TooManyRequests', message, { retryAfterSeconds });
+  }
+}
+
+/**
+ * 409: the secret cannot be rotated: rotation is off (`RotationNotEnabled`: no
+ * `ROTATION_IDENTITY_CLIENT_ID`), or the secret is not tagged for it or its tags are invalid
+ * (`SecretNotRotatable`).
+ */
+export class RotationRefusedError extends BrokerError {
+  constructor(code: 'RotationNotEnabled' | 'SecretNotRotatable', message: string) {
+    super(409, code, message);
   }
 }
 

@@ -12,6 +12,8 @@ import type { CacheCoherence } from './events/cacheCoherence';
 import type { SecretEventDeps } from './events/handleSecretEvent';
 import type { HealthJobDeps } from './health/healthCheckJob';
 import type { HealthReportStore } from './health/healthReportStore';
+import type { RotationRunner } from './rotation/rotationRunner';
+import type { RotationStore } from './rotation/tableRotationStore';
 import { RefusalLimiter } from './http/refusalLimiter';
 import { ConsumerDirectory } from './notify/consumerDirectory';
 import { TTL_JITTER } from './secrets/secretCache';
@@ -53,6 +55,12 @@ export interface Runtime {
   /** Where health reports are kept (read by /api/health). */
   healthStore(): HealthReportStore;
   /**
+   * Rotation of Entra application client secrets (docs/rotation.md), built on first use under the
+   * rotation identity (`ROTATION_IDENTITY_CLIENT_ID`); undefined when that setting is absent:
+   * rotation is off and nothing writes to a vault.
+   */
+  rotation(): RotationService | undefined;
+  /**
    * Reads other instances' invalidations now and applies them to this runtime's cache, as the
    * background poller does every few seconds; resolves with how many it applied.
    * @throws the storage error when the query fails.
@@ -60,6 +68,12 @@ export interface Runtime {
   pollCoherence(): Promise<number>;
   /** Stops this runtime's background work (the coherence poller, the adoption flush timer); for hosts that run many runtimes. */
   dispose(): void;
+}
+
+/** The rotation runner and the store of its records. */
+export interface RotationService {
+  readonly runner: RotationRunner;
+  readonly store: RotationStore;
 }
 
 /** How soon after start-up an instance begins to follow other instances' invalidations. */
@@ -102,6 +116,11 @@ export interface RuntimeOptions {
   readonly instanceId?: string;
   /** How long a read may wait out a throttled or failing vault. Default `VAULT_DEADLINE_MS` (20 s). */
   readonly vaultDeadlineMs?: number;
+  /**
+   * The credential rotations write with (Graph and Key Vault). Default the user-assigned managed
+   * identity `ROTATION_IDENTITY_CLIENT_ID` names; never the runtime's read-only `credential`.
+   */
+  readonly rotationCredential?: TokenCredential;
 }
 
 /** Builds a runtime from settings. */
@@ -179,6 +198,45 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
   }, COHERENCE_START_DELAY_MS);
   coherenceStart.unref();
 
+  let rotation: RotationService | undefined;
+  const rotationOf = (): RotationService | undefined => {
+    const settings = config.rotation;
+    if (!settings) return undefined;
+    if (!rotation) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { RotationRunner } = require('./rotation/rotationRunner') as typeof import('./rotation/rotationRunner');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { createTableRotationStore } = require('./rotation/tableRotationStore') as typeof import('./rotation/tableRotationStore');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { GraphClient } = require('./graph/graphClient') as typeof import('./graph/graphClient');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy load on purpose
+      const { rotationNotifier } = require('./notify/rotationNotifier') as typeof import('./notify/rotationNotifier');
+      // The rotation identity writes; the runtime's own identity stays read-only.
+      const writer = options.rotationCredential ?? new identity.ManagedIdentityCredential({ clientId: settings.identityClientId });
+      const writers = new Map([...config.vaults.values()].map((v) => [v.alias, new SecretClient(v.uri, writer)]));
+      const store = createTableRotationStore(config.storage, storageCredential);
+      const eventDeps = runtime.events();
+      const runner = new RotationRunner({
+        graph: new GraphClient({ credential: writer }),
+        vaults: writers,
+        store,
+        adoption,
+        notify: rotationNotifier({ ...eventDeps, record: (vault, secret, id) => store.get(vault, secret, id), log: backgroundLog }),
+        refresh: async (vault, secret, version) => {
+          // As for Key Vault's SecretNewVersionCreated: the shared copy first, then this instance, then the others.
+          await shared?.delete(vault, secret);
+          resolver.invalidate(vault, secret, version);
+          await coherenceOf().publish(vault, secret, version);
+        },
+        settings: { adoptionWindowHours: settings.adoptionWindowHours, retireAfterHours: settings.retireAfterHours },
+        log: backgroundLog,
+        ...(options.now ? { now: () => new Date(options.now?.() ?? Date.now()) } : {}),
+      });
+      rotation = { runner, store };
+    }
+    return rotation;
+  };
+
   let events: SecretEventDeps | undefined;
   let health: HealthJobDeps | undefined;
   let healthStore: HealthReportStore | undefined;
@@ -215,11 +273,20 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           ledger: createTableDeliveryLedger(config.storage, storageCredential),
           telemetry,
           topic: config.notifyEventGridEndpoint ? new EventGridTopicPublisher(config.notifyEventGridEndpoint, tokenCredential) : undefined,
+          ...(config.rotation
+            ? {
+                rotation: () => {
+                  const service = rotationOf();
+                  return service && { start: service.runner.start.bind(service.runner), active: service.store.active.bind(service.store) };
+                },
+              }
+            : {}),
         };
       }
       return events;
     },
     healthStore: healthStoreOf,
+    rotation: rotationOf,
     pollCoherence: () => coherenceOf().pollOnce(applyInvalidation),
     dispose: () => {
       disposed = true;
@@ -245,6 +312,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           topic: eventDeps.topic,
           telemetry,
           adoption,
+          ...(config.rotation ? { rotation: () => rotationOf() } : {}),
           holder: `${instanceId}:${process.pid}`,
         };
       }

@@ -133,13 +133,25 @@ export class KeyVaultEmulator {
 
   /** Changes attributes of one version (`''` = latest), like `PATCH /secrets/{name}/{version}`. */
   updateSecret(vault: string, name: string, version: string, attrs: EmulatorSecretUpdate): void {
-    const target = lookupVersion(this.store.vaultOrThrow(vault), name, version).version;
+    const v = this.store.vaultOrThrow(vault);
+    const target = lookupVersion(v, name, version).version;
     if (attrs.contentType !== undefined) target.contentType = attrs.contentType;
     if (attrs.enabled !== undefined) target.enabled = attrs.enabled;
     if (attrs.notBefore !== undefined) target.nbf = toEpoch(attrs.notBefore ?? undefined);
     if (attrs.expiresOn !== undefined) target.exp = toEpoch(attrs.expiresOn ?? undefined);
     if (attrs.tags !== undefined) target.tags = { ...attrs.tags };
-    target.updated = nowSeconds();
+    target.updated = nowSeconds(v);
+  }
+
+  /**
+   * A test control, like the faults: the clock (epoch milliseconds) that stamps what the emulator writes
+   * from now on (a new version's `created` and `updated`, by API `PUT` or {@link setSecret}; the `updated` of
+   * {@link updateSecret} or an API `PATCH`; a soft delete's `deletedDate`), e.g. `() => Date.now() - 61_000`
+   * for versions a minute old already; `null` is the real time again (the default). Versions already
+   * written keep their stamps; tokens and rate limits keep the real time.
+   */
+  setClock(now: (() => number) | null): void {
+    this.store.setClock(now);
   }
 
   /** Soft-deletes a secret (all versions), as `DELETE /secrets/{name}` does. */

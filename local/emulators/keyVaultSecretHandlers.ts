@@ -83,7 +83,7 @@ export function updateSecret(vault: Vault, name: string, version: string, body: 
   if (attrs.nbf !== undefined) target.nbf = attrs.nbf ?? undefined;
   if (attrs.exp !== undefined) target.exp = attrs.exp ?? undefined;
   if (tags !== undefined) target.tags = tags;
-  target.updated = nowSeconds();
+  target.updated = nowSeconds(vault);
   // Key Vault answers an update with the bundle minus its value.
   return bundle(vault, record, target, false);
 }

@@ -32,6 +32,13 @@ export interface Vault {
   name: string;
   secrets: Map<string, SecretRecord>;
   deleted: Map<string, DeletedRecord>;
+  /** The emulator's clock, shared by its vaults: the `created`/`updated` of the versions it writes. */
+  clock: EmulatorClock;
+}
+
+/** Milliseconds since the epoch, as `Date.now`; a test may set it elsewhere (KeyVaultEmulator.setClock). */
+export interface EmulatorClock {
+  now: () => number;
 }
 
 /** Key Vault object names: 1-127 characters, `^[0-9a-zA-Z-]+$`. */
@@ -42,11 +49,18 @@ export const RECOVERABLE_DAYS = 90;
 /** The emulated vaults, keyed on their lower-cased names. */
 export class KeyVaultStore {
   private readonly vaults = new Map<string, Vault>();
+  /** The real time unless {@link setClock} set another. */
+  private readonly clock: EmulatorClock = { now: Date.now };
 
   constructor(vaultNames: string[]) {
     for (const name of vaultNames) {
-      this.vaults.set(name.toLowerCase(), { name: name.toLowerCase(), secrets: new Map(), deleted: new Map() });
+      this.vaults.set(name.toLowerCase(), { name: name.toLowerCase(), secrets: new Map(), deleted: new Map(), clock: this.clock });
     }
+  }
+
+  /** Sets the clock of every vault (`null`: the real time again). */
+  setClock(now: (() => number) | null): void {
+    this.clock.now = now ?? Date.now;
   }
 
   /** The vault of that (already lower-cased) name, or undefined when none is served. */
@@ -78,7 +92,7 @@ export function addVersion(vault: Vault, name: string, fields: Omit<SecretVersio
     record = { name, versions: [] };
     vault.secrets.set(key, record);
   }
-  const now = nowSeconds();
+  const now = nowSeconds(vault);
   const created: SecretVersion = { ...fields, version: randomBytes(16).toString('hex'), created: now, updated: now };
   record.versions.push(created);
   return created;
@@ -101,7 +115,7 @@ export function softDelete(vault: Vault, name: string): DeletedRecord {
   const record = vault.secrets.get(key);
   if (!record) throw secretNotFound(name);
   vault.secrets.delete(key);
-  const deleted = { record, deletedDate: nowSeconds() };
+  const deleted = { record, deletedDate: nowSeconds(vault) };
   vault.deleted.set(key, deleted);
   return deleted;
 }
@@ -127,8 +141,9 @@ export function purgeDeleted(vault: Vault, name: string): void {
   vault.deleted.delete(name.toLowerCase());
 }
 
-export function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
+/** Now in epoch seconds, on the vault's clock when given one (else the real time). */
+export function nowSeconds(vault?: Pick<Vault, 'clock'>): number {
+  return Math.floor((vault?.clock.now() ?? Date.now()) / 1000);
 }
 
 export function toEpoch(d: Date | undefined): number | undefined {

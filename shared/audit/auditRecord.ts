@@ -6,7 +6,7 @@ import type { Caller } from '../callers/accessPolicy';
  * `refusals` sums up the refused requests of one client address that were answered 429 past the
  * refusal limit (shared/http/refusalLimiter.ts) and written no record of their own.
  */
-export type AuditOperation = 'resolve' | 'metadata' | 'list' | 'batch' | 'health' | 'refusals';
+export type AuditOperation = 'resolve' | 'metadata' | 'list' | 'batch' | 'health' | 'adoption' | 'rotate' | 'refusals';
 
 /** How a request ended for the caller. */
 export type AuditOutcome = 'allowed' | 'denied' | 'failed';

@@ -5,9 +5,12 @@ import type { DeliveryOutcome } from '../notify/deliverNotifications';
 import { deliverNotifications } from '../notify/deliverNotifications';
 import type { DeliveryLedger } from '../notify/deliveryLedger';
 import type { EventGridTopicPublisher } from '../notify/eventGridTopic';
-import { secretNotification } from '../notify/notification';
+import { secretEventSourceId, secretNotification } from '../notify/notification';
 import { pendingNotifications } from '../notify/pendingNotifications';
 import type { sendWebhook } from '../notify/sendWebhook';
+import { VaultStepError } from '../rotation/rotationErrors';
+import type { RotationRunner } from '../rotation/rotationRunner';
+import type { RotationRecord } from '../rotation/rotationTypes';
 import type { SecretResolver } from '../secrets/secretResolver';
 import type { Telemetry } from '../telemetry';
 import type { SharedSecretCache } from '../secrets/sharedSecretCache';
@@ -27,6 +30,28 @@ export interface SecretEventDeps {
   readonly topic: Pick<EventGridTopicPublisher, 'publish'> | undefined;
   readonly send?: typeof sendWebhook;
   readonly now?: () => Date;
+  /** Rotations, when on (`ROTATION_IDENTITY_CLIENT_ID`); built on first use. */
+  readonly rotation?: () => SecretEventRotation | undefined;
+}
+
+/** What the event handler asks of rotations. */
+export interface SecretEventRotation {
+  /** `SecretNearExpiry` of a secret tagged `brokerRotation=entraApp` starts (or resumes) its rotation. */
+  readonly start: RotationRunner['start'];
+  /** The secret's active rotation (failed ones included), or undefined. */
+  active(vault: string, secret: string): Promise<RotationRecord | undefined>;
+}
+
+/**
+ * Whether a rotation wrote (or is writing right now) this version of its secret: then the rotation
+ * tells consumers of it itself, after every cache is refreshed, and the event only refreshes caches.
+ * A rotation in `passwordAdded` (or failed there) has its write in flight: its version is not known
+ * to the record yet, and Key Vault's event for it may come first.
+ */
+export function rotationWroteVersion(record: RotationRecord | undefined, version: string | undefined): boolean {
+  if (!record || !version) return false;
+  if (record.newVersion) return record.newVersion === version;
+  return record.state === 'passwordAdded' || (record.state === 'failed' && record.failure?.resumeState === 'passwordAdded');
 }
 
 export type SecretEventOutcome =
@@ -85,12 +110,22 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     );
   }
 
-  const pending = pendingNotifications(
-    { eventId: event.id, eventTime: event.time },
-    deps.consumers.forSecret(vault.alias, secret, kind),
-    (consumer) => secretNotification({ ...event, kind }, vault, secret, consumer),
-    deps,
-  );
+  // A new version's ledger key is the version's own (notification.ts `newVersionSourceId`): the
+  // rotation that wrote it notifies under the same key, so nobody hears of that version twice.
+  const rotation = kind === 'SecretNewVersionCreated' ? deps.rotation?.() : undefined;
+  const ownVersion = rotation !== undefined && rotationWroteVersion(await rotation.active(vault.alias, secret), event.version);
+  if (ownVersion)
+    log(
+      `version ${printable(event.version ?? '')} of ${vault.alias}/${secret} was written by its rotation, which notifies consumers of it`,
+    );
+  const pending = ownVersion
+    ? []
+    : pendingNotifications(
+        { eventId: secretEventSourceId({ ...event, kind }, vault.alias, secret), eventTime: event.time },
+        deps.consumers.forSecret(vault.alias, secret, kind),
+        (consumer) => secretNotification({ ...event, kind }, vault, secret, consumer),
+        deps,
+      );
 
   const deliveries = await deliverNotifications(pending, {
     ledger: deps.ledger,
@@ -99,9 +134,40 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
     ...(deps.now ? { now: deps.now } : {}),
   });
   const outcome = settle(deps, log, event, { outcome: 'handled', vault: vault.alias, secret, deliveries });
+  if (kind === 'SecretNearExpiry') await startRotation(deps, vault.alias, secret, log);
   const failed = deliveries.filter((d) => d.state === 'failed').map((d) => d.consumer);
   if (failed.length > 0) throw new NotificationsPendingError(failed);
   return outcome;
+}
+
+/**
+ * Starts (or resumes) the rotation of a secret near its expiry, when rotation is on. A secret not
+ * tagged for rotation is left alone; any other refusal, or a secret the rotation identity cannot
+ * read, is logged and never fails the event. A storage error fails the invocation, so Event Grid
+ * redelivers it and the start is tried again (consumers already served are not notified twice).
+ */
+async function startRotation(deps: SecretEventDeps, vault: string, secret: string, log: (line: string) => void): Promise<void> {
+  const runner = deps.rotation?.();
+  if (!runner) return;
+  let result: Awaited<ReturnType<SecretEventRotation['start']>>;
+  try {
+    result = await runner.start(vault, secret, 'SecretNearExpiry');
+  } catch (err: unknown) {
+    // The rotation identity cannot read the secret (it may not be meant for rotation at all): nothing started, and
+    // redelivering would not mend it. Anything else (storage) fails the invocation.
+    if (!(err instanceof VaultStepError)) throw err;
+    log(`rotation of ${vault}/${secret} not started: the rotation identity cannot read it (Key Vault: ${err.code})`);
+    return;
+  }
+  if (result.outcome === 'refused') {
+    if (result.code !== 'NotTagged') log(`rotation of ${vault}/${secret} not started: ${result.code}: ${result.message}`);
+    return;
+  }
+  const r = result.record;
+  log(
+    `rotation ${r.id} of ${vault}/${secret} ${result.outcome}: ${r.state}` +
+      `${r.failure ? ` (${r.failure.service} ${r.failure.code} at ${r.failure.step})` : ''}`,
+  );
 }
 
 /**

@@ -14,6 +14,8 @@ import type { HealthReportStore, VaultHealthState } from './healthReportStore';
 import type { ManagementReader } from './managementChecks';
 import type { AdoptionSource } from './runHealthCheck';
 import { HEALTH_RUN_BUDGET_MS, runHealthCheck } from './runHealthCheck';
+import type { RotationRecord } from '../rotation/rotationTypes';
+import type { RotationSource } from './rotationCheck';
 
 export interface HealthJobDeps {
   readonly config: AppConfig;
@@ -27,6 +29,11 @@ export interface HealthJobDeps {
   readonly telemetry: Telemetry;
   /** Version adoption, for check `adoption`; none: the check is left out. */
   readonly adoption?: AdoptionSource;
+  /**
+   * Rotations (when `ROTATION_IDENTITY_CLIENT_ID` is set), built on first use: advanced before the
+   * checks, then reported as check `rotation`; none: both are left out.
+   */
+  readonly rotation?: () => { runner: Pick<RotationSource, 'advanceAll'>; store: Pick<RotationSource, 'listActive'> } | undefined;
   /** Who holds the run lease (instance id). */
   readonly holder: string;
   readonly send?: typeof sendWebhook;
@@ -54,11 +61,13 @@ export async function runHealthCheckJob(
   }
   try {
     await warmSigningKeys(deps);
+    const rotations = await advanceRotations(deps, log);
     const report = await runHealthCheck({
       config: deps.config,
       gateways: deps.gateways,
       management: deps.management,
       adoption: deps.adoption,
+      rotations,
       ...(deps.now ? { now: deps.now } : {}),
     });
     await deps.store.saveReport(report);
@@ -69,6 +78,40 @@ export async function runHealthCheckJob(
   } finally {
     await release();
   }
+}
+
+/**
+ * Advances every active rotation (under the run lease, so one instance at a time), so waiting
+ * rotations retire on schedule and failed ones are retried; then lists the active ones for check
+ * `rotation`. A failure here never fails the run: the check is then `skipped`.
+ */
+async function advanceRotations(deps: HealthJobDeps, log: (line: string) => void): Promise<RotationRecord[] | 'unreadable' | undefined> {
+  let service: ReturnType<NonNullable<HealthJobDeps['rotation']>>;
+  try {
+    service = deps.rotation?.();
+  } catch (err: unknown) {
+    log(`health check: rotations not advanced: ${errorName(err)}`);
+    return 'unreadable';
+  }
+  if (!service) return undefined;
+  try {
+    await service.runner.advanceAll();
+  } catch (err: unknown) {
+    log(`health check: rotations not advanced: ${errorName(err)}`);
+  }
+  try {
+    return await service.store.listActive();
+  } catch (err: unknown) {
+    log(`health check: rotations not read: ${errorName(err)}`);
+    return 'unreadable';
+  }
+}
+
+/** An error's name and code only: a message may quote what a service answered. */
+function errorName(err: unknown): string {
+  if (!(err instanceof Error)) return 'non-error value thrown';
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? `${err.name} ${code}` : err.name;
 }
 
 /**

@@ -13,6 +13,7 @@ export const HEALTH_CHECKS = [
   'reader',
   'location',
   'adoption',
+  'rotation',
 ] as const;
 export type HealthCheckName = (typeof HEALTH_CHECKS)[number];
 
@@ -37,6 +38,7 @@ export const HEALTH_CAUSES = [
   'LocationNotAsExpected',
   'ManagementUnavailable',
   'StaleVersionInUse',
+  'RotationFailed',
 ] as const;
 export type HealthCause = (typeof HEALTH_CAUSES)[number];
 

@@ -30,6 +30,9 @@ const REMEDIES: Record<HealthCause, string> = {
   // The adoption check writes its own sentence, naming the callers (adoptionRules.ts `staleRemedy`); this is its general form.
   StaleVersionInUse:
     'Callers still read an older version of secret {target} in vault {vault} than the newest: have them resolve the latest version before the old one is retired.',
+  // The rotation check writes its own sentence, naming the step, the service's code and the record's remedy (rotationCheck.ts); this is its general form.
+  RotationFailed:
+    "The rotation of secret {target} in vault {vault} stopped: see the service's error code in `npm run broker -- rotate {target}`, mend the rotation identity's access, and it resumes on the next run.",
 };
 
 /** The remedy sentence for a cause. */

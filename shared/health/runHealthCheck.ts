@@ -9,6 +9,8 @@ import { worstStatus } from './healthReport';
 import type { ManagementReader } from './managementChecks';
 import { managementChecks } from './managementChecks';
 import { RateLimiter } from './rateLimiter';
+import type { RotationRecord } from '../rotation/rotationTypes';
+import { rotationChecks } from './rotationCheck';
 
 /** The whole run's time budget: probes not started by then are reported as timed out. */
 export const HEALTH_RUN_BUDGET_MS = 45_000;
@@ -56,6 +58,8 @@ export async function runHealthCheck(deps: {
   management: ManagementReader | undefined;
   /** Version adoption (check `adoption`); none: the check is left out. */
   adoption?: AdoptionSource | undefined;
+  /** Active rotations (check `rotation`), `'unreadable'` when their store could not be read; none: the check is left out. */
+  rotations?: readonly RotationRecord[] | 'unreadable' | undefined;
   now?: () => number;
   budgetMs?: number;
 }): Promise<HealthReport> {
@@ -66,7 +70,12 @@ export async function runHealthCheck(deps: {
   const referenced = referencedSecrets(deps.config);
   const adoption = await adoptionRowsOf(deps.adoption);
   const vaults = await Promise.all(
-    [...deps.config.vaults.values()].map((vault) => checkVault(vault, deps, referenced.get(vault.alias) ?? [], adoption, deadline, now)),
+    [...deps.config.vaults.values()].map(async (vault) => {
+      const checked = await checkVault(vault, deps, referenced.get(vault.alias) ?? [], adoption, deadline, now);
+      if (!deps.rotations) return checked;
+      const checks = [...checked.checks, ...rotationChecks(vault.alias, deps.rotations)];
+      return { ...checked, status: worstStatus(checks.map((c) => c.status)), checks };
+    }),
   );
   return {
     status: worstStatus(vaults.map((v) => v.status)),

@@ -108,10 +108,13 @@ export function withCaller(options: CallerRouteOptions, handler: CallerHandler):
       throw err;
     } finally {
       if (!suppressed && trail.count === 0) {
-        const ref = options.operation === 'resolve' || options.operation === 'metadata' ? secretRefOf(request) : undefined;
+        const versioned = options.operation === 'resolve' || options.operation === 'metadata';
+        const ref = versioned || options.operation === 'adoption' || options.operation === 'rotate' ? secretRefOf(request) : undefined;
         trail.record({
           operation: options.operation,
-          ...(ref ? { secret: ref.name, version: ref.version ?? 'latest', vault: ref.vault ?? DEFAULT_VAULT_ALIAS } : {}),
+          ...(ref
+            ? { secret: ref.name, vault: ref.vault ?? DEFAULT_VAULT_ALIAS, ...(versioned ? { version: ref.version ?? 'latest' } : {}) }
+            : {}),
           status,
           code,
           durationMs: performance.now() - started,

@@ -1,4 +1,5 @@
 import { HEALTH_CAUSES, HEALTH_CHECKS as HEALTH_CHECK_NAMES, HEALTH_STATUSES } from '../health/healthReport';
+import { ROTATION_STATES } from '../rotation/rotationTypes';
 import { MAX_BATCH_BODY_BYTES, MAX_BATCH_SECRETS } from '../secrets/batchRequest';
 
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` }) as const;
@@ -34,6 +35,8 @@ const PROBLEM_CODES = [
   'VaultUnavailable',
   'VaultForbiddenByFirewall',
   'VaultAccessDenied',
+  'RotationNotEnabled',
+  'SecretNotRotatable',
   'InternalError',
 ] as const;
 
@@ -143,6 +146,26 @@ export const openApiDocument = {
           },
           '400': response('BadRequest'),
           ...callerErrors,
+        },
+      },
+    },
+    '/secrets/{name}/rotate': {
+      post: {
+        operationId: 'rotateSecret',
+        summary:
+          'Start (or resume) the rotation of a secret tagged brokerRotation=entraApp and run every step that can run now (callers with "operator": true only)',
+        parameters: [nameParam, vaultParam],
+        responses: {
+          '202': {
+            description: "the rotation's state; it goes on (retirement waits for adoption) on the health check's timer",
+            headers: { 'Cache-Control': header('NoStore') },
+            content: { 'application/json': { schema: schema('Rotation') } },
+          },
+          '400': response('BadRequest'),
+          ...callerErrors,
+          '404': response('SecretNotFound'),
+          '409': response('RotationRefused'),
+          '503': response('VaultUnavailable'),
         },
       },
     },
@@ -272,6 +295,78 @@ export const openApiDocument = {
         },
         required: ['vault', 'secret', 'versions'],
       },
+      Rotation: {
+        type: 'object',
+        properties: {
+          outcome: { enum: ['started', 'resumed'] },
+          id: { type: 'string' },
+          vault: { type: 'string' },
+          secret: { type: 'string' },
+          reason: { enum: ['SecretNearExpiry', 'manual'] },
+          state: { enum: ROTATION_STATES },
+          applicationObjectId: { type: 'string' },
+          oldVersion: { type: 'string' },
+          newVersion: nullableString,
+          newExpiresOn: nullableTime,
+          holders: {
+            type: 'array',
+            items: { type: 'string' },
+            description: 'callers still reading the old version: they hold retirement back',
+          },
+          deadline: { ...nullableTime, description: 'retirement at the latest' },
+          retireReason: { enum: ['adopted', 'deadline', null] },
+          steps: {
+            type: 'object',
+            properties: {
+              startedAt: dateTime,
+              storedAt: nullableTime,
+              announcedAt: nullableTime,
+              retiringAt: nullableTime,
+              passwordRemovedAt: nullableTime,
+              oldVersionDisabledAt: nullableTime,
+              retiredAt: nullableTime,
+            },
+            required: ['startedAt', 'storedAt', 'announcedAt', 'retiringAt', 'passwordRemovedAt', 'oldVersionDisabledAt', 'retiredAt'],
+          },
+          updatedAt: dateTime,
+          failure: {
+            oneOf: [
+              { type: 'null' },
+              {
+                type: 'object',
+                properties: {
+                  step: { type: 'string' },
+                  service: { enum: ['graph', 'keyVault', 'broker'] },
+                  code: { type: 'string', description: "the service's error code, e.g. Graph's Authorization_RequestDenied" },
+                  status: { type: 'integer' },
+                  message: { type: 'string' },
+                  remedy: { type: 'string' },
+                  at: dateTime,
+                },
+                required: ['step', 'service', 'code', 'message', 'remedy', 'at'],
+              },
+            ],
+          },
+        },
+        required: [
+          'outcome',
+          'id',
+          'vault',
+          'secret',
+          'reason',
+          'state',
+          'applicationObjectId',
+          'oldVersion',
+          'newVersion',
+          'newExpiresOn',
+          'holders',
+          'deadline',
+          'retireReason',
+          'steps',
+          'updatedAt',
+          'failure',
+        ],
+      },
       SecretMetadata: { type: 'object', properties: metadataProperties, required: Object.keys(metadataProperties) },
       ResolvedSecret: {
         type: 'object',
@@ -398,6 +493,12 @@ export const openApiDocument = {
       Forbidden: problemAnswer('the access policy does not allow this caller this', 403, ['Forbidden'], {}),
       SecretNotFound: problemAnswer('no such secret or version', 404, ['SecretNotFound'], {}),
       SecretDisabled: problemAnswer('the secret (version) is disabled', 409, ['SecretDisabled'], {}),
+      RotationRefused: problemAnswer(
+        'rotation is off (RotationNotEnabled: ROTATION_IDENTITY_CLIENT_ID unset), or the secret is not tagged for it or its tags are invalid (SecretNotRotatable)',
+        409,
+        ['RotationNotEnabled', 'SecretNotRotatable'],
+        {},
+      ),
       TooManySecrets: problemAnswer(
         `more than ${MAX_BATCH_SECRETS} secrets, or a body past ${MAX_BATCH_BODY_BYTES} bytes`,
         413,

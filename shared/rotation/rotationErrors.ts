@@ -42,7 +42,14 @@ export async function vaultCall<T>(fn: () => Promise<T>, secret?: string): Promi
 }
 
 export function vaultError(err: unknown, secret?: string): Error {
-  if (!isRestError(err)) return err instanceof Error ? err : new Error('Key Vault call failed');
+  if (!isRestError(err)) {
+    // No token for the rotation identity, or a call that timed out, is a step failure too: it shows in the record and the health report.
+    const name = err instanceof Error ? err.name : '';
+    if (name === 'CredentialUnavailableError' || name === 'AuthenticationError')
+      return new VaultStepError(name, undefined, 'No token for Key Vault.');
+    if (name === 'AbortError') return new VaultStepError(name, undefined, 'The request did not complete in time.');
+    return err instanceof Error ? err : new Error('Key Vault call failed');
+  }
   const firstLine = (err.message.split('\n')[0] ?? '').slice(0, MAX_MESSAGE);
   const message = secret && firstLine.includes(secret) ? 'Key Vault refused the request.' : firstLine;
   return new VaultStepError(err.code ?? (err.statusCode ? `HTTP${err.statusCode}` : 'RestError'), err.statusCode, message);

@@ -3,6 +3,7 @@
  * the new password given what Graph and Key Vault show now, which password is the old one, and when
  * the old one may be retired. No I/O here: the runner (rotationRunner.ts) reads the services and acts.
  */
+import { ADOPTION_FLUSH_INTERVAL_MS } from '../adoption/adoptionRules';
 import type { AdoptionRow } from '../adoption/adoptionTypes';
 import type {
   OldKeyIdSource,
@@ -19,6 +20,13 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 /** Retirement happens at the latest this long before the old version expires. */
 export const RETIRE_BEFORE_EXPIRY_MS = DAY_MS;
+/**
+ * How long after the new version the adoption table may still lack reads of the old version: each
+ * instance writes what it saw every flush interval, so a read another instance served just before
+ * (or, from a stale cache, just after) the rotation is in the table two intervals later at most.
+ * "Every caller moved" is believed only from then on; the deadline is not held back by it.
+ */
+export const ADOPTION_SETTLE_MS = 2 * ADOPTION_FLUSH_INTERVAL_MS;
 /** At most this many passwords on an application at any time (the old one and the new one). */
 export const MAX_PASSWORDS = 2;
 
@@ -184,10 +192,14 @@ export function holdersOf(rows: readonly AdoptionRow[], oldVersion: string, now:
   return [...holders].sort();
 }
 
-/** Whether to retire now: every caller moved, or the deadline passed; else who holds it back, until when. */
+/**
+ * Whether to retire now: every caller moved (and every instance has written its reads since), or the
+ * deadline passed; else who holds it back, until when (`settlesAt` while no caller does but the
+ * instances' reads may not all be written yet).
+ */
 export type RetirementDecision =
   | { retire: true; reason: 'adopted' | 'deadline'; holders: string[]; deadline: Date }
-  | { retire: false; holders: string[]; deadline: Date };
+  | { retire: false; holders: string[]; deadline: Date; settlesAt?: Date };
 
 export function decideRetirement(
   record: Pick<RotationRecord, 'oldVersion' | 'oldExpiresOn' | 'newVersionCreatedAt' | 'updatedAt'>,
@@ -198,9 +210,10 @@ export function decideRetirement(
   const created = new Date(record.newVersionCreatedAt ?? record.updatedAt);
   const deadline = retirementDeadline(created, record.oldExpiresOn ? new Date(record.oldExpiresOn) : null, settings.retireAfterHours);
   const holders = holdersOf(rows, record.oldVersion, now, settings.adoptionWindowHours);
-  if (holders.length === 0) return { retire: true, reason: 'adopted', holders, deadline };
+  const settlesAt = new Date(created.getTime() + ADOPTION_SETTLE_MS);
+  if (holders.length === 0 && now.getTime() >= settlesAt.getTime()) return { retire: true, reason: 'adopted', holders, deadline };
   if (now.getTime() >= deadline.getTime()) return { retire: true, reason: 'deadline', holders, deadline };
-  return { retire: false, holders, deadline };
+  return holders.length === 0 ? { retire: false, holders, deadline, settlesAt } : { retire: false, holders, deadline };
 }
 
 /** One sentence an admin can act on, for a failure's service and code. */

@@ -135,10 +135,10 @@ describe('broker policy explain', () => {
 
 describe('broker usage', () => {
   it('shows the usage on stderr with exit code 2 for an unknown command', async () => {
-    const run = await broker(['rotate']);
+    const run = await broker(['retire']);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
-    expect(run.stderr).toMatch(/^Unknown command "rotate"\.\n\nUsage: broker <command>/);
+    expect(run.stderr).toMatch(/^Unknown command "retire"\.\n\nUsage: broker <command>/);
   });
 
   it('shows a command help on stdout', async () => {

@@ -113,6 +113,9 @@ describe('npm start: the local demo', () => {
     expect(output).toContain('npm run emulator -- firewall close');
     expect(output).toContain('npm run emulator -- firewall open');
     expect(output).toContain(`curl -X POST -H 'Content-Type: application/json' -d '{"input":null}' ${base}/admin/functions/healthCheck`);
+    expect(output).toContain('npm run emulator -- near-expiry demo-app-secret');
+    expect(output).toContain('npm run emulator -- passwords demo-app-secret');
+    expect(output).toContain(`curl -H 'x-api-key: ${KEY}' ${base}/api/secrets/demo-app-secret`);
   });
 
   it('describes itself in .local/emulators.json while it runs', () => {
@@ -127,6 +130,9 @@ describe('npm start: the local demo', () => {
     expect(running.control).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(running.env).toMatchObject({
       KEY_VAULT_URI: 'https://demo.vault.azure.net/',
+      // Rotation on, under the demo's user-assigned identity, with windows short enough to watch.
+      ROTATION_IDENTITY_CLIENT_ID: '3a4b5c6d-7e8f-4a9b-8c0d-1e2f3a4b5c6d',
+      ROTATION_RETIRE_AFTER_HOURS: '0.25',
       KEY_VAULT_RESOURCE_IDS:
         '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers/Microsoft.KeyVault/vaults/demo',
     });
@@ -181,6 +187,84 @@ describe('npm start: the local demo', () => {
     expect(output).not.toContain(now.value);
   });
 
+  it("rotates the demo application's client secret: new password, consumers told, the caller moves, the old password goes", async () => {
+    const read = async (query = ''): Promise<{ status: number; body: { version?: string; value?: string; code?: string } }> => {
+      const res = await fetch(`${base}/api/secrets/demo-app-secret${query}`, { headers: { 'x-api-key': KEY } });
+      return { status: res.status, body: (await res.json()) as { version?: string; value?: string; code?: string } };
+    };
+    const keyIds = (stdout: string): string[] => [...stdout.matchAll(/^ {2}([0-9a-f-]{36}) /gm)].map((m) => m[1] ?? '');
+
+    // The caller reads the current version: the application holds one password, the one it holds.
+    const old = await read();
+    expect(old.status).toBe(200);
+    const before = await emulator('passwords', 'demo-app-secret');
+    expect(before).toMatchObject({ code: 0, stderr: '' });
+    expect(before.stdout).toContain('Demo ERP integration (application 5e1d2c3b-4a59-4687-9a1b-2c3d4e5f6a7b)');
+    expect(before.stdout).toContain('holds: 1 password\n');
+    const [oldKeyId] = keyIds(before.stdout);
+    expect(oldKeyId).toBeDefined();
+
+    // Key Vault's SecretNearExpiry: the broker adds a password, stores it as a new version, tells the consumer.
+    const from = output.length;
+    const nearExpiry = await emulator('near-expiry', 'demo-app-secret');
+    expect(nearExpiry).toMatchObject({
+      code: 0,
+      stderr: '',
+      stdout: `demo/demo-app-secret: SecretNearExpiry sent for version ${old.body.version}\n`,
+    });
+    // The host's steps, then the consumer told of the new version (once per webhook-id; a redelivery says so).
+    const started = await waitForOutput(/rotation (rot-[\w-]+) default\/demo-app-secret: stored -> awaitingAdoption/, from);
+    const rotationId = /rotation (rot-[\w-]+) default\/demo-app-secret: stored -> awaitingAdoption/.exec(started)?.[1] ?? '';
+    expect(started).toContain(`rotation ${rotationId} default/demo-app-secret: started (SecretNearExpiry)`);
+    const rotated = await waitForOutput(/demo consumer: secretbroker\.secret\.rotated default\/demo-app-secret version [0-9a-f]{32}/, from);
+    const newVersion = /secretbroker\.secret\.rotated default\/demo-app-secret version ([0-9a-f]{32})/.exec(rotated)?.[1];
+    expect(newVersion).toMatch(/^[0-9a-f]{32}$/);
+    expect(newVersion).not.toBe(old.body.version);
+
+    const during = await emulator('passwords', 'demo-app-secret');
+    expect(during.stdout).toContain('holds: 2 passwords\n');
+    expect(during.stdout).toContain(`secret-broker ${rotationId}`);
+    const newKeyId = keyIds(during.stdout).find((k) => k !== oldKeyId);
+    expect(keyIds(during.stdout)).toEqual(expect.arrayContaining([oldKeyId, newKeyId]));
+
+    // The caller moves; the job that advances rotations retires the old password, then the old version.
+    const moved = await read();
+    expect(moved.body.version).toBe(newVersion);
+    expect(moved.body.value).not.toBe(old.body.value);
+    // As the README's `sleep 60`: "every caller moved" is believed once the new version is a minute old
+    // (ADOPTION_SETTLE_MS: each instance writes what its callers read every 30 s).
+    await new Promise((r) => setTimeout(r, 60_000));
+    const run = await fetch(`${base}/admin/functions/healthCheck`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"input":null}',
+    });
+    expect(run.status).toBe(202);
+    await waitForOutput(
+      new RegExp(
+        `demo consumer: secretbroker\\.secret\\.retired default/demo-app-secret version ${old.body.version} \\(rotation ${rotationId}\\)`,
+      ),
+      from,
+    );
+    // The host's own lines, in its order: the old password first, then the old version.
+    const retired = await waitForOutput(new RegExp(`rotation ${rotationId} default/demo-app-secret: oldVersionDisabled -> retired`), from);
+    const removed = retired.indexOf(`rotation ${rotationId} default/demo-app-secret: retiring -> passwordRemoved`);
+    const disabled = retired.indexOf(`rotation ${rotationId} default/demo-app-secret: passwordRemoved -> oldVersionDisabled`);
+    expect(removed).toBeGreaterThanOrEqual(0);
+    expect(disabled).toBeGreaterThan(removed);
+
+    const after = await emulator('passwords', 'demo-app-secret');
+    expect(after.stdout).toContain('holds: 1 password\n');
+    expect(keyIds(after.stdout)).toEqual([newKeyId]);
+    expect(await read(`?version=${old.body.version}`)).toMatchObject({ status: 409, body: { code: 'SecretDisabled' } });
+    // Neither client secret was ever printed: not by the host, the consumer or the emulator CLI.
+    for (const text of [old.body.value, moved.body.value]) {
+      expect(text).toBeDefined();
+      expect(output).not.toContain(text);
+      expect(`${before.stdout}${during.stdout}${after.stdout}${nearExpiry.stdout}`).not.toContain(text);
+    }
+  }, 150_000);
+
   it('firewall close fails the health check naming the firewall; open recovers it; the consumer hears both', async () => {
     const from = output.length;
     const close = await emulator('firewall', 'close');
@@ -210,8 +294,12 @@ describe('npm start: the local demo', () => {
     const unknown = await emulator('frobnicate');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toBe(
-      'Unknown command "frobnicate": use rotate <secret>, firewall close or firewall open (--help for details)\n',
+      'Unknown command "frobnicate": use rotate <secret>, near-expiry <secret>, passwords <secret>, firewall close or firewall open (--help for details)\n',
     );
+    const notInVault = await emulator('near-expiry', 'erp-password');
+    expect(notInVault).toMatchObject({ code: 1, stderr: '"erp-password" is not a secret of the demo vault: try demo-app-secret\n' });
+    const noApp = await emulator('passwords', 'demo-api-key');
+    expect(noApp).toMatchObject({ code: 1, stderr: '"demo-api-key" is not bound to a demo application: use demo-app-secret\n' });
     const flag = await emulator('--force');
     expect(flag).toMatchObject({ code: 1, stderr: 'Unknown option "--force": the only option is --help\n' });
     const notDemo = await emulator('rotate', 'erp-password');

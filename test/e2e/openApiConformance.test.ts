@@ -27,6 +27,8 @@ const ERP_KEY = `erp-${randomBytes(8).toString('hex')}`;
 const OPS_KEY = `ops-${randomBytes(8).toString('hex')}`;
 const LIMITED_KEY = `limited-${randomBytes(8).toString('hex')}`;
 const VAULT = 'contoso-vault2';
+/** The rotation identity: a user-assigned identity owning the application of `erp-rotatable`. */
+const ROTATOR = { clientId: '81111111-1111-4111-8111-111111111111', principalId: 'd8111111-1111-4111-8111-111111111111' };
 
 const policy = {
   callers: [
@@ -103,7 +105,12 @@ async function runHealthCheck(): Promise<void> {
 beforeAll(async () => {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), 'broker-openapi-'));
   [azure, azurite, issuer] = await Promise.all([
-    startLocalAzure({ stateDir, vaults: [VAULT, 'partner-vault'] }),
+    startLocalAzure({
+      stateDir,
+      vaults: [VAULT, 'partner-vault'],
+      userAssignedIdentities: [ROTATOR],
+      graphRoles: [{ principalId: ROTATOR.principalId, roles: ['Application.ReadWrite.OwnedBy'] }],
+    }),
     startAzurite({ inMemory: true, ports: { blob: 0, queue: 0, table: 0 } }),
     startOidcIssuer(),
   ]);
@@ -113,6 +120,12 @@ beforeAll(async () => {
   kv.setSecret(VAULT, 'erp-expired', 'expired-value', { expiresOn: new Date(Date.now() - 86_400_000) });
   kv.setSecret(VAULT, 'erp-admin-password', 'admin-value');
   kv.setSecret('partner-vault', 'sftp-password', 'sftp-value');
+  // A client secret of an application the rotation identity owns, tagged for rotation.
+  const application = azure.graph.createApplication({ displayName: 'erp app', owners: [ROTATOR.principalId] });
+  const password = azure.graph.seedPassword(application.objectId, { displayName: 'hand-made' });
+  kv.setSecret(VAULT, 'erp-rotatable', password.secretText, {
+    tags: { brokerRotation: 'entraApp', entraAppObjectId: application.objectId },
+  });
   host = await startBrokerHost({
     ...azure.env,
     KEY_VAULT_URI: kv.vaultUri(VAULT),
@@ -121,6 +134,7 @@ beforeAll(async () => {
     AUTH_ISSUER: issuer.issuer,
     AUTH_AUDIENCE: AUDIENCE,
     AzureWebJobsStorage: azurite.connectionString,
+    ROTATION_IDENTITY_CLIENT_ID: ROTATOR.clientId,
     // Every request asks the vault, so a fault shows on the very next answer.
     CACHE_TTL_SECONDS: '0',
   });
@@ -306,6 +320,31 @@ const cases: [string, Case][] = [
       code: 'InvalidSecretName',
     },
   ],
+  ...(
+    [
+      ['unauthenticated', 'erp-rotatable', {}, 401, 'Unauthenticated'],
+      ['for a caller not an operator', 'erp-rotatable', erp, 403, 'Forbidden'],
+      ['of a bad name', 'erp_rotatable', { key: OPS_KEY }, 400, 'InvalidSecretName'],
+      ['of a missing secret', 'erp-missing', { key: OPS_KEY }, 404, 'SecretNotFound'],
+      ['of a secret not tagged for it', 'erp-token', { key: OPS_KEY }, 409, 'SecretNotRotatable'],
+      ['of a tagged secret', 'erp-rotatable', { key: OPS_KEY }, 202, undefined],
+    ] as const
+  ).map(([label, name, as, status, code]): [string, Case] => [
+    `the rotation of a secret, ${label}`,
+    { path: '/secrets/{name}/rotate', method: 'POST', url: `secrets/${name}/rotate`, as, status, ...(code ? { code } : {}) },
+  ]),
+  [
+    'the rotation of a secret the rotation identity may not read',
+    {
+      path: '/secrets/{name}/rotate',
+      method: 'POST',
+      url: 'secrets/erp-token/rotate',
+      as: { key: OPS_KEY },
+      fault: { kind: 'rbac' },
+      status: 503,
+      code: 'VaultAccessDenied',
+    },
+  ],
   ['the OpenAPI document', { path: '/openapi.json', method: 'GET', url: 'openapi.json', as: {}, status: 200 }],
 ];
 
@@ -385,6 +424,7 @@ describe('every answer conforms to the OpenAPI document', () => {
       ['/secrets', 'GET', 'secrets'],
       ['/secrets/{name}/metadata', 'GET', 'secrets/erp-token/metadata'],
       ['/secrets/{name}/adoption', 'GET', 'secrets/erp-token/adoption'],
+      ['/secrets/{name}/rotate', 'POST', 'secrets/erp-token/rotate'],
     ] as const) {
       const answer = await call({
         method,

@@ -74,12 +74,17 @@ test('every doc-test command of the README answers as the README says', async ()
   const commands = blocks.flat();
   // A README without the quick start would pass this test by running nothing.
   expect(blocks.length).toBeGreaterThanOrEqual(3);
+  const values: string[] = [];
   let rotated: { secret: string; version: string } | undefined;
+  /** After `near-expiry` of a secret bound to an application: the version the broker rotates away from. */
+  let nearExpiry: { secret: string; oldVersion: string } | undefined;
   for (const doc of commands) {
     const { code, output } = await run(doc);
     const where = `README.md:${doc.line}: ${doc.command}\n${output}\n--- npm start, last lines:\n${startOutput.slice(-3000)}`;
     expect({ where, code }).toEqual({ where, code: doc.exitCode ?? 0 });
     if (doc.expect !== undefined) expect({ where, contains: output.includes(doc.expect) }).toEqual({ where, contains: true });
+    const value = /"value":"([^"]+)"/.exec(output)?.[1];
+    if (value !== undefined) values.push(value);
 
     // After a rotation, the next resolve of that secret answers the version the rotation made.
     const rotation = /emulator -- rotate (\S+)/.exec(doc.command);
@@ -91,8 +96,28 @@ test('every doc-test command of the README answers as the README says', async ()
       expect(JSON.parse(output)).toMatchObject({ name: rotated.secret, version: rotated.version });
       rotated = undefined;
     }
+
+    // After SecretNearExpiry, the broker has rotated the secret: the next resolve answers a new version.
+    const nearing = /emulator -- near-expiry (\S+)/.exec(doc.command);
+    if (nearing?.[1] !== undefined) {
+      const oldVersion = /for version ([0-9a-f]{32})/.exec(output)?.[1];
+      expect({ where, oldVersion }).toEqual({ where, oldVersion: expect.any(String) });
+      nearExpiry = { secret: nearing[1], oldVersion: oldVersion ?? '' };
+    } else if (nearExpiry && doc.command.includes(`/api/secrets/${nearExpiry.secret}`)) {
+      const answer = JSON.parse(output) as { name?: string; version?: string };
+      expect({ where, name: answer.name, moved: answer.version !== nearExpiry.oldVersion }).toEqual({
+        where,
+        name: nearExpiry.secret,
+        moved: true,
+      });
+      nearExpiry = undefined;
+    }
   }
   expect(rotated).toBeUndefined();
+  expect(nearExpiry).toBeUndefined();
+  // No value the README's commands read, the client secrets old and new among them, reached the npm start terminal.
+  expect(values.length).toBeGreaterThanOrEqual(4);
+  for (const value of values) expect(startOutput.includes(value)).toBe(false);
 });
 
 /** Runs one README command in the copy, against this test's port, with the environment of a shell. */

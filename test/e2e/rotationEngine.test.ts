@@ -11,6 +11,7 @@ import type { AdoptionReader, AdoptionRow } from '../../shared/adoption/adoption
 import { GraphClient } from '../../shared/graph/graphClient';
 import { RotationRunner, type RotationNotifier, type RotationRunnerDeps, type RotationVault } from '../../shared/rotation/rotationRunner';
 import type { RotationRecord } from '../../shared/rotation/rotationTypes';
+import { ADOPTION_SETTLE_MS } from '../../shared/rotation/rotationSteps';
 import { createTableClient } from '../../shared/storage/tableStorage';
 import { createTableRotationStore, ROTATION_TABLE, type RotationStore } from '../../shared/rotation/tableRotationStore';
 import { GRAPH_RESOURCE, startRotationEmulators, type RotationEmulators } from '../support/rotationEmulators';
@@ -128,7 +129,10 @@ function harness(overrides: Partial<RotationRunnerDeps> = {}): Harness {
   const adoption = new MemoryAdoption();
   const notify = new RecordingNotifier();
   const refreshed: string[] = [];
-  const clock = { offsetMs: 0 };
+  // The runner's clock runs past the adoption settle time of a version the vault writes now, as a
+  // timer run would a minute later: "every caller moved" is believed at once (tests that need
+  // another moment set offsetMs themselves).
+  const clock = { offsetMs: ADOPTION_SETTLE_MS + 1_000 };
   const deps: RotationRunnerDeps = {
     graph: graphClient(),
     vaults: new Map<string, RotationVault>([[ALIAS, secretClient()]]),

@@ -3,9 +3,10 @@
  * line. Each line of such a block that is not blank or a comment is one shell command (a line
  * ending in `\` continues on the next); a trailing `# → <text>` says the command's output must
  * contain `<text>` literally, and `# → exit <n>: <text>` that it also ends with exit code n (else 0).
+ * Any other trailing `# <text>` is a comment for the reader, left out of the command.
  */
 export interface DocCommand {
-  /** The command as written, without its `# →` comment. */
+  /** The command as written, without its trailing comment (`# →` or other). */
   command: string;
   /** What its output must contain, if anything. */
   expect?: string;
@@ -38,13 +39,11 @@ export function docTestBlocks(markdown: string): DocCommand[][] {
         continue;
       }
       pending = undefined;
-      const arrow = /\s+# → (?:exit (\d+): )?(.*)$/.exec(text);
-      if (arrow?.[2] === undefined) {
-        block.push({ command: text.trimEnd(), line });
-        continue;
-      }
-      const command: DocCommand = { command: text.slice(0, arrow.index).trimEnd(), expect: arrow[2].trim(), line };
-      if (arrow[1] !== undefined) command.exitCode = Number(arrow[1]);
+      // A trailing comment: `# → [exit <n>: ]<text>` (groups 1 and 2), or any other (for the reader only).
+      const comment = /\s+# (?:→ (?:exit (\d+): )?(.*)|.*)$/.exec(text);
+      const command: DocCommand = { command: (comment ? text.slice(0, comment.index) : text).trimEnd(), line };
+      if (comment?.[2] !== undefined) command.expect = comment[2].trim();
+      if (comment?.[1] !== undefined) command.exitCode = Number(comment[1]);
       block.push(command);
     }
     if (j >= lines.length) throw new Error(`line ${i + 2}: the doc-test block is not closed`);

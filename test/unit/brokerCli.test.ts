@@ -91,7 +91,13 @@ describe('option messages', () => {
     [['health', '--settings'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['health', '--settings', '--help-me'], '--settings needs a value: --settings <file>\n\nUsage: broker health'],
     [['keys', 'new', 'erp', '--what-if'], '--what-if is an option of "deploy" only.\n\nUsage: broker keys new'],
-    [['health', '--vault', 'partner'], '--vault is an option of "policy explain" and "adoption" only.\n\nUsage: broker health'],
+    [['health', '--vault', 'partner'], '--vault is an option of "policy explain", "adoption" and "rotate" only.\n\nUsage: broker health'],
+    [['rotate'], 'Expected: rotate <name>\n\nUsage: broker rotate'],
+    [['rotate', 'erp_key'], '"erp_key" is not a secret name (1 to 127 letters, digits and dashes).\n\nUsage: broker rotate'],
+    [
+      ['rotate', 'erp-key', '--local', '--settings', 'local.settings.json'],
+      '--local takes the settings of the running npm start: leave out --settings.\n\nUsage: broker rotate',
+    ],
     [['adoption'], 'Expected: adoption <name>\n\nUsage: broker adoption'],
     [['adoption', 'erp_key'], '"erp_key" is not a secret name (1 to 127 letters, digits and dashes).\n\nUsage: broker adoption'],
     [
@@ -100,7 +106,7 @@ describe('option messages', () => {
     ],
     [
       ['keys', 'new', 'erp', '--local'],
-      '--local is an option of "health", "policy explain" and "adoption" only.\n\nUsage: broker keys new',
+      '--local is an option of "health", "policy explain", "adoption" and "rotate" only.\n\nUsage: broker keys new',
     ],
     [
       ['policy', 'explain', 'erp', 'x', '--local', '--settings', 'local.settings.json'],

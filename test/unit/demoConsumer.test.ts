@@ -33,6 +33,17 @@ describe('demo consumer', () => {
     expect(lines).toEqual([`demo consumer: secretbroker.secret.rotated default/demo-api-key version ${VERSION} (signature verified)`]);
   });
 
+  it('handles a webhook-id once: a redelivery is answered 2xx and printed as one', async () => {
+    const body = JSON.stringify({ ...rotated, id: 'msg_twice' });
+    const first = await sendWebhook({ url: consumer.url, webhookId: 'msg_twice', body, signingKey: key });
+    const again = await sendWebhook({ url: consumer.url, webhookId: 'msg_twice', body, signingKey: key });
+    expect([first.ok, again.ok]).toEqual([true, true]);
+    expect(lines).toEqual([
+      `demo consumer: secretbroker.secret.rotated default/demo-api-key version ${VERSION} (signature verified)`,
+      `demo consumer: secretbroker.secret.rotated default/demo-api-key version ${VERSION} (signature verified; a redelivery of msg_twice, already handled)`,
+    ]);
+  });
+
   it('rejects a notification signed with another key: 401, and says so', async () => {
     const result = await sendWebhook({
       url: consumer.url,
@@ -95,6 +106,32 @@ describe('describeNotification', () => {
     expect(describeNotification({ type: 'secretbroker.health.recovered', subject: 'default', data: { status: 'ok', checks: [] } })).toBe(
       'secretbroker.health.recovered default status ok',
     );
+  });
+
+  it("names a rotation's retirement by the old version and the rotation's id", () => {
+    const retired = {
+      type: 'secretbroker.secret.retired',
+      subject: 'default/demo-app-secret',
+      data: {
+        vault: 'default',
+        secret: 'demo-app-secret',
+        version: VERSION,
+        sourceEventId: 'rot-20261206T212800Z-3f9a1c',
+        sourceEventType: 'SecretBroker.Rotation',
+      },
+    };
+    expect(describeNotification(retired)).toBe(
+      `secretbroker.secret.retired default/demo-app-secret version ${VERSION} (rotation rot-20261206T212800Z-3f9a1c)`,
+    );
+  });
+
+  it('prints no rotation id that is not one: a line, never free text from the event', () => {
+    const line = describeNotification({
+      type: 'secretbroker.secret.rotated',
+      subject: 'a',
+      data: { version: 'v', sourceEventId: 'x y\nz', sourceEventType: 'SecretBroker.Rotation' },
+    });
+    expect(line).toBe('secretbroker.secret.rotated a version v');
   });
 
   it('keeps a line one line whatever the event says', () => {

@@ -16,6 +16,7 @@ describe('docTestBlocks', () => {
       '  --flag',
       'echo plain',
       'npm run broker -- policy explain x y   # → exit 1: denied',
+      'sleep 1   # a comment for the reader: no output expected',
       '```',
     ].join('\n');
     expect(docTestBlocks(md)).toEqual([
@@ -24,6 +25,7 @@ describe('docTestBlocks', () => {
         { command: 'npm run emulator -- rotate demo \\\n  --flag', line: 10 },
         { command: 'echo plain', line: 12 },
         { command: 'npm run broker -- policy explain x y', expect: 'denied', exitCode: 1, line: 13 },
+        { command: 'sleep 1', line: 14 },
       ],
     ]);
   });

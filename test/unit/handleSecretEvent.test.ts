@@ -1,7 +1,9 @@
 import type { VaultSettings } from '../../shared/config';
-import { handleSecretEvent, type SecretEventDeps } from '../../shared/events/handleSecretEvent';
+import { handleSecretEvent, rotationWroteVersion, type SecretEventDeps } from '../../shared/events/handleSecretEvent';
 import { ConsumerDirectory } from '../../shared/notify/consumerDirectory';
 import { createMemoryDeliveryLedger } from '../../shared/notify/deliveryLedger';
+import { VaultStepError } from '../../shared/rotation/rotationErrors';
+import { newRotationRecord } from '../../shared/rotation/rotationSteps';
 import type { VaultSecret } from '../../shared/secrets/vaultGateway';
 import type { EventProperties, Telemetry } from '../../shared/telemetry';
 
@@ -120,3 +122,121 @@ describe('handleSecretEvent: which vault an event comes from', () => {
     expect(lines.at(-1)).toContain('the topic "/t?forged line" is not the resource id');
   });
 });
+
+describe('handleSecretEvent: rotation', () => {
+  function nearExpiry(id = 'near-1'): Record<string, unknown> {
+    return { ...event(DEMO_ID), id, eventType: 'Microsoft.KeyVault.SecretNearExpiry' };
+  }
+  type Start = NonNullable<ReturnType<NonNullable<SecretEventDeps['rotation']>>>['start'];
+
+  it('starts the rotation of a secret near expiry, and logs a refusal without failing the event', async () => {
+    const { deps, lines } = setup(DEMO_ID);
+    const started: string[] = [];
+    let answer: Awaited<ReturnType<Start>> = { outcome: 'refused', code: 'InvalidTags', message: 'Tag validityDays must be 1 to 730.' };
+    const withRotation: SecretEventDeps = {
+      ...deps,
+      rotation: () => ({
+        active: () => Promise.resolve(undefined),
+        start: (vault, secret, reason) => {
+          started.push(`${vault}/${secret} ${reason}`);
+          return Promise.resolve(answer);
+        },
+      }),
+    };
+    expect((await handleSecretEvent(nearExpiry(), withRotation, (l) => lines.push(l))).outcome).toBe('handled');
+    expect(started).toEqual(['default/demo-api-key SecretNearExpiry']);
+    expect(lines).toContainEqual('rotation of default/demo-api-key not started: InvalidTags: Tag validityDays must be 1 to 730.');
+
+    answer = { outcome: 'refused', code: 'NotTagged', message: 'not tagged' };
+    lines.length = 0;
+    await handleSecretEvent(nearExpiry('near-2'), withRotation, (l) => lines.push(l));
+    expect(lines.join('\n')).not.toContain('rotation');
+  });
+
+  it('logs, and does not fail the event, when the rotation identity cannot read the secret', async () => {
+    const { deps, lines } = setup(DEMO_ID);
+    const refused = new VaultStepError('Forbidden', 403, 'Caller is not authorized to perform action on resource.');
+    const outcome = await handleSecretEvent(
+      nearExpiry(),
+      { ...deps, rotation: () => ({ active: () => Promise.resolve(undefined), start: () => Promise.reject(refused) }) },
+      (l) => lines.push(l),
+    );
+    expect(outcome.outcome).toBe('handled');
+    expect(lines).toContain('rotation of default/demo-api-key not started: the rotation identity cannot read it (Key Vault: Forbidden)');
+    const storageDown = new Error('storage down');
+    await expect(
+      handleSecretEvent(
+        nearExpiry('near-3'),
+        { ...deps, rotation: () => ({ active: () => Promise.resolve(undefined), start: () => Promise.reject(storageDown) }) },
+        () => undefined,
+      ),
+    ).rejects.toBe(storageDown);
+  });
+
+  it('starts nothing for a new version, or when rotation is off', async () => {
+    const { deps, lines } = setup(DEMO_ID);
+    const started: string[] = [];
+    const start: Start = (vault, secret) => {
+      started.push(`${vault}/${secret}`);
+      return Promise.resolve({ outcome: 'refused', code: 'NotTagged', message: '' });
+    };
+    await handleSecretEvent(event(DEMO_ID), { ...deps, rotation: () => ({ start, active: () => Promise.resolve(undefined) }) }, (l) =>
+      lines.push(l),
+    );
+    await handleSecretEvent(nearExpiry(), { ...deps, rotation: () => undefined }, (l) => lines.push(l));
+    expect(started).toEqual([]);
+  });
+
+  it('notifies a new version once per consumer, whatever number of events tell of it', async () => {
+    const { deps, acted, lines } = setup(DEMO_ID);
+    await handleSecretEvent(event(DEMO_ID), deps, (l) => lines.push(l));
+    // Another event id for the same version (the rotation's own notification shares the key): cache refreshed, nobody notified again.
+    const again = await handleSecretEvent({ ...event(DEMO_ID), id: 'event-2' }, deps, (l) => lines.push(l));
+    expect(acted.filter((a) => a.startsWith('send'))).toHaveLength(1);
+    expect(acted.filter((a) => a.startsWith('invalidate'))).toHaveLength(2);
+    expect(again).toMatchObject({ outcome: 'handled', deliveries: [{ consumer: 'demo-consumer', state: 'alreadyDelivered' }] });
+  });
+
+  it('refreshes caches for the version its rotation wrote but leaves the notification to the rotation', async () => {
+    const { deps, acted, lines } = setup(DEMO_ID);
+    const record = { ...rotationRecord(), state: 'stored' as const, newVersion: 'v2' };
+    const withRotation: SecretEventDeps = {
+      ...deps,
+      rotation: () => ({ active: () => Promise.resolve(record), start: () => Promise.reject(new Error('not called')) }),
+    };
+    const outcome = await handleSecretEvent(event(DEMO_ID), withRotation, (l) => lines.push(l));
+    expect(outcome).toMatchObject({ outcome: 'handled', deliveries: [] });
+    expect(acted).toEqual(['invalidate default/demo-api-key', 'publish default/demo-api-key']);
+    expect(lines).toContain('version v2 of default/demo-api-key was written by its rotation, which notifies consumers of it');
+  });
+});
+
+describe('rotationWroteVersion', () => {
+  it("is true for the rotation's new version, or while its write is in flight; false otherwise", () => {
+    const r = rotationRecord();
+    expect(rotationWroteVersion(undefined, 'v2')).toBe(false);
+    expect(rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, 'v2')).toBe(true);
+    expect(rotationWroteVersion({ ...r, state: 'awaitingAdoption', newVersion: 'v2' }, 'v3')).toBe(false);
+    expect(rotationWroteVersion({ ...r, state: 'passwordAdded' }, 'v2')).toBe(true);
+    expect(rotationWroteVersion({ ...r, state: 'started' }, 'v2')).toBe(false);
+    const failure = { step: 'newPassword', service: 'keyVault', code: 'Forbidden', message: 'm', remedy: 'r', at: r.createdAt } as const;
+    expect(rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'passwordAdded' } }, 'v2')).toBe(true);
+    expect(rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'started' } }, 'v2')).toBe(false);
+    expect(rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, undefined)).toBe(false);
+  });
+});
+
+function rotationRecord() {
+  return newRotationRecord({
+    id: 'rot-20261123T100000Z-3f9a1c',
+    vault: 'default',
+    secret: 'demo-api-key',
+    applicationObjectId: '0b5b7bd2-0000-4000-8000-000000000001',
+    validityDays: 90,
+    reason: 'SecretNearExpiry',
+    oldVersion: 'v1',
+    oldExpiresOn: null,
+    carriedTags: {},
+    now: new Date('2026-11-23T10:00:00Z'),
+  });
+}

@@ -1,5 +1,12 @@
 import { ConsumerDirectory } from '../../shared/notify/consumerDirectory';
-import { secretNotification, webhookIdFor } from '../../shared/notify/notification';
+import {
+  newVersionSourceId,
+  retiredSourceId,
+  rotationNotification,
+  secretEventSourceId,
+  secretNotification,
+  webhookIdFor,
+} from '../../shared/notify/notification';
 import type { KeyVaultEvent } from '../../shared/events/keyVaultEvent';
 
 const consumer = (
@@ -59,7 +66,8 @@ describe('secretNotification', () => {
     const n = secretNotification(event, { alias: 'default', uri: 'https://contoso.vault.azure.net/' }, 'erp-token', 'erp');
     expect(n).toEqual({
       specversion: '1.0',
-      id: webhookIdFor('b3c1-event', 'erp'),
+      // A new version's webhook id is the version's (shared with the rotation that wrote it), not the event's.
+      id: webhookIdFor(newVersionSourceId('default', 'erp-token', 'a'.repeat(32)), 'erp'),
       source: '/vaults/default',
       type: 'secretbroker.secret.rotated',
       subject: 'default/erp-token',
@@ -84,5 +92,65 @@ describe('secretNotification', () => {
     expect(webhookIdFor('e1', 'erp')).not.toBe(webhookIdFor('e1', 'crm'));
     expect(webhookIdFor('e1', 'erp')).not.toBe(webhookIdFor('e2', 'erp'));
     expect(webhookIdFor('e1', 'erp')).toMatch(/^msg_[A-Za-z0-9_-]{32}$/);
+  });
+
+  it("keys a new version by the version, any other event by the event's id", () => {
+    const version = 'a'.repeat(32);
+    expect(secretEventSourceId(event, 'default', 'ERP-Token')).toBe(newVersionSourceId('default', 'erp-token', version));
+    expect(secretEventSourceId({ ...event, id: 'another-delivery' }, 'default', 'erp-token')).toBe(
+      secretEventSourceId(event, 'default', 'erp-token'),
+    );
+    expect(secretEventSourceId({ ...event, version: undefined }, 'default', 'erp-token')).toBe('b3c1-event');
+    expect(secretEventSourceId({ ...event, kind: 'SecretNearExpiry' }, 'default', 'erp-token')).toBe('b3c1-event');
+    expect(newVersionSourceId('default', 'erp-token', version)).not.toBe(newVersionSourceId('partner', 'erp-token', version));
+  });
+});
+
+describe('rotationNotification', () => {
+  const vault = { alias: 'default', uri: 'https://contoso.vault.azure.net/' };
+  const change = {
+    rotationId: 'rot-20261123T100000Z-3f9a1c',
+    notBefore: null,
+    expiresOn: '2027-05-22T10:00:00.000Z',
+    at: '2026-11-23T10:00:01.000Z',
+  };
+
+  it("has the same webhook id as Key Vault's SecretNewVersionCreated for the version it wrote", () => {
+    const version = 'b'.repeat(32);
+    const fromRotation = rotationNotification({ ...change, kind: 'rotated', version }, vault, 'erp-token', 'erp');
+    const fromKeyVault = secretNotification(
+      {
+        id: 'kv-event',
+        type: 'Microsoft.KeyVault.SecretNewVersionCreated',
+        kind: 'SecretNewVersionCreated',
+        schema: 'EventGrid',
+        time: change.at,
+        source: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso',
+        vaultName: 'contoso',
+        objectType: 'Secret',
+        objectName: 'erp-token',
+        version,
+        notBefore: null,
+        expiresOn: null,
+      },
+      vault,
+      'erp-token',
+      'erp',
+    );
+    expect(fromRotation.id).toBe(fromKeyVault.id);
+    expect(fromRotation).toMatchObject({
+      type: 'secretbroker.secret.rotated',
+      subject: 'default/erp-token',
+      data: { version, expiresOn: change.expiresOn, sourceEventId: change.rotationId, sourceEventType: 'SecretBroker.Rotation' },
+    });
+  });
+
+  it('tells a retirement as secretbroker.secret.retired of the old version, with its own webhook id', () => {
+    const old = 'c'.repeat(32);
+    const retired = rotationNotification({ ...change, kind: 'retired', version: old }, vault, 'erp-token', 'erp');
+    expect(retired).toMatchObject({ type: 'secretbroker.secret.retired', data: { vault: 'default', secret: 'erp-token', version: old } });
+    expect(retired.id).toBe(webhookIdFor(retiredSourceId('default', 'erp-token', old), 'erp'));
+    expect(retired.id).not.toBe(rotationNotification({ ...change, kind: 'rotated', version: old }, vault, 'erp-token', 'erp').id);
+    expect(Object.keys(retired.data)).not.toContain('value');
   });
 });

@@ -23,6 +23,8 @@ const PROBLEM_CODES: Record<ErrorCode | 'TooManyRequests' | 'InternalError', tru
   VaultUnavailable: true,
   VaultForbiddenByFirewall: true,
   VaultAccessDenied: true,
+  RotationNotEnabled: true,
+  SecretNotRotatable: true,
   InternalError: true,
 };
 
@@ -48,6 +50,7 @@ const HEALTH_CAUSES: Record<HealthCause, true> = {
   LocationNotAsExpected: true,
   ManagementUnavailable: true,
   StaleVersionInUse: true,
+  RotationFailed: true,
 };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];

@@ -63,4 +63,17 @@ describe('failureOf', () => {
     const plain = new TypeError('boom');
     await expect(vaultCall(() => Promise.reject(plain))).rejects.toBe(plain);
   });
+
+  it("records the rotation identity's missing token as a Key Vault step failure, without the credential's message", async () => {
+    const noToken = Object.assign(new Error('ManagedIdentityCredential: no endpoint at http://169.254.169.254'), {
+      name: 'CredentialUnavailableError',
+    });
+    const err = await vaultCall(() => Promise.reject(noToken)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VaultStepError);
+    expect(failureOf(err, 'newPassword', RECORD, 'started', AT)).toMatchObject({
+      service: 'keyVault',
+      code: 'CredentialUnavailableError',
+      message: 'No token for Key Vault.',
+    });
+  });
 });

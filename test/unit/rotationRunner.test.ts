@@ -6,6 +6,7 @@
 import { RestError } from '@azure/core-rest-pipeline';
 import { GraphError, type AddedPassword, type GraphApplication } from '../../shared/graph/graphClient';
 import { RotationRunner, type RotationGraph, type RotationRunnerDeps, type RotationVault } from '../../shared/rotation/rotationRunner';
+import { ADOPTION_SETTLE_MS } from '../../shared/rotation/rotationSteps';
 import { createMemoryRotationStore, type RotationStore } from '../../shared/rotation/tableRotationStore';
 
 const APP = '0f0f0f0f-1111-4222-8333-444455556666';
@@ -118,7 +119,8 @@ function setup(): { graph: FakeGraph; vault: FakeVault; store: RotationStore; de
     notify: { rotated: () => Promise.resolve(), retired: () => Promise.resolve() },
     refresh: () => Promise.resolve(),
     settings: { adoptionWindowHours: 72, retireAfterHours: 72 },
-    now: () => T0,
+    // A settle time after the versions the fake vault writes (at T0): "every caller moved" is believed at once.
+    now: () => new Date(T0.getTime() + ADOPTION_SETTLE_MS),
     log: (l) => logs.push(l),
     randomHex: () => 'abc123',
   };
@@ -136,7 +138,7 @@ describe('RotationRunner', () => {
       state: 'failed',
       failure: { step: 'newPassword', resumeState: 'passwordAdded', service: 'keyVault', code: 'Forbidden', status: 403 },
     });
-    expect(graph.passwords.map((p) => p.displayName)).toEqual(['hand-made', 'secret-broker rot-20260301T100000Z-abc123']);
+    expect(graph.passwords.map((p) => p.displayName)).toEqual(['hand-made', 'secret-broker rot-20260301T100100Z-abc123']);
 
     const [retried] = await runner.advanceAll();
     expect(retried).toMatchObject({ state: 'retired', oldPassword: 'removed', failure: undefined });
@@ -147,7 +149,7 @@ describe('RotationRunner', () => {
       expect(JSON.stringify(retried)).not.toContain(p.text);
       expect(logs.join('\n')).not.toContain(p.text);
     }
-    expect(logs).toContain('rotation rot-20260301T100000Z-abc123 default/s: failed at newPassword: keyVault Forbidden');
+    expect(logs).toContain('rotation rot-20260301T100100Z-abc123 default/s: failed at newPassword: keyVault Forbidden');
   });
 
   it('counts an old password already gone and an old version already deleted as done', async () => {

@@ -1,5 +1,6 @@
 import type { AdoptionRow } from '../../shared/adoption/adoptionTypes';
 import {
+  ADOPTION_SETTLE_MS,
   decideRetirement,
   findOldKeyId,
   holdersOf,
@@ -174,6 +175,20 @@ describe('retirement', () => {
       holders: [],
       deadline: at(72),
     });
+  });
+
+  it('believes "every caller moved" only two flush intervals after the new version, when every instance has written its reads', () => {
+    const r = record({ state: 'awaitingAdoption', newVersion: 'v2', newVersionCreatedAt: T0.toISOString() });
+    const early = new Date(T0.getTime() + ADOPTION_SETTLE_MS - 1);
+    const settled = new Date(T0.getTime() + ADOPTION_SETTLE_MS);
+    expect(decideRetirement(r, [row('erp', 'v2', early)], early, SETTINGS)).toEqual({
+      retire: false,
+      holders: [],
+      deadline: at(72),
+      settlesAt: settled,
+    });
+    expect(decideRetirement(r, [row('erp', 'v2', early)], settled, SETTINGS)).toMatchObject({ retire: true, reason: 'adopted' });
+    expect(ADOPTION_SETTLE_MS).toBe(60_000);
   });
 
   it('waits for a caller until the deadline, then retires anyway, naming it', () => {
