@@ -27,6 +27,7 @@ import { applyLocalSettings, functionsPort } from './localSettings';
 import {
   demoPasswords,
   ROTATION_DEMO_APPLICATION,
+  ROTATION_DEMO_APP_OBJECT_ID,
   ROTATION_DEMO_AZURE,
   ROTATION_DEMO_SECRET,
   ROTATION_DEMO_SETTINGS,
@@ -74,6 +75,8 @@ async function main(): Promise<void> {
     seedRotationDemo(azure, DEMO_VAULT, expiresOn());
     // Rotation on, with short windows so retirement is watchable; only what the user did not set.
     for (const [name, value] of Object.entries(ROTATION_DEMO_SETTINGS)) if (!env[name]) set(name, value);
+    // Only the demo secret may rotate, and only into its application (docs/rotation.md, ROTATION_TARGETS); only when unset.
+    if (!env.ROTATION_TARGETS) set('ROTATION_TARGETS', JSON.stringify({ [ROTATION_DEMO_SECRET]: ROTATION_DEMO_APP_OBJECT_ID }));
     // Purge protection on, as the health check expects (soft delete is on already; Learn: "Azure Key
     // Vault soft-delete overview" recommends both): a demo seeding choice, so every check is ok.
     azure.arm.setVault(DEMO_VAULT, { enablePurgeProtection: true });

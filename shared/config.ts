@@ -275,6 +275,17 @@ export interface RotationSettings {
   readonly adoptionWindowHours: number;
   /** `ROTATION_RETIRE_AFTER_HOURS`: retire at the latest this long after the new version (never later than a day before the old one expires). */
   readonly retireAfterHours: number;
+  /**
+   * `ROTATION_TARGETS`: the secrets that may rotate, each with the one application (object id, lower
+   * case) whose client secret it may hold; keyed by {@link rotationTargetKey}. Empty: no secret
+   * rotates (deny by default; the secret's tags alone never choose an application).
+   */
+  readonly targets: ReadonlyMap<string, string>;
+}
+
+/** The key of a secret in {@link RotationSettings.targets}: `alias/name`, lower case (Key Vault names are case-insensitive). */
+export function rotationTargetKey(vault: string, secret: string): string {
+  return `${vault}/${secret.toLowerCase()}`;
 }
 
 /**
@@ -366,7 +377,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     appInsightsConnectionString: nonEmpty(env.APPLICATIONINSIGHTS_CONNECTION_STRING),
     appInsightsAuthentication: parseAppInsightsAuthentication(env),
     adoptionWarningHours: hoursSetting(env, 'ADOPTION_WARNING_HOURS', DEFAULT_ADOPTION_WARNING_HOURS),
-    rotation: parseRotation(env),
+    rotation: parseRotation(env, vaultMap),
     instanceId: nonEmpty(env.WEBSITE_INSTANCE_ID),
     platform: Object.freeze({
       siteName: nonEmpty(env.WEBSITE_SITE_NAME),
@@ -705,10 +716,11 @@ function hoursSetting(env: Env, name: string, fallback: number): number {
 /** GUID form of a client id, as Entra ID issues them. */
 const CLIENT_ID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
-function parseRotation(env: Env): RotationSettings | undefined {
-  // The hours are checked whether or not rotation is on: a typo should not wait for the day it is turned on.
+function parseRotation(env: Env, vaults: ReadonlyMap<string, unknown>): RotationSettings | undefined {
+  // The hours and targets are checked whether or not rotation is on: a typo should not wait for the day it is turned on.
   const adoptionWindowHours = hoursSetting(env, 'ROTATION_ADOPTION_WINDOW_HOURS', DEFAULT_ROTATION_ADOPTION_WINDOW_HOURS);
   const retireAfterHours = hoursSetting(env, 'ROTATION_RETIRE_AFTER_HOURS', DEFAULT_ROTATION_RETIRE_AFTER_HOURS);
+  const targets = parseRotationTargets(env.ROTATION_TARGETS, vaults);
   const identityClientId = nonEmpty(env.ROTATION_IDENTITY_CLIENT_ID);
   if (identityClientId === undefined) return undefined;
   if (!CLIENT_ID_RE.test(identityClientId)) {
@@ -716,7 +728,49 @@ function parseRotation(env: Env): RotationSettings | undefined {
       `ROTATION_IDENTITY_CLIENT_ID: must be the client id (a GUID) of the user-assigned identity that rotates, got "${identityClientId}"`,
     );
   }
-  return Object.freeze({ identityClientId, adoptionWindowHours, retireAfterHours });
+  return Object.freeze({ identityClientId, adoptionWindowHours, retireAfterHours, targets });
+}
+
+/** A Key Vault secret name (Learn: "About keys, secrets, and certificates": 1-127 letters, digits, `-`). */
+const SECRET_NAME_RE = /^[0-9a-zA-Z-]{1,127}$/;
+
+/**
+ * `ROTATION_TARGETS`: a JSON object, `{"<name>" or "<alias>/<name>": "<application object id>"}`
+ * (docs/settings.md); a name without an alias is in the default vault.
+ */
+function parseRotationTargets(raw: string | undefined, vaults: ReadonlyMap<string, unknown>): ReadonlyMap<string, string> {
+  const text = nonEmpty(raw);
+  const targets = new Map<string, string>();
+  if (text === undefined) return targets;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ConfigError('ROTATION_TARGETS: is not valid JSON');
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) {
+    throw new ConfigError('ROTATION_TARGETS: must be a JSON object of "<secret>" or "<alias>/<secret>" to an application object id');
+  }
+  for (const [entry, objectId] of Object.entries(json as Record<string, unknown>)) {
+    const slash = entry.indexOf('/');
+    const alias = slash < 0 ? DEFAULT_VAULT_ALIAS : entry.slice(0, slash);
+    const name = slash < 0 ? entry : entry.slice(slash + 1);
+    if (!SECRET_NAME_RE.test(name)) {
+      throw new ConfigError(`ROTATION_TARGETS: "${entry}" must be <secret> or <alias>/<secret> with a Key Vault secret name`);
+    }
+    if (!vaults.has(alias)) {
+      throw new ConfigError(
+        `ROTATION_TARGETS: "${entry}" names vault "${alias}", which is not configured (known: ${[...vaults.keys()].join(', ')})`,
+      );
+    }
+    if (typeof objectId !== 'string' || !CLIENT_ID_RE.test(objectId)) {
+      throw new ConfigError(`ROTATION_TARGETS: "${entry}" must map to the application's object id (a GUID)`);
+    }
+    const key = rotationTargetKey(alias, name);
+    if (targets.has(key)) throw new ConfigError(`ROTATION_TARGETS: "${entry}" names a secret twice (names are case-insensitive)`);
+    targets.set(key, objectId.toLowerCase());
+  }
+  return targets;
 }
 
 function intSetting(env: Env, name: string, fallback: number, min: number): number {

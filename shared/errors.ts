@@ -97,8 +97,8 @@ export class TooManyRequestsError extends BrokerError {
 
 /**
  * 409: the secret cannot be rotated: rotation is off (`RotationNotEnabled`: no
- * `ROTATION_IDENTITY_CLIENT_ID`), or the secret is not tagged for it or its tags are invalid
- * (`SecretNotRotatable`).
+ * `ROTATION_IDENTITY_CLIENT_ID`), or the secret is not tagged for it, its tags are invalid, or
+ * `ROTATION_TARGETS` does not list it with the application its tag names (`SecretNotRotatable`).
  */
 export class RotationRefusedError extends BrokerError {
   constructor(code: 'RotationNotEnabled' | 'SecretNotRotatable', message: string) {

@@ -229,6 +229,7 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
           await coherenceOf().publish(vault, secret, version);
         },
         settings: { adoptionWindowHours: settings.adoptionWindowHours, retireAfterHours: settings.retireAfterHours },
+        targets: settings.targets,
         log: backgroundLog,
         ...(options.now ? { now: () => new Date(options.now?.() ?? Date.now()) } : {}),
       });
@@ -277,7 +278,13 @@ export function createRuntime(config: AppConfig, options: RuntimeOptions = {}): 
             ? {
                 rotation: () => {
                   const service = rotationOf();
-                  return service && { start: service.runner.start.bind(service.runner), active: service.store.active.bind(service.store) };
+                  return (
+                    service && {
+                      start: service.runner.start.bind(service.runner),
+                      active: service.store.active.bind(service.store),
+                      rotationIdOfVersion: service.runner.rotationIdOfVersion.bind(service.runner),
+                    }
+                  );
                 },
               }
             : {}),

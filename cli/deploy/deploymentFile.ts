@@ -44,6 +44,7 @@ const DERIVED_SETTINGS = [
   'WEBSITE_RUN_FROM_PACKAGE',
   'WEBSITE_NODE_DEFAULT_VERSION',
   'ROTATION_IDENTITY_CLIENT_ID',
+  'ROTATION_TARGETS',
 ] as const;
 
 /** The broker's own settings (docs/settings.md, "The settings") a deployment file may give. */
@@ -67,6 +68,7 @@ export const BROKER_SETTINGS = [
   'ROTATION_RETIRE_AFTER_HOURS',
 ] as const;
 
+const TARGETS_SHAPE = 'must be a JSON object of "<secret>" or "<alias>/<secret>" to an application object id (ROTATION_TARGETS)';
 /** Settings that only mean something with rotation on (`rotation` in the file). */
 const ROTATION_ONLY_SETTINGS = ['ROTATION_ADOPTION_WINDOW_HOURS', 'ROTATION_RETIRE_AFTER_HOURS'] as const;
 /** Learn: "Naming rules and restrictions for Azure resources" (userAssignedIdentities: 3-128, alphanumerics, hyphens, underscores, starting with a letter or digit). */
@@ -152,15 +154,16 @@ const fileSchema = strictObject({
           v.regex(IDENTITY_NAME, 'must be 3-128 letters, digits, hyphens and underscores, starting with a letter or digit'),
         ),
       ),
-      applications: v.optional(
+      targets: v.optional(
         v.pipe(
-          v.array(
+          v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), TARGETS_SHAPE),
+          v.record(
+            v.string(),
             v.pipe(v.string('must be an application object id (a GUID)'), v.regex(UUID, 'must be an application object id (a GUID)')),
-            'must be a list of application object ids',
+            TARGETS_SHAPE,
           ),
-          v.check((ids) => new Set(ids.map((id) => id.toLowerCase())).size === ids.length, 'names an application twice'),
         ),
-        [],
+        {},
       ),
     }),
   ),
@@ -193,7 +196,7 @@ export interface Deployment {
   readonly identity: string | undefined;
   /**
    * Rotation of Entra application client secrets (docs/rotation.md): the user-assigned identity the
-   * deployment creates for it and the applications it is to own. Undefined: rotation off, no
+   * deployment creates for it and the secrets it may rotate, each with its application. Undefined: rotation off, no
    * identity, and the app never writes to a vault.
    */
   readonly rotation: RotationRef | undefined;
@@ -209,7 +212,9 @@ export interface RotationRef {
   readonly identityName: string;
   /** Its resource id. */
   readonly identityId: string;
-  /** Object ids of the applications whose client secrets it rotates (for the ownership commands printed). */
+  /** `ROTATION_TARGETS`: secret (`name` or `alias/name`) → the application object id it may rotate. */
+  readonly targets: Readonly<Record<string, string>>;
+  /** The distinct application object ids of `targets`, lower case (one ownership command printed each). */
   readonly applications: readonly string[];
 }
 
@@ -335,13 +340,14 @@ function rotationOf(
   subscriptionId: string,
   resourceGroup: string,
   appName: string,
-  r: { identityName?: string; applications: string[] },
+  r: { identityName?: string; targets: Record<string, string> },
 ): RotationRef {
   const identityName = r.identityName ?? `${appName}-rotation`;
   return Object.freeze({
     identityName,
     identityId: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identityName}`,
-    applications: Object.freeze([...r.applications]),
+    targets: Object.freeze({ ...r.targets }),
+    applications: Object.freeze([...new Set(Object.values(r.targets).map((id) => id.toLowerCase()))]),
   });
 }
 
@@ -418,7 +424,11 @@ export function appSettingsFor(d: Deployment, found: Discovered): Record<string,
   if (others.length > 0) settings.KEY_VAULT_ALIASES = others.map((x) => `${x.alias}=${vaultUri(x.alias)}`).join(';');
   if (d.notificationTopic) settings.NOTIFY_EVENTGRID_ENDPOINT = found.notifyEndpoint ?? KNOWN_AFTER_CREATE;
   // Rotation on: the identity the broker writes to vaults and calls Graph with (docs/rotation.md).
-  if (d.rotation) settings.ROTATION_IDENTITY_CLIENT_ID = found.rotationClientId ?? KNOWN_AFTER_CREATE;
+  // Only the secrets of rotation.targets rotate, each only into its application (none when empty).
+  if (d.rotation) {
+    settings.ROTATION_IDENTITY_CLIENT_ID = found.rotationClientId ?? KNOWN_AFTER_CREATE;
+    settings.ROTATION_TARGETS = JSON.stringify(d.rotation.targets);
+  }
   // Telemetry with the app's Entra token: the component takes no connection-string ingestion (Learn:
   // APPLICATIONINSIGHTS_AUTHENTICATION_STRING; the host reads it, and so does the app's own SDK).
   if (d.identity) {

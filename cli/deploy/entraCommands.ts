@@ -1,7 +1,8 @@
 /**
  * What rotation needs from Microsoft Entra ID and the deployment cannot do with an Azure sign-in:
  * the Microsoft Graph app role `Application.ReadWrite.OwnedBy` for the rotation identity, and that
- * identity as an owner of each application whose client secret it rotates. Both need an Entra admin,
+ * identity as an owner of each application whose client secret it rotates (the distinct applications of
+ * the deployment file's `rotation.targets`, one command each). Both need an Entra admin,
  * so `npm run deploy` prints the Azure CLI commands (bash) with the identity's principal id filled
  * in; it never runs them (docs/deploying.md, "Rotation").
  */
@@ -13,7 +14,7 @@ export const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
 export const APPLICATION_READWRITE_OWNEDBY = '18a4783c-866b-4cc7-a460-3d5e5662c884';
 /** Stands for the principal id of an identity that does not exist yet (`--what-if` before the first run). */
 export const PRINCIPAL_KNOWN_AFTER_CREATE = '<principal id of the rotation identity, known after create>';
-/** Stands for an application when the deployment file lists none. */
+/** Stands for an application when the deployment file's `rotation.targets` lists none. */
 const APPLICATION_PLACEHOLDER = '<application object id>';
 
 /**

@@ -40,18 +40,28 @@ export interface SecretEventRotation {
   readonly start: RotationRunner['start'];
   /** The secret's active rotation (failed ones included), or undefined. */
   active(vault: string, secret: string): Promise<RotationRecord | undefined>;
+  /** The `brokerRotationId` tag of a version (one Key Vault read of it), or undefined. */
+  rotationIdOfVersion(vault: string, secret: string, version: string): Promise<string | undefined>;
 }
 
 /**
  * Whether a rotation wrote (or is writing right now) this version of its secret: then the rotation
  * tells consumers of it itself, after every cache is refreshed, and the event only refreshes caches.
- * A rotation in `passwordAdded` (or failed there) has its write in flight: its version is not known
- * to the record yet, and Key Vault's event for it may come first.
+ * Matched on the version itself: the record's `newVersion` when known; while the rotation is in
+ * `passwordAdded` (or failed there) its write is in flight and Key Vault's event for it may come
+ * first, so the version's `brokerRotationId` tag is read (only then) and must be the record's id.
+ * Any other version (one an admin writes meanwhile) is announced to consumers as usual.
  */
-export function rotationWroteVersion(record: RotationRecord | undefined, version: string | undefined): boolean {
+export async function rotationWroteVersion(
+  record: RotationRecord | undefined,
+  version: string | undefined,
+  rotationIdOfVersion: (version: string) => Promise<string | undefined>,
+): Promise<boolean> {
   if (!record || !version) return false;
   if (record.newVersion) return record.newVersion === version;
-  return record.state === 'passwordAdded' || (record.state === 'failed' && record.failure?.resumeState === 'passwordAdded');
+  const writing = record.state === 'passwordAdded' || (record.state === 'failed' && record.failure?.resumeState === 'passwordAdded');
+  if (!writing) return false;
+  return (await rotationIdOfVersion(version)) === record.id;
 }
 
 export type SecretEventOutcome =
@@ -113,7 +123,11 @@ export async function handleSecretEvent(raw: unknown, deps: SecretEventDeps, log
   // A new version's ledger key is the version's own (notification.ts `newVersionSourceId`): the
   // rotation that wrote it notifies under the same key, so nobody hears of that version twice.
   const rotation = kind === 'SecretNewVersionCreated' ? deps.rotation?.() : undefined;
-  const ownVersion = rotation !== undefined && rotationWroteVersion(await rotation.active(vault.alias, secret), event.version);
+  const ownVersion =
+    rotation !== undefined &&
+    (await rotationWroteVersion(await rotation.active(vault.alias, secret), event.version, (version) =>
+      rotation.rotationIdOfVersion(vault.alias, secret, version),
+    ));
   if (ownVersion)
     log(
       `version ${printable(event.version ?? '')} of ${vault.alias}/${secret} was written by its rotation, which notifies consumers of it`,

@@ -494,7 +494,7 @@ export const openApiDocument = {
       SecretNotFound: problemAnswer('no such secret or version', 404, ['SecretNotFound'], {}),
       SecretDisabled: problemAnswer('the secret (version) is disabled', 409, ['SecretDisabled'], {}),
       RotationRefused: problemAnswer(
-        'rotation is off (RotationNotEnabled: ROTATION_IDENTITY_CLIENT_ID unset), or the secret is not tagged for it or its tags are invalid (SecretNotRotatable)',
+        'rotation is off (RotationNotEnabled: ROTATION_IDENTITY_CLIENT_ID unset), or the secret is not tagged for it, its tags are invalid, or ROTATION_TARGETS does not list it with the application its tag names (SecretNotRotatable)',
         409,
         ['RotationNotEnabled', 'SecretNotRotatable'],
         {},

@@ -83,7 +83,7 @@ export function rotationAnswer(outcome: 'started' | 'resumed', r: RotationRecord
  * Starts (or resumes) a secret's rotation on an operator's request and runs every step that can run
  * now; the HTTP route and `broker rotate` share it.
  * @throws RotationRefusedError `RotationNotEnabled` (no runner: `ROTATION_IDENTITY_CLIENT_ID` unset)
- *   or `SecretNotRotatable` (not tagged, or invalid tags); SecretNotFoundError; InvalidRequestError
+ *   or `SecretNotRotatable` (not tagged, invalid tags, or not listed in ROTATION_TARGETS with its tagged application); SecretNotFoundError; InvalidRequestError
  *   for a vault without a writer; VaultAccessDeniedError / VaultUnavailableError when the rotation
  *   identity cannot read the secret.
  */
@@ -110,6 +110,7 @@ export async function startRotation(
   switch (result.code) {
     case 'NotTagged':
     case 'InvalidTags':
+    case 'NotATarget':
       throw new RotationRefusedError('SecretNotRotatable', result.message);
     case 'SecretNotFound':
       throw new SecretNotFoundError(result.message);

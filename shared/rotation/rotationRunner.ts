@@ -1,22 +1,29 @@
 /**
  * Runs rotations of Entra application client secrets (see docs/rotation.md): each step against
  * Microsoft Graph, Key Vault, the adoption reader and the consumers, the record persisted after
- * every step (and, before adding a password, a claim on the step), so a crash between any two steps
- * resumes where it stopped: without a second password, and without skipping a step.
+ * every step, and before a step writes to Graph or Key Vault a lease on the record (`claimedBy`,
+ * `claimedUntil`, saved with the ETag), so two runs never act on one rotation at once and a crash
+ * between any two steps resumes where it stopped: without a second password, and without skipping a step.
+ *
+ * A secret rotates only when `ROTATION_TARGETS` lists it with the application its tags name: tags
+ * anyone with write access to a vault can set never choose an application alone (docs/rotation.md).
  *
  * The secret text exists only in the local variable between `addPassword` and `setSecret`: it is
  * never persisted, logged, or put into an error or a record.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { isRestError } from '@azure/core-rest-pipeline';
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { AdoptionReader } from '../adoption/adoptionTypes';
+import { rotationTargetKey } from '../config';
 import { GraphError } from '../graph/graphClient';
 import type { GraphClient } from '../graph/graphClient';
 import { BrokerRefusal, failureOf, vaultCall, vaultError } from './rotationErrors';
 import {
   decideRetirement,
   findOldKeyId,
+  leaseHeldByOther,
+  LEASE_MS,
   newRotationRecord,
   passwordEndDate,
   planPassword,
@@ -25,7 +32,7 @@ import {
   rotationIdOf,
   stepOf,
 } from './rotationSteps';
-import { isTagRefusal, newVersionTags, readRotationTags, TAG_KEY_ID } from './rotationTags';
+import { isTagRefusal, newVersionTags, readRotationTags, TAG_KEY_ID, TAG_ROTATION_ID } from './rotationTags';
 import type { RetirementSettings, RotationReason, RotationRecord, RotationStep } from './rotationTypes';
 import { RotationConflictError, type RotationStore } from './tableRotationStore';
 
@@ -56,6 +63,11 @@ export interface RotationRunnerDeps {
   /** Drops the cached value on every instance (cache coherence), as for any new version. */
   refresh(vault: string, secret: string, version: string): Promise<void>;
   settings: RetirementSettings;
+  /**
+   * `ROTATION_TARGETS`: `alias/name` (lower case) → the application object id (lower case) the secret
+   * may rotate. A secret not listed, or whose `entraAppObjectId` tag names another application, is refused.
+   */
+  targets: ReadonlyMap<string, string>;
   /** Default: the system clock. */
   now?: () => Date;
   /** Lines without secrets: ids, states, services' codes. */
@@ -65,7 +77,7 @@ export interface RotationRunnerDeps {
 }
 
 /** Why a secret cannot be rotated at all (a 409-like answer: nothing was started). */
-export type RotationRefusalCode = 'NotTagged' | 'InvalidTags' | 'UnknownVault' | 'SecretNotFound';
+export type RotationRefusalCode = 'NotTagged' | 'InvalidTags' | 'NotATarget' | 'UnknownVault' | 'SecretNotFound';
 
 export type RotationStartResult =
   { outcome: 'started' | 'resumed'; record: RotationRecord } | { outcome: 'refused'; code: RotationRefusalCode; message: string };
@@ -111,6 +123,8 @@ export class RotationRunner {
     }
     const tags = readRotationTags(latest.tags);
     if (isTagRefusal(tags)) return { outcome: 'refused', code: tags.code, message: tags.message };
+    const notTarget = this.targetRefusal(vault, secret, tags.applicationObjectId);
+    if (notTarget) return { outcome: 'refused', code: 'NotATarget', message: notTarget };
     const now = this.now();
     const record = newRotationRecord({
       id: rotationIdOf(now, this.randomHex()),
@@ -130,6 +144,36 @@ export class RotationRunner {
     return { outcome: 'started', record: await this.resume(begun.record) };
   }
 
+  /**
+   * Why the secret may not rotate the application its tag names, or undefined when ROTATION_TARGETS
+   * lists it with exactly that application.
+   */
+  private targetRefusal(vault: string, secret: string, applicationObjectId: string): string | undefined {
+    const key = rotationTargetKey(vault, secret);
+    const listed = this.deps.targets.get(key);
+    if (listed === applicationObjectId.toLowerCase()) return undefined;
+    if (this.deps.targets.size === 0) {
+      return `ROTATION_TARGETS lists no secret, so none rotates (deny by default): add "${key}": "<application object id>" to it.`;
+    }
+    if (listed === undefined) return `Secret ${key} is not listed in ROTATION_TARGETS: add "${key}": "<application object id>" to it.`;
+    return `Tag entraAppObjectId names application ${applicationObjectId}, but ROTATION_TARGETS lists ${listed} for ${key}: correct the tag or ROTATION_TARGETS.`;
+  }
+
+  /**
+   * The `brokerRotationId` tag of one version of a secret (one Key Vault read; only its properties
+   * are kept), or undefined when it has none or the version cannot be read.
+   */
+  async rotationIdOfVersion(vault: string, secret: string, version: string): Promise<string | undefined> {
+    const client = this.deps.vaults.get(vault);
+    if (!client) return undefined;
+    try {
+      return (await client.getSecret(secret, { version })).properties.tags?.[TAG_ROTATION_ID];
+    } catch (err: unknown) {
+      if (isRestError(err)) return undefined;
+      throw err;
+    }
+  }
+
   /** Advances a rotation found active; when another run is moving it on right now, answers it as stored. */
   private async resume(record: RotationRecord): Promise<RotationRecord> {
     try {
@@ -143,12 +187,18 @@ export class RotationRunner {
   /**
    * Runs every step that can run now, persisting after each; stops when the rotation waits for
    * adoption, is retired, or fails (the failure is persisted, not thrown). A failed record is
-   * retried from the step that failed.
+   * retried from the step that failed. A record another run holds the lease of (unexpired) is answered
+   * as it is: that run moves it on; an expired lease is taken over.
    * @throws RotationConflictError when another run moved the rotation on meanwhile; storage errors.
    */
   async advance(record: RotationRecord): Promise<RotationRecord> {
     const from = resumeState(record);
     if (from === undefined) return record;
+    const runId = randomUUID();
+    if (leaseHeldByOther(record, runId, this.now())) {
+      this.log(`rotation ${record.id} ${record.vault}/${record.secret}: held by another run until ${record.claimedUntil ?? '?'}`);
+      return record;
+    }
     // The latest persisted record (with its ETag), so a failure is written over the step's last save.
     const cur: Cursor = { record: record.state === 'failed' ? { ...record, state: from, failure: undefined } : record };
     let r = cur.record;
@@ -157,17 +207,20 @@ export class RotationRunner {
       if (!step) break;
       const before = r.state;
       try {
-        r = await this.run(step, cur);
+        r = await this.run(step, cur, runId);
       } catch (err: unknown) {
         const failure = failureOf(err, step, cur.record, resumeState(cur.record) ?? 'started', this.now());
         if (!failure) throw err;
-        r = await this.deps.store.save({ ...cur.record, state: 'failed', failure, updatedAt: failure.at });
+        const released = withoutLease(cur.record);
+        r = await this.deps.store.save({ ...released, state: 'failed', failure, updatedAt: failure.at });
         this.log(`rotation ${r.id} ${r.vault}/${r.secret}: failed at ${step}: ${failure.service} ${failure.code}`);
         return r;
       }
       if (r.state === before) break;
       this.log(`rotation ${r.id} ${r.vault}/${r.secret}: ${before} -> ${r.state}`);
     }
+    // The lease ends with the run: the next run (a timer, an operator) need not wait for it to expire.
+    if (r.claimedBy === runId) r = cur.record = await this.deps.store.save(withoutLease(r));
     if (r.state === 'retired') await this.deps.store.release(r);
     return r;
   }
@@ -187,11 +240,19 @@ export class RotationRunner {
     return out;
   }
 
-  private run(step: RotationStep, cur: Cursor): Promise<RotationRecord> {
+  private async run(step: RotationStep, cur: Cursor, runId: string): Promise<RotationRecord> {
+    // Every save of a run holding the lease renews it.
     const persist = async (r: RotationRecord, patch: Partial<RotationRecord>): Promise<RotationRecord> => {
-      cur.record = await this.deps.store.save({ ...r, ...patch, updatedAt: this.now().toISOString() });
+      const now = this.now();
+      const lease =
+        r.claimedBy === runId || patch.claimedBy === runId ? { claimedUntil: new Date(now.getTime() + LEASE_MS).toISOString() } : {};
+      cur.record = await this.deps.store.save({ ...r, ...patch, ...lease, updatedAt: now.toISOString() });
       return cur.record;
     };
+    // The lease, saved with the ETag before the step writes to Graph or Key Vault: of two runs holding
+    // the same record, the second's save fails, and a run that reads the record later finds the lease.
+    // Awaiting adoption writes only the record, whose ETag guards it.
+    if (step !== 'awaitAdoption' && cur.record.claimedBy !== runId) await persist(cur.record, { claimedBy: runId });
     const r = cur.record;
     switch (step) {
       case 'newPassword':
@@ -212,8 +273,8 @@ export class RotationRunner {
   /** `started` / `passwordAdded` → `stored`: find or add the password, and store its text as a new version. */
   private async newPassword(record: RotationRecord, persist: Persist): Promise<RotationRecord> {
     const vault = this.vault(record.vault);
-    // A claim before anything is added: of two runs holding the same record, the second stops here.
-    let r = await persist(record, {});
+    // The lease (see run) was saved before anything is added.
+    let r = record;
     const app = await this.deps.graph.getApplication(r.applicationObjectId);
     const stored = await vaultCall(() => storedKeyIds(vault, r.secret));
     const plan = planPassword(r.displayName, app.passwordCredentials, new Map([...stored].map(([k, v]) => [k, v.version])));
@@ -239,10 +300,11 @@ export class RotationRunner {
       );
     }
 
-    // The old password, found before the new one exists (the hint compare reads the old value only here).
+    // The old password, found before the new one exists (the hint compare reads the old value only
+    // here). A keyId from the `entraKeyId` tag counts only when that password's hint matches the old value.
     if (r.oldKeyIdSource === undefined) {
       const tagKeyId = readTagKeyId(r.carriedTags);
-      const oldValue = tagKeyId ? undefined : (await vaultCall(() => vault.getSecret(r.secret, { version: r.oldVersion }))).value;
+      const oldValue = (await vaultCall(() => vault.getSecret(r.secret, { version: r.oldVersion }))).value;
       const old = findOldKeyId(tagKeyId, app.passwordCredentials, r.displayName, oldValue);
       r = await persist(r, { oldKeyId: old.keyId, oldKeyIdSource: old.source });
     }
@@ -373,6 +435,14 @@ async function storedKeyIds(vault: RotationVault, secret: string): Promise<Map<s
     const keyId = props.tags?.[TAG_KEY_ID];
     if (keyId && props.version) out.set(keyId.toLowerCase(), { version: props.version, createdOn: props.createdOn });
   }
+  return out;
+}
+
+/** The record without a lease. */
+function withoutLease(r: RotationRecord): RotationRecord {
+  const out = { ...r };
+  delete out.claimedBy;
+  delete out.claimedUntil;
   return out;
 }
 

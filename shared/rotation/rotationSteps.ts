@@ -27,6 +27,16 @@ export const RETIRE_BEFORE_EXPIRY_MS = DAY_MS;
  * "Every caller moved" is believed only from then on; the deadline is not held back by it.
  */
 export const ADOPTION_SETTLE_MS = 2 * ADOPTION_FLUSH_INTERVAL_MS;
+/** How long a run's lease on a record lasts; each save of the holder renews it. */
+export const LEASE_MS = 2 * 60_000;
+
+/** Whether another run than `runId` holds an unexpired lease on the record (an expired one may be taken over). */
+export function leaseHeldByOther(record: Pick<RotationRecord, 'claimedBy' | 'claimedUntil'>, runId: string, now: Date): boolean {
+  if (!record.claimedBy || record.claimedBy === runId || !record.claimedUntil) return false;
+  const until = Date.parse(record.claimedUntil);
+  return Number.isNaN(until) || until > now.getTime();
+}
+
 /** At most this many passwords on an application at any time (the old one and the new one). */
 export const MAX_PASSWORDS = 2;
 
@@ -150,8 +160,9 @@ export function planPassword(
 }
 
 /**
- * The old password's keyId: the old version's `entraKeyId` tag; else (the first rotation of a secret
- * written by hand) the one password, other than this rotation's, whose `hint` (Graph's first three
+ * The old password's keyId: the old version's `entraKeyId` tag, only when that password's `hint`
+ * equals the old value's first three characters (the tag is anyone's with write access to the vault
+ * to set; else unknown, and the password is kept); else (the first rotation of a secret written by hand) the one password, other than this rotation's, whose `hint` (Graph's first three
  * characters of the secret) equals the old value's first three; else unknown (none or several match).
  * `oldValue` is only compared here, never kept or logged.
  */
@@ -161,9 +172,13 @@ export function findOldKeyId(
   ownDisplayName: string,
   oldValue: string | undefined,
 ): { keyId: string | undefined; source: OldKeyIdSource } {
-  if (tagKeyId) return { keyId: tagKeyId, source: 'tag' };
   if (oldValue === undefined || oldValue.length < 3) return { keyId: undefined, source: 'unknown' };
   const prefix = oldValue.slice(0, 3);
+  if (tagKeyId) {
+    // The tag is anyone's to write: it names the old password only if that password's hint is the old value's.
+    const tagged = passwords.find((p) => p.keyId.toLowerCase() === tagKeyId.toLowerCase());
+    return tagged && tagged.hint === prefix ? { keyId: tagKeyId, source: 'tag' } : { keyId: undefined, source: 'unknown' };
+  }
   const matches = passwords.filter((p) => p.displayName !== ownDisplayName && p.hint === prefix);
   const only = matches.length === 1 ? matches[0] : undefined;
   return only ? { keyId: only.keyId, source: 'hint' } : { keyId: undefined, source: 'unknown' };

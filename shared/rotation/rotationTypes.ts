@@ -122,6 +122,12 @@ export interface RotationRecord {
   retiredAt?: string;
 
   failure?: RotationFailure;
+  /**
+   * The lease of the run moving the rotation on: a random run id, and until when (ISO 8601). Saved
+   * with the ETag before a step writes to Graph or Key Vault; another run finding it unexpired does nothing.
+   */
+  claimedBy?: string;
+  claimedUntil?: string;
   /** The store's ETag of the row this record was read from or written to (not a column). */
   etag?: string;
 }

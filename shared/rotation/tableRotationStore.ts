@@ -64,9 +64,13 @@ export function createMemoryRotationStore(): RotationStore {
   return createStore(new MemoryRows());
 }
 
-/** The partition of a secret's rows: base64url of `vault/secret` (Table keys may not hold `/`, `\`, `#`, `?`). */
+/**
+ * The partition of a secret's rows: base64url of `vault/secret` (Table keys may not hold `/`, `\`, `#`, `?`),
+ * the name in lower case: Key Vault names are case-insensitive, so `Demo-App-Secret` and
+ * `demo-app-secret` share one active marker and never rotate at once.
+ */
 export function rotationPartition(vault: string, secret: string): string {
-  return Buffer.from(`${vault}/${secret}`, 'utf8').toString('base64url');
+  return Buffer.from(`${vault}/${secret.toLowerCase()}`, 'utf8').toString('base64url');
 }
 
 type Columns = Record<string, string>;

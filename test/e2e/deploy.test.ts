@@ -60,7 +60,7 @@ function deploymentFile(
     appName?: string;
     storageAccount?: string;
     identity?: string;
-    rotation?: { identityName?: string; applications?: string[] };
+    rotation?: { identityName?: string; targets?: Record<string, string> };
     settings?: Record<string, unknown>;
   } = {},
 ): string {
@@ -333,7 +333,10 @@ describe('npm run deploy', () => {
 
   it('rotation asked: --what-if lists the identity, its vault access and the Entra commands; the run creates them, the app keeps its read-only role', async () => {
     const targetApp = '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e';
-    const file = deploymentFile('deploy-rotation.json', { settings: { CACHE_TTL_SECONDS: 120 }, rotation: { applications: [targetApp] } });
+    const file = deploymentFile('deploy-rotation.json', {
+      settings: { CACHE_TTL_SECONDS: 120 },
+      rotation: { targets: { 'erp-client-secret': targetApp, 'partner/erp-client-secret-b': targetApp } },
+    });
     const identityName = `${APP}-rotation`;
     const identityId = resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', identityName);
     const before = writes();
@@ -356,6 +359,8 @@ describe('npm run deploy', () => {
     expect(whatIf.stdout).toContain(`Needs a Microsoft Entra admin (not run by this tool): for rotation identity ${identityName}`);
     expect(whatIf.stdout).toContain(`\\"principalId\\":\\"${PRINCIPAL_KNOWN_AFTER_CREATE}\\"`);
     expect(whatIf.stdout).toContain(`/applications/${targetApp}/owners/$ref`);
+    // One owner command per distinct application, though two secrets name it.
+    expect(whatIf.stdout.split(`/applications/${targetApp}/owners/$ref`)).toHaveLength(2);
     expect(writes()).toBe(before);
     expect(target.arm.resource(identityId)).toBeUndefined();
 
@@ -374,6 +379,10 @@ describe('npm run deploy', () => {
     });
     const settings = target.arm.appSettings(APP) ?? {};
     expect(settings['ROTATION_IDENTITY_CLIENT_ID']).toBe(clientId);
+    expect(JSON.parse(settings['ROTATION_TARGETS'] ?? 'null')).toEqual({
+      'erp-client-secret': targetApp,
+      'partner/erp-client-secret-b': targetApp,
+    });
     expect(Object.keys(settings)).not.toContain('AZURE_CLIENT_ID');
     const assignments = target.arm.allRoleAssignments();
     const holds = (principal: string, role: string, scope: string): boolean =>

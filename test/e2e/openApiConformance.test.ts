@@ -135,6 +135,7 @@ beforeAll(async () => {
     AUTH_AUDIENCE: AUDIENCE,
     AzureWebJobsStorage: azurite.connectionString,
     ROTATION_IDENTITY_CLIENT_ID: ROTATOR.clientId,
+    ROTATION_TARGETS: JSON.stringify({ 'erp-rotatable': application.objectId }),
     // Every request asks the vault, so a fault shows on the very next answer.
     CACHE_TTL_SECONDS: '0',
   });

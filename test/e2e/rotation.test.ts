@@ -109,9 +109,22 @@ function eventsOf(receiver: WebhookReceiver, secret: string, type: string): Reco
   return (receiver.verifiedEvents() as Record<string, any>[]).filter((e) => e.subject === `default/${secret}` && e.type === type);
 }
 
+/** The secrets this file rotates: the hosts' ROTATION_TARGETS, each with the application seedRotatable creates for it. */
+const ROTATABLE = ['erp-client-secret', 'erp-fresh-secret', 'erp-partner-secret', 'erp-foreign-secret'];
+/** A fixed application object id per secret, so ROTATION_TARGETS can name it before the application exists. */
+function appObjectIdOf(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+const ROTATION_TARGETS = JSON.stringify(Object.fromEntries(ROTATABLE.map((name) => [name, appObjectIdOf(name)])));
+
 /** An application owned by the rotation identity (unless `owned` is false), one password, and a tagged secret holding its text. */
 function seedRotatable(name: string, opts: { owned?: boolean } = {}) {
-  const app = azure.graph.createApplication({ displayName: `${name} app`, owners: opts.owned === false ? [] : [ROTATOR.principalId] });
+  const app = azure.graph.createApplication({
+    objectId: appObjectIdOf(name),
+    displayName: `${name} app`,
+    owners: opts.owned === false ? [] : [ROTATOR.principalId],
+  });
   const old = azure.graph.seedPassword(app.objectId, { displayName: 'hand-made' });
   secretTexts.push(old.secretText);
   const { version } = azure.keyVault.setSecret(VAULT, name, old.secretText, {
@@ -161,6 +174,7 @@ beforeAll(async () => {
     KEY_VAULT_URI: azure.keyVault.vaultUri(VAULT),
     ACCESS_POLICY: JSON.stringify(policy),
     ROTATION_IDENTITY_CLIENT_ID: ROTATOR.clientId,
+    ROTATION_TARGETS,
     ADOPTION_WARNING_HOURS: '0',
   };
   [hostA, hostB] = await Promise.all([
@@ -264,6 +278,17 @@ describe('a rotation on SecretNearExpiry, retired once every caller moved', () =
     const untagged = await rotate(hostA, 'plain-secret');
     expect([untagged.status, untagged.json?.code]).toEqual([409, 'SecretNotRotatable']);
     expect(untagged.json?.detail).toContain('brokerRotation');
+    // Tagged by someone with write access to the vault for another team's application, but not in ROTATION_TARGETS: refused, nothing added.
+    const passwordsBefore = azure.graph.passwordCredentials(seeded.app.objectId).length;
+    azure.keyVault.setSecret(VAULT, 'attacker-secret', 'attacker-value', {
+      tags: { brokerRotation: 'entraApp', entraAppObjectId: seeded.app.objectId },
+    });
+    const notTarget = await rotate(hostA, 'attacker-secret');
+    expect([notTarget.status, notTarget.json?.code]).toEqual([409, 'SecretNotRotatable']);
+    expect(notTarget.json?.detail).toContain('ROTATION_TARGETS');
+    expect(azure.graph.passwordCredentials(seeded.app.objectId).length).toBe(passwordsBefore);
+    // The same secret in another case is the same rotation (Key Vault names are case-insensitive).
+    expect((await rotate(hostA, name.toUpperCase())).json).toMatchObject({ outcome: 'resumed', newVersion });
     expect((await rotate(hostA, 'erp-missing')).json).toMatchObject({ status: 404, code: 'SecretNotFound' });
     expect((await rotate(hostA, 'erp_bad')).json).toMatchObject({ status: 400, code: 'InvalidSecretName' });
 
@@ -415,7 +440,12 @@ describe('broker rotate', () => {
 
     stderr = '';
     {
-      const withRotation = { ...env, AzureWebJobsStorage: storageB.connectionString, ROTATION_IDENTITY_CLIENT_ID: ROTATOR.clientId };
+      const withRotation = {
+        ...env,
+        AzureWebJobsStorage: storageB.connectionString,
+        ROTATION_IDENTITY_CLIENT_ID: ROTATOR.clientId,
+        ROTATION_TARGETS,
+      };
       const code = await runBroker(['rotate', 'erp-foreign-secret'], withRotation, io);
       expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: expect.any(String), stderr: '' });
     }

@@ -11,7 +11,7 @@ import type { AdoptionReader, AdoptionRow } from '../../shared/adoption/adoption
 import { GraphClient } from '../../shared/graph/graphClient';
 import { RotationRunner, type RotationNotifier, type RotationRunnerDeps, type RotationVault } from '../../shared/rotation/rotationRunner';
 import type { RotationRecord } from '../../shared/rotation/rotationTypes';
-import { ADOPTION_SETTLE_MS } from '../../shared/rotation/rotationSteps';
+import { ADOPTION_SETTLE_MS, LEASE_MS } from '../../shared/rotation/rotationSteps';
 import { createTableClient } from '../../shared/storage/tableStorage';
 import { createTableRotationStore, ROTATION_TABLE, type RotationStore } from '../../shared/rotation/tableRotationStore';
 import { GRAPH_RESOURCE, startRotationEmulators, type RotationEmulators } from '../support/rotationEmulators';
@@ -30,6 +30,8 @@ let secretNo = 0;
 const seenSecrets: string[] = [];
 /** Everything the engine said or handed out: log lines, notifications, records, errors. */
 const emitted: string[] = [];
+/** ROTATION_TARGETS of the runners: every seeded secret, with its application. */
+const targets = new Map<string, string>();
 
 beforeAll(async () => {
   azure = await startRotationEmulators({ vaults: [VAULT], identities: [ROTATOR] });
@@ -72,6 +74,7 @@ function seedSecret(opts: { owned?: boolean; passwords?: number; expiresInHours?
     tags: { brokerRotation: 'entraApp', entraAppObjectId: app.objectId, validityDays: '90', owner: 'erp-team' },
     ...(opts.expiresInHours === undefined ? {} : { expiresOn: new Date(Date.now() + opts.expiresInHours * HOUR) }),
   });
+  targets.set(`${ALIAS}/${name}`, app.objectId.toLowerCase());
   return { app, name, version, oldKeyId: seeded[0]!.keyId };
 }
 
@@ -144,6 +147,7 @@ function harness(overrides: Partial<RotationRunnerDeps> = {}): Harness {
       return Promise.resolve();
     },
     settings: SETTINGS,
+    targets,
     now: () => new Date(Date.now() + clock.offsetMs),
     log: (line) => emitted.push(line),
     ...overrides,
@@ -545,7 +549,9 @@ describe('a crash between any two steps', () => {
       emitted.push(String(first), inspect(first));
       const crashedAt = crashing.crashedAt();
 
-      // The rerun: a timer's advanceAll, or a new start when nothing was persisted.
+      // The rerun: a timer's advanceAll, or a new start when nothing was persisted; it comes after the
+      // crashed run's lease has expired (before, it would find the rotation held and leave it as is).
+      h.clock.offsetMs += LEASE_MS + 1_000;
       const rerun = crashingPorts(h.deps, Number.POSITIVE_INFINITY, watch);
       const runner = new RotationRunner(rerun.deps);
       const active = (await store.listActive()).filter((r) => r.secret === seeded.name);

@@ -112,6 +112,15 @@ describe.each([
     expect(active.map((r) => r.id)).toEqual([a.record.id]);
   });
 
+  it('holds one active rotation per secret whatever the case of its name (Key Vault names are case-insensitive)', async () => {
+    const lower = await store.begin(record(secret));
+    if (!lower.won) throw new Error('lost');
+    const upper = await store.begin(record(secret.toUpperCase()));
+    expect(upper).toEqual({ won: false, active: lower.record });
+    expect((await store.active('default', secret.toUpperCase()))?.id).toBe(lower.record.id);
+    expect((await store.list('default', secret)).map((r) => r.id)).toEqual([lower.record.id]);
+  });
+
   it('keeps secrets with awkward names apart', async () => {
     const odd = [`${secret}/x`, `${secret}#x`, `${secret}?x`];
     for (const s of odd) {
@@ -141,5 +150,6 @@ describe('the rotation table', () => {
     expect(row).toMatchObject({ vault: 'default', secret: 'table-layout', state: 'started' });
     expect(JSON.parse(String(row.record))).not.toHaveProperty('etag');
     expect(rotationPartition('default', 'table-layout')).toBe(Buffer.from('default/table-layout').toString('base64url'));
+    expect(rotationPartition('default', 'Table-Layout')).toBe(rotationPartition('default', 'table-layout'));
   });
 });

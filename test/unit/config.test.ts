@@ -1,4 +1,4 @@
-import { loadAccessConfig, loadAccessPolicy, loadConfig, DEFAULT_CACHE_TTL_SECONDS } from '../../shared/config';
+import { loadAccessConfig, loadAccessPolicy, loadConfig, DEFAULT_CACHE_TTL_SECONDS, rotationTargetKey } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 
 const VAULT = { KEY_VAULT_URI: 'https://contoso-vault2.vault.azure.net' };
@@ -417,6 +417,8 @@ describe('loadConfig', () => {
 
 describe('adoption and rotation settings', () => {
   const ID = '6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f';
+  const APP = '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e';
+  const APP2 = '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
 
   it('warns after 24 hours and leaves rotation off (the broker never writes to a vault) by default', () => {
     const config = loadConfig(VAULT);
@@ -428,6 +430,7 @@ describe('adoption and rotation settings', () => {
       identityClientId: ID,
       adoptionWindowHours: 72,
       retireAfterHours: 72,
+      targets: new Map(),
     });
     const config = loadConfig({
       ...VAULT,
@@ -438,8 +441,22 @@ describe('adoption and rotation settings', () => {
     });
     expect([config.adoptionWarningHours, config.rotation]).toEqual([
       1.5,
-      { identityClientId: ID, adoptionWindowHours: 0.25, retireAfterHours: 48 },
+      { identityClientId: ID, adoptionWindowHours: 0.25, retireAfterHours: 48, targets: new Map() },
     ]);
+  });
+
+  it('reads ROTATION_TARGETS: a name in the default vault or alias/name, lower case, to an application object id', () => {
+    const config = loadConfig({
+      ...VAULT,
+      KEY_VAULT_ALIASES: 'partner=https://partner-kv.vault.azure.net/',
+      ROTATION_IDENTITY_CLIENT_ID: ID,
+      ROTATION_TARGETS: JSON.stringify({ 'ERP-Client-Secret': APP.toUpperCase(), 'partner/sftp-app': APP2 }),
+    });
+    expect([...(config.rotation?.targets ?? [])]).toEqual([
+      ['default/erp-client-secret', APP],
+      ['partner/sftp-app', APP2],
+    ]);
+    expect(rotationTargetKey('default', 'Erp-CLIENT-secret')).toBe('default/erp-client-secret');
   });
 
   it.each([
@@ -455,6 +472,24 @@ describe('adoption and rotation settings', () => {
     [
       { ROTATION_RETIRE_AFTER_HOURS: '3d' },
       'ROTATION_RETIRE_AFTER_HOURS: must be a number of hours (0 or more, decimals allowed, e.g. 1.5), got "3d"',
+    ],
+    [
+      { ROTATION_TARGETS: '["erp"]' },
+      'ROTATION_TARGETS: must be a JSON object of "<secret>" or "<alias>/<secret>" to an application object id',
+    ],
+    [{ ROTATION_TARGETS: '{erp' }, 'ROTATION_TARGETS: is not valid JSON'],
+    [{ ROTATION_TARGETS: JSON.stringify({ erp: 'erp-app' }) }, 'ROTATION_TARGETS: "erp" must map to the application\'s object id (a GUID)'],
+    [
+      { ROTATION_TARGETS: JSON.stringify({ erp_secret: APP }) },
+      'ROTATION_TARGETS: "erp_secret" must be <secret> or <alias>/<secret> with a Key Vault secret name',
+    ],
+    [
+      { ROTATION_TARGETS: JSON.stringify({ 'partner/erp': APP }) },
+      'ROTATION_TARGETS: "partner/erp" names vault "partner", which is not configured (known: default)',
+    ],
+    [
+      { ROTATION_TARGETS: JSON.stringify({ erp: APP, 'default/ERP': APP2 }) },
+      'ROTATION_TARGETS: "default/ERP" names a secret twice (names are case-insensitive)',
     ],
   ])('refuses %j with one line naming the setting', (env, message) => {
     expect(() => loadConfig({ ...VAULT, ...env })).toThrow(new ConfigError(message));

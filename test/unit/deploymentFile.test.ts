@@ -173,25 +173,35 @@ describe('rotation', () => {
     expect(parseDeployment({ ...base, rotation: {} }).rotation).toEqual({
       identityName: 'Contoso-Secret-Broker-rotation',
       identityId: `/subscriptions/${SUB}/resourceGroups/rg-broker/providers/Microsoft.ManagedIdentity/userAssignedIdentities/Contoso-Secret-Broker-rotation`,
+      targets: {},
       applications: [],
     });
-    expect(parseDeployment({ ...base, rotation: { identityName: 'broker_rotator', applications: [APP_1, APP_2] } }).rotation).toMatchObject(
-      {
-        identityName: 'broker_rotator',
-        identityId: expect.stringMatching(/\/userAssignedIdentities\/broker_rotator$/) as string,
-        applications: [APP_1, APP_2],
-      },
-    );
+    const targets = { 'erp-client-secret': APP_1, 'partner/sftp-app': APP_2, 'erp-client-secret-2': APP_1.toUpperCase() };
+    expect(parseDeployment({ ...base, rotation: { identityName: 'broker_rotator', targets } }).rotation).toMatchObject({
+      identityName: 'broker_rotator',
+      identityId: expect.stringMatching(/\/userAssignedIdentities\/broker_rotator$/) as string,
+      targets,
+      // One application per distinct id, whatever the case.
+      applications: [APP_1, APP_2],
+    });
   });
 
   it.each([
     [{ rotation: true }, 'deploy.json: rotation must be a JSON object'],
-    [{ rotation: { identity: 'x' } }, 'deploy.json: rotation: unknown field "identity" (allowed: identityName, applications)'],
+    [{ rotation: { identity: 'x' } }, 'deploy.json: rotation: unknown field "identity" (allowed: identityName, targets)'],
+    [{ rotation: { applications: [APP_1] } }, 'deploy.json: rotation: unknown field "applications" (allowed: identityName, targets)'],
     [{ rotation: { identityName: 'ab' } }, 'deploy.json: rotation.identityName must be 3-128 letters, digits, hyphens and underscores'],
     [{ rotation: { identityName: '-rotation' } }, 'deploy.json: rotation.identityName must be 3-128 letters'],
-    [{ rotation: { applications: ['fo-app'] } }, 'deploy.json: rotation.applications.0 must be an application object id (a GUID)'],
-    [{ rotation: { applications: APP_1 } }, 'deploy.json: rotation.applications must be a list of application object ids'],
-    [{ rotation: { applications: [APP_1, APP_1.toUpperCase()] } }, 'deploy.json: rotation.applications names an application twice'],
+    [{ rotation: { targets: { erp: 'fo-app' } } }, 'deploy.json: rotation.targets.erp must be an application object id (a GUID)'],
+    [{ rotation: { targets: [APP_1] } }, 'deploy.json: rotation.targets must be a JSON object of "<secret>" or "<alias>/<secret>"'],
+    [
+      { rotation: { targets: { 'nowhere/erp': APP_1 } } },
+      'deploy.json: settings: ROTATION_TARGETS: "nowhere/erp" names vault "nowhere", which is not configured',
+    ],
+    [
+      { rotation: {}, settings: { ROTATION_TARGETS: { erp: APP_1 } } },
+      'deploy.json: settings.ROTATION_TARGETS is set by the deployment itself',
+    ],
     [
       { rotation: {}, settings: { ROTATION_IDENTITY_CLIENT_ID: '0d4c2f8e-6a1b-4f3d-8e5c-7b9a1c2d3e4f' } },
       'deploy.json: settings.ROTATION_IDENTITY_CLIENT_ID is set by the deployment itself',
@@ -221,25 +231,39 @@ describe('rotation', () => {
     const clientId = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
     const d = parseDeployment({ ...base, rotation: {}, settings: { ...base.settings, ROTATION_RETIRE_AFTER_HOURS: 24 } });
     const settings = appSettingsFor(d, { ...found, rotationClientId: clientId });
-    expect(settings).toMatchObject({ ROTATION_IDENTITY_CLIENT_ID: clientId, ROTATION_RETIRE_AFTER_HOURS: '24' });
-    expect(loadConfig(settings).rotation).toMatchObject({ identityClientId: clientId, retireAfterHours: 24 });
+    expect(settings).toMatchObject({ ROTATION_IDENTITY_CLIENT_ID: clientId, ROTATION_RETIRE_AFTER_HOURS: '24', ROTATION_TARGETS: '{}' });
+    expect(loadConfig(settings).rotation).toMatchObject({ identityClientId: clientId, retireAfterHours: 24, targets: new Map() });
     // Before the identity exists (--what-if), a placeholder; the rest is still checked.
     expect(appSettingsFor(d, found).ROTATION_IDENTITY_CLIENT_ID).toBe(KNOWN_AFTER_CREATE);
     // Without rotation the setting is absent: the broker never writes to a vault.
     const off = appSettingsFor(parseDeployment(base), { ...found, rotationClientId: clientId });
     expect(Object.keys(off)).not.toContain('ROTATION_IDENTITY_CLIENT_ID');
+    expect(Object.keys(off)).not.toContain('ROTATION_TARGETS');
     expect(loadConfig(off).rotation).toBeUndefined();
+  });
+
+  it('sets ROTATION_TARGETS from rotation.targets, which the app takes as the secrets that may rotate', () => {
+    const d = parseDeployment({ ...base, rotation: { targets: { 'erp-client-secret': APP_1 } } });
+    const settings = appSettingsFor(d, { ...found, rotationClientId: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' });
+    expect(JSON.parse(settings.ROTATION_TARGETS ?? 'null')).toEqual({ 'erp-client-secret': APP_1 });
+    expect([...(loadConfig(settings).rotation?.targets ?? [])]).toEqual([['default/erp-client-secret', APP_1]]);
   });
 });
 
 describe('entraAdminCommands', () => {
   const rotation = parseDeployment({
     ...base,
-    rotation: { applications: ['5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e', '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f'] },
+    rotation: {
+      targets: {
+        'erp-client-secret': '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e',
+        'erp-client-secret-b': '5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e',
+        'sftp-app': '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+      },
+    },
   }).rotation;
   const principal = 'd4c3b2a1-0f9e-4d8c-8b7a-6f5e4d3c2b1a';
 
-  it('prints the Graph app role grant and one owner command per application, the principal id filled in', () => {
+  it('prints the Graph app role grant and one owner command per distinct application of the targets, the principal id filled in', () => {
     if (!rotation) throw new Error('rotation expected');
     const lines = entraAdminCommands(rotation, principal);
     const text = lines.join('\n');
@@ -247,6 +271,8 @@ describe('entraAdminCommands', () => {
     expect(lines).toContain(
       `  az rest --method post --url "https://graph.microsoft.com/v1.0/servicePrincipals/$graphSp/appRoleAssignedTo" --headers Content-Type=application/json --body "{\\"principalId\\":\\"${principal}\\",\\"resourceId\\":\\"$graphSp\\",\\"appRoleId\\":\\"${APPLICATION_READWRITE_OWNEDBY}\\"}"`,
     );
+    expect(rotation.applications).toEqual(['5b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e', '6c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f']);
+    expect(lines.filter((l) => l.includes('/owners/$ref'))).toHaveLength(2);
     for (const app of rotation.applications) {
       expect(lines).toContain(
         `  az rest --method post --url 'https://graph.microsoft.com/v1.0/applications/${app}/owners/$ref' --headers Content-Type=application/json --body '{"@odata.id":"https://graph.microsoft.com/v1.0/directoryObjects/${principal}"}'`,

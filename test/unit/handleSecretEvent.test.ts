@@ -128,6 +128,7 @@ describe('handleSecretEvent: rotation', () => {
     return { ...event(DEMO_ID), id, eventType: 'Microsoft.KeyVault.SecretNearExpiry' };
   }
   type Start = NonNullable<ReturnType<NonNullable<SecretEventDeps['rotation']>>>['start'];
+  const noTag = (): Promise<string | undefined> => Promise.resolve(undefined);
 
   it('starts the rotation of a secret near expiry, and logs a refusal without failing the event', async () => {
     const { deps, lines } = setup(DEMO_ID);
@@ -137,6 +138,7 @@ describe('handleSecretEvent: rotation', () => {
       ...deps,
       rotation: () => ({
         active: () => Promise.resolve(undefined),
+        rotationIdOfVersion: () => Promise.resolve(undefined),
         start: (vault, secret, reason) => {
           started.push(`${vault}/${secret} ${reason}`);
           return Promise.resolve(answer);
@@ -158,7 +160,10 @@ describe('handleSecretEvent: rotation', () => {
     const refused = new VaultStepError('Forbidden', 403, 'Caller is not authorized to perform action on resource.');
     const outcome = await handleSecretEvent(
       nearExpiry(),
-      { ...deps, rotation: () => ({ active: () => Promise.resolve(undefined), start: () => Promise.reject(refused) }) },
+      {
+        ...deps,
+        rotation: () => ({ active: () => Promise.resolve(undefined), start: () => Promise.reject(refused), rotationIdOfVersion: noTag }),
+      },
       (l) => lines.push(l),
     );
     expect(outcome.outcome).toBe('handled');
@@ -167,7 +172,14 @@ describe('handleSecretEvent: rotation', () => {
     await expect(
       handleSecretEvent(
         nearExpiry('near-3'),
-        { ...deps, rotation: () => ({ active: () => Promise.resolve(undefined), start: () => Promise.reject(storageDown) }) },
+        {
+          ...deps,
+          rotation: () => ({
+            active: () => Promise.resolve(undefined),
+            start: () => Promise.reject(storageDown),
+            rotationIdOfVersion: noTag,
+          }),
+        },
         () => undefined,
       ),
     ).rejects.toBe(storageDown);
@@ -180,8 +192,10 @@ describe('handleSecretEvent: rotation', () => {
       started.push(`${vault}/${secret}`);
       return Promise.resolve({ outcome: 'refused', code: 'NotTagged', message: '' });
     };
-    await handleSecretEvent(event(DEMO_ID), { ...deps, rotation: () => ({ start, active: () => Promise.resolve(undefined) }) }, (l) =>
-      lines.push(l),
+    await handleSecretEvent(
+      event(DEMO_ID),
+      { ...deps, rotation: () => ({ start, active: () => Promise.resolve(undefined), rotationIdOfVersion: noTag }) },
+      (l) => lines.push(l),
     );
     await handleSecretEvent(nearExpiry(), { ...deps, rotation: () => undefined }, (l) => lines.push(l));
     expect(started).toEqual([]);
@@ -202,27 +216,76 @@ describe('handleSecretEvent: rotation', () => {
     const record = { ...rotationRecord(), state: 'stored' as const, newVersion: 'v2' };
     const withRotation: SecretEventDeps = {
       ...deps,
-      rotation: () => ({ active: () => Promise.resolve(record), start: () => Promise.reject(new Error('not called')) }),
+      rotation: () => ({
+        active: () => Promise.resolve(record),
+        start: () => Promise.reject(new Error('not called')),
+        rotationIdOfVersion: noTag,
+      }),
     };
     const outcome = await handleSecretEvent(event(DEMO_ID), withRotation, (l) => lines.push(l));
     expect(outcome).toMatchObject({ outcome: 'handled', deliveries: [] });
     expect(acted).toEqual(['invalidate default/demo-api-key', 'publish default/demo-api-key']);
     expect(lines).toContain('version v2 of default/demo-api-key was written by its rotation, which notifies consumers of it');
   });
+
+  it("while the rotation's write is in flight, leaves to it only the version tagged with its id; a hand-written one is announced", async () => {
+    const record = { ...rotationRecord(), state: 'passwordAdded' as const };
+    const read: string[] = [];
+    const withTag =
+      (tag: string | undefined): SecretEventDeps['rotation'] =>
+      () => ({
+        active: () => Promise.resolve(record),
+        start: () => Promise.reject(new Error('not called')),
+        rotationIdOfVersion: (vault, secret, version) => {
+          read.push(`${vault}/${secret}/${version}`);
+          return Promise.resolve(tag);
+        },
+      });
+    const own = setup(DEMO_ID);
+    const ownOutcome = await handleSecretEvent(event(DEMO_ID), { ...own.deps, rotation: withTag(record.id) }, (l) => own.lines.push(l));
+    expect(ownOutcome).toMatchObject({ outcome: 'handled', deliveries: [] });
+    expect(own.acted.filter((a) => a.startsWith('send'))).toHaveLength(0);
+
+    // An admin's version meanwhile (no brokerRotationId, or another rotation's): consumers hear of it.
+    for (const tag of [undefined, 'rot-20261123T100000Z-000000']) {
+      const admin = setup(DEMO_ID);
+      const outcome = await handleSecretEvent(event(DEMO_ID), { ...admin.deps, rotation: withTag(tag) }, (l) => admin.lines.push(l));
+      expect(outcome).toMatchObject({ outcome: 'handled', deliveries: [{ consumer: 'demo-consumer', state: 'delivered' }] });
+      expect(admin.acted.filter((a) => a.startsWith('send'))).toHaveLength(1);
+    }
+    expect(read).toHaveLength(3);
+    expect(read[0]).toMatch(/^default\/demo-api-key\/.+/);
+  });
 });
 
 describe('rotationWroteVersion', () => {
-  it("is true for the rotation's new version, or while its write is in flight; false otherwise", () => {
+  it("is true for the rotation's new version, or for a version tagged with its id while its write is in flight; false otherwise", async () => {
     const r = rotationRecord();
-    expect(rotationWroteVersion(undefined, 'v2')).toBe(false);
-    expect(rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, 'v2')).toBe(true);
-    expect(rotationWroteVersion({ ...r, state: 'awaitingAdoption', newVersion: 'v2' }, 'v3')).toBe(false);
-    expect(rotationWroteVersion({ ...r, state: 'passwordAdded' }, 'v2')).toBe(true);
-    expect(rotationWroteVersion({ ...r, state: 'started' }, 'v2')).toBe(false);
+    const reads: string[] = [];
+    const tagOf =
+      (tag: string | undefined) =>
+      (version: string): Promise<string | undefined> => {
+        reads.push(version);
+        return Promise.resolve(tag);
+      };
+    const never = (): Promise<string | undefined> => Promise.reject(new Error('no read expected'));
+    expect(await rotationWroteVersion(undefined, 'v2', never)).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, 'v2', never)).toBe(true);
+    expect(await rotationWroteVersion({ ...r, state: 'awaitingAdoption', newVersion: 'v2' }, 'v3', never)).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'passwordAdded' }, 'v2', tagOf(r.id))).toBe(true);
+    expect(await rotationWroteVersion({ ...r, state: 'passwordAdded' }, 'v2', tagOf(undefined))).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'passwordAdded' }, 'v2', tagOf('rot-other'))).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'started' }, 'v2', never)).toBe(false);
     const failure = { step: 'newPassword', service: 'keyVault', code: 'Forbidden', message: 'm', remedy: 'r', at: r.createdAt } as const;
-    expect(rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'passwordAdded' } }, 'v2')).toBe(true);
-    expect(rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'started' } }, 'v2')).toBe(false);
-    expect(rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, undefined)).toBe(false);
+    expect(
+      await rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'passwordAdded' } }, 'v2', tagOf(r.id)),
+    ).toBe(true);
+    expect(
+      await rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'passwordAdded' } }, 'v2', tagOf(undefined)),
+    ).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'failed', failure: { ...failure, resumeState: 'started' } }, 'v2', never)).toBe(false);
+    expect(await rotationWroteVersion({ ...r, state: 'stored', newVersion: 'v2' }, undefined, never)).toBe(false);
+    expect(reads).toEqual(['v2', 'v2', 'v2', 'v2', 'v2']);
   });
 });
 

@@ -119,6 +119,7 @@ function setup(): { graph: FakeGraph; vault: FakeVault; store: RotationStore; de
     notify: { rotated: () => Promise.resolve(), retired: () => Promise.resolve() },
     refresh: () => Promise.resolve(),
     settings: { adoptionWindowHours: 72, retireAfterHours: 72 },
+    targets: new Map([['default/s', APP]]),
     // A settle time after the versions the fake vault writes (at T0): "every caller moved" is believed at once.
     now: () => new Date(T0.getTime() + ADOPTION_SETTLE_MS),
     log: (l) => logs.push(l),
@@ -214,5 +215,120 @@ describe('RotationRunner', () => {
     // The callers moved (deps' adoption is empty): the stale copy loses its first save, the current one retires.
     expect(out.map((r) => [r.id, r.state])).toEqual([[started.record.id, 'retired']]);
     expect(logs.some((l) => l.endsWith('moved on by another run'))).toBe(true);
+  });
+
+  describe('ROTATION_TARGETS (the tags alone never choose an application)', () => {
+    const OTHER = '0a0a0a0a-1111-4222-8333-444455556666';
+    it.each([
+      [
+        'no secret is listed (deny by default)',
+        new Map<string, string>(),
+        /ROTATION_TARGETS lists no secret, so none rotates \(deny by default\)/,
+      ],
+      [
+        'the secret is not listed',
+        new Map([['default/other', APP]]),
+        /Secret default\/s is not listed in ROTATION_TARGETS: add "default\/s"/,
+      ],
+      ['the tag names another application', new Map([['default/s', OTHER]]), /ROTATION_TARGETS lists 0a0a0a0a-/],
+    ])('refuses, starting nothing and adding no password, when %s', async (_label, targets, message) => {
+      const { graph, store, deps } = setup();
+      const result = await new RotationRunner({ ...deps, targets }).start('default', 's', 'SecretNearExpiry');
+      expect(result).toMatchObject({ outcome: 'refused', code: 'NotATarget', message: expect.stringMatching(message) as unknown });
+      expect(await store.listActive()).toEqual([]);
+      expect(graph.next).toBe(0);
+    });
+
+    it('matches the secret name case-insensitively', async () => {
+      const { deps } = setup();
+      const result = await new RotationRunner(deps).start('default', 'S', 'manual');
+      expect(result.outcome).toBe('started');
+    });
+  });
+
+  it('keeps the old password an entraKeyId tag names when its hint is not the old value’s', async () => {
+    const { graph, vault, deps } = setup();
+    const handMade = graph.passwords[0]!.keyId;
+    // The tag names a password of the application, but the old value is not that password's text.
+    vault.versions[0]!.tags = { ...vault.versions[0]!.tags, entraKeyId: handMade };
+    vault.versions[0]!.value = 'zzz-another-value';
+    const result = await new RotationRunner(deps).start('default', 's', 'manual');
+    if (result.outcome === 'refused') throw new Error('refused');
+    expect(result.record).toMatchObject({ state: 'retired', oldKeyIdSource: 'unknown', oldPassword: 'kept' });
+    expect(graph.passwords.map((p) => p.keyId)).toEqual([handMade, result.record.newKeyId]);
+    expect(JSON.stringify(result.record)).not.toContain('zzz-another-value');
+  });
+
+  it('removes the old password an entraKeyId tag names when its hint is the old value’s', async () => {
+    const { graph, vault, deps } = setup();
+    const handMade = graph.passwords[0]!.keyId;
+    vault.versions[0]!.tags = { ...vault.versions[0]!.tags, entraKeyId: handMade };
+    const result = await new RotationRunner(deps).start('default', 's', 'manual');
+    if (result.outcome === 'refused') throw new Error('refused');
+    expect(result.record).toMatchObject({ state: 'retired', oldKeyIdSource: 'tag', oldKeyId: handMade, oldPassword: 'removed' });
+  });
+
+  it('resumes, and does not start a second rotation, when the same secret is named in another case', async () => {
+    const { graph, store, deps } = setup();
+    const holding = {
+      read: () =>
+        Promise.resolve([
+          { vault: 'default', secret: 's', caller: 'erp', version: 'v0', since: T0.toISOString(), lastRead: T0.toISOString() },
+        ]),
+    };
+    const runner = new RotationRunner({ ...deps, adoption: holding });
+    const first = await runner.start('default', 's', 'SecretNearExpiry');
+    if (first.outcome === 'refused') throw new Error('refused');
+    expect(first.record.state).toBe('awaitingAdoption');
+    const again = await runner.start('default', 'S', 'manual');
+    expect(again).toMatchObject({ outcome: 'resumed', record: { id: first.record.id } });
+    expect(graph.next).toBe(1);
+    expect((await store.listActive()).map((r) => r.id)).toEqual([first.record.id]);
+  });
+
+  describe('the lease on a record', () => {
+    it('lets only one of two runs advancing the same rotation at once add a password', async () => {
+      const { graph, store, deps } = setup();
+      const add = graph.addPassword.bind(graph);
+      let entered!: () => void;
+      const inAdd = new Promise<void>((resolve) => (entered = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      graph.addPassword = async (id, p) => {
+        entered();
+        await gate;
+        return add(id, p);
+      };
+      const first = new RotationRunner(deps).start('default', 's', 'manual');
+      await inAdd;
+      // The second run (a timer, an operator, a redelivered event) reads the record while the first is adding.
+      const second = new RotationRunner(deps);
+      const viaStart = await second.start('default', 's', 'SecretNearExpiry');
+      const viaTimer = await second.advanceAll();
+      expect(viaStart).toMatchObject({ outcome: 'resumed', record: { state: 'started' } });
+      expect(viaTimer.map((r) => r.state)).toEqual(['started']);
+      release();
+      const done = await first;
+      if (done.outcome === 'refused') throw new Error('refused');
+      expect(done.record.state).toBe('retired');
+      expect(graph.next).toBe(1);
+      expect(done.record.claimedBy).toBeUndefined();
+      expect((await store.get('default', 's', done.record.id))?.claimedBy).toBeUndefined();
+    });
+
+    it('takes over a lease that expired (its run crashed) and resumes the rotation', async () => {
+      const { graph, store, deps } = setup();
+      const runner = new RotationRunner({ ...deps, adoption: { read: () => Promise.reject(new Error('storage down')) } });
+      await expect(runner.start('default', 's', 'manual')).rejects.toThrow('storage down');
+      const [active] = await store.listActive();
+      const now = deps.now!();
+      const held = await store.save({ ...active!, claimedBy: 'crashed-run', claimedUntil: new Date(now.getTime() + 60_000).toISOString() });
+      // Still held: nothing happens.
+      expect(await new RotationRunner(deps).advance(held)).toBe(held);
+      const expired = await store.save({ ...held, claimedUntil: new Date(now.getTime() - 1).toISOString() });
+      const done = await new RotationRunner(deps).advance(expired);
+      expect(done).toMatchObject({ state: 'retired', oldPassword: 'removed' });
+      expect(graph.next).toBe(1);
+    });
   });
 });

@@ -3,6 +3,8 @@ import {
   ADOPTION_SETTLE_MS,
   decideRetirement,
   findOldKeyId,
+  leaseHeldByOther,
+  LEASE_MS,
   holdersOf,
   newRotationRecord,
   passwordEndDate,
@@ -128,8 +130,16 @@ describe('planPassword', () => {
 describe('findOldKeyId', () => {
   const passwords = [pw('k1', 'hand-made', 'abc'), pw('k2', 'other', 'xyz'), pw('k3', OURS, 'abc')];
 
-  it('takes the old version’s entraKeyId tag first', () => {
-    expect(findOldKeyId('tagged', passwords, OURS, 'abcdef')).toEqual({ keyId: 'tagged', source: 'tag' });
+  it('takes the old version’s entraKeyId tag first, when that password’s hint is the old value’s first three characters', () => {
+    expect(findOldKeyId('K2', passwords, OURS, 'xyz-old')).toEqual({ keyId: 'K2', source: 'tag' });
+  });
+
+  it.each([
+    ['its hint is not the old value’s', 'k2', 'abcdef'],
+    ['the application holds no such password', 'tagged', 'abcdef'],
+    ['the old value is unknown', 'k2', undefined],
+  ])('keeps (unknown) a password the entraKeyId tag names when %s', (_label, tag, value) => {
+    expect(findOldKeyId(tag, passwords, OURS, value)).toEqual({ keyId: undefined, source: 'unknown' });
   });
 
   it('finds the one password whose hint is the old value’s first three characters, never ours', () => {
@@ -143,6 +153,17 @@ describe('findOldKeyId', () => {
     ['the value is unknown', undefined, passwords],
   ])('is unknown when %s', (_label, value, list) => {
     expect(findOldKeyId(undefined, list, OURS, value)).toEqual({ keyId: undefined, source: 'unknown' });
+  });
+});
+
+describe('leaseHeldByOther', () => {
+  const now = new Date('2026-03-01T10:00:00.000Z');
+  const later = new Date(now.getTime() + LEASE_MS).toISOString();
+  it('is true only for an unexpired lease of another run', () => {
+    expect(leaseHeldByOther({ claimedBy: 'a', claimedUntil: later }, 'b', now)).toBe(true);
+    expect(leaseHeldByOther({ claimedBy: 'a', claimedUntil: later }, 'a', now)).toBe(false);
+    expect(leaseHeldByOther({ claimedBy: 'a', claimedUntil: now.toISOString() }, 'b', now)).toBe(false);
+    expect(leaseHeldByOther({}, 'b', now)).toBe(false);
   });
 });
 
