@@ -8,9 +8,15 @@
  * for it, `getArguments`, `invokeFunction`, `getResponse`. The baseline is a trivial handler on the
  * same route answering the same status, headers and body through the same path.
  *
- * Version adoption's cost: the same resolve without its one tracking call (`untrackedBench`, the
- * pipeline and handler of functions/resolveSecret.ts minus `runtime.adoption.record`), timed in
+ * Version adoption's cost: the same resolve without its one tracking call (`untrackedBench`: the
+ * synchronous hit path of functions/resolveSecret.ts composed without `recordAdoption`), timed in
  * rounds interleaved with the real one; the cost is the median of the per-round ratios.
+ *
+ * What each piece of the cache hit is worth: the same route with one piece at a time done the
+ * awaited path's way (shared/http/hitPath.ts composed with other parts): the API key hashed and
+ * compared on every request (as the policy does for a key it does not know: one SHA-256, one
+ * constant-time compare); the answer's headers and body made per request; the audit record built
+ * and serialised per request; and no synchronous path at all (withCaller + resolve, as before).
  *
  * Logs the worker would send to the host (`context.log` inside an invocation, `log` outside) are
  * serialised as JSON by the stand-in; the worker encodes them with protobuf onto its gRPC stream,
@@ -18,7 +24,9 @@
  *
  * Writes its result as JSON to the file named by BENCH_RESULT_FILE.
  */
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { HttpHandler } from '@azure/functions';
+import type { HitPathParts } from '../shared/http/hitPath';
 import { writeFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
 import path from 'node:path';
@@ -35,6 +43,8 @@ const core = require('@azure/functions-core') as typeof import('./functionsCoreS
 const { app } = require('@azure/functions') as typeof import('@azure/functions');
 require('../functions/index');
 const { withCaller } = require('../shared/http/httpPipeline') as typeof import('../shared/http/httpPipeline');
+const { answerOf, awaitedParts, hitPath, knownKeyCaller, recordAdoption, templateAudit } =
+  require('../shared/http/hitPath') as typeof import('../shared/http/hitPath');
 const { AdoptionTracker } = require('../shared/adoption/adoptionTracker') as typeof import('../shared/adoption/adoptionTracker');
 const { secretBody, secretRefOf, secretResponse } =
   require('../shared/http/secretResponses') as typeof import('../shared/http/secretResponses');
@@ -63,6 +73,8 @@ export interface WorkerPathResult {
   trackedRatio: number;
   /** trivial / broker per-invocation time: the broker's throughput as a share of the trivial handler's. */
   ratio: number;
+  /** The same route with one piece of the cache hit done the awaited path's way: µs per invocation (median of rounds). */
+  piecesOff: { piece: string; micros: number }[];
   invocations: number;
   /** Log messages an invocation of each sent the host (context.log). */
   brokerLogsPerInvocation: number;
@@ -179,16 +191,50 @@ async function main(): Promise<void> {
     handler: () => Promise.resolve({ status: 200, headers, body }),
   });
   const trivial = invocationOf('trivialBench', coreLog);
-  app.http('untrackedBench', {
-    methods: ['GET'],
-    route: 'secrets/{name}',
-    authLevel: 'anonymous',
-    handler: withCaller({ operation: 'resolve' }, async (request, _context, runtime, { caller, audit }) => {
-      const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit);
-      return secretResponse(resolution, secretBody(resolution));
-    }),
+  const awaited = withCaller({ operation: 'resolve' }, async (request, _context, runtime, { caller, audit }) => {
+    const resolution = await runtime.resolver.resolve(caller, secretRefOf(request), audit);
+    const { secret } = resolution;
+    runtime.adoption.record(secret.vault, secret.name, caller.name, secret.version);
+    return secretResponse(resolution, secretBody(resolution));
   });
-  const untracked = invocationOf('untrackedBench', coreLog);
+  const variant = (name: string, handler: HttpHandler) => {
+    app.http(name, { methods: ['GET'], route: 'secrets/{name}', authLevel: 'anonymous', handler });
+    return invocationOf(name, coreLog);
+  };
+  const appParts: HitPathParts = { caller: knownKeyCaller, answer: answerOf, audit: templateAudit, adopt: recordAdoption };
+  const composed = (parts: Partial<HitPathParts>): HttpHandler => {
+    const sync = hitPath({ ...appParts, ...parts });
+    return (request, context) => sync(request, context) ?? awaited(request, context);
+  };
+  const untracked = variant('untrackedBench', composed({ adopt: () => undefined }));
+  // The policy's own work for a key it does not remember: one SHA-256 and one constant-time compare per configured hash.
+  const expected = hash('sha256', KEY, 'buffer');
+  const piecesOff = [
+    {
+      piece: 'API key hashed per request',
+      build: variant(
+        'hashedKeyBench',
+        composed({
+          caller: (runtime, request) => {
+            const key = request.headers.get('x-api-key');
+            if (!key || request.headers.get('authorization') !== null) return undefined;
+            return timingSafeEqual(expected, hash('sha256', key, 'buffer')) ? runtime.policy.knownApiKey(key) : undefined;
+          },
+        }),
+      ),
+    },
+    { piece: 'answer made per request', build: variant('answerPerRequestBench', composed({ answer: awaitedParts.answer })) },
+    {
+      piece: 'audit record built and serialised per request',
+      build: variant('recordPerRequestBench', composed({ audit: awaitedParts.audit })),
+    },
+    { piece: 'no synchronous hit path (awaited pipeline)', build: variant('awaitedBench', awaited) },
+  ].map((p) => ({ ...p, rounds: [] as number[] }));
+  for (const p of piecesOff) {
+    const answer = await invoke(p.build);
+    if (answer.statusCode !== '200' || (answer.headers?.['X-Cache'] ?? answer.headers?.['x-cache']) !== 'HIT')
+      throw new Error(`${p.piece}: answered ${String(answer.statusCode)}`);
+  }
   const untrackedAnswer = await invoke(untracked);
   if (untrackedAnswer.statusCode !== '200') throw new Error(`untracked resolve answered ${String(untrackedAnswer.statusCode)}`);
   const trivialAnswer = await invoke(trivial);
@@ -199,6 +245,7 @@ async function main(): Promise<void> {
   await timeRound(broker, WARM_UP);
   await timeRound(trivial, WARM_UP);
   await timeRound(untracked, WARM_UP);
+  for (const p of piecesOff) await timeRound(p.build, WARM_UP);
   const brokerRounds: number[] = [];
   const trivialRounds: number[] = [];
   const untrackedRounds: number[] = [];
@@ -219,6 +266,7 @@ async function main(): Promise<void> {
     const withTracking = extra ?? (await timeRound(broker, PER_ROUND));
     untrackedRounds.push(without);
     trackedRatios.push(withTracking / without);
+    for (const p of piecesOff) p.rounds.push(await timeRound(p.build, PER_ROUND));
   }
   const brokerMicros = median(brokerRounds);
   const trivialMicros = median(trivialRounds);
@@ -229,6 +277,7 @@ async function main(): Promise<void> {
     trackedRatio: median(trackedRatios),
     recordNanos: timeRecord(),
     ratio: trivialMicros / brokerMicros,
+    piecesOff: piecesOff.map((p) => ({ piece: p.piece, micros: median(p.rounds) })),
     invocations: ROUNDS * PER_ROUND,
     brokerLogsPerInvocation: brokerLogs / (ROUNDS * PER_ROUND),
     trivialLogsPerInvocation: trivialLogs / (ROUNDS * PER_ROUND),

@@ -1,6 +1,7 @@
 import { app } from '@azure/functions';
 import type { HttpHandler } from '@azure/functions';
 import { withCaller } from '../shared/http/httpPipeline';
+import { answerFromMemory } from '../shared/http/hitPath';
 import { methodNotAllowedResponse } from '../shared/http/problem';
 import { secretBody, secretRefOf, secretResponse } from '../shared/http/secretResponses';
 import { resolveSecrets } from './resolveSecrets';
@@ -21,7 +22,8 @@ const resolveOne = withCaller({ operation: 'resolve' }, async (request, _context
 const handler: HttpHandler = (request, context) =>
   (request.params.name ?? '').toLowerCase() === resolveSecrets.options.route.split('/')[1]
     ? Promise.resolve(methodNotAllowedResponse(request.method, resolveSecrets.options.methods))
-    : resolveOne(request, context);
+    : // A fresh cache hit for a known API key is answered at once; everything else is awaited.
+      (answerFromMemory(request, context) ?? resolveOne(request, context));
 
 /** GET /api/secrets/{name}?version=&vault= : one secret with its value. */
 export const resolveSecret = {

@@ -52,7 +52,15 @@ export class AuditLog {
 
   /** Buffers a record, as its `audit {json}` line. */
   add(record: AuditRecord): void {
-    this.records.push(AUDIT_LOG_PREFIX + JSON.stringify(record));
+    this.addLine(AUDIT_LOG_PREFIX + JSON.stringify(record));
+  }
+
+  /**
+   * Buffers a record already serialised as its `audit {json}` line (one line: JSON escapes line
+   * breaks), exactly as {@link add} would have written it (shared/audit/auditLine.ts makes them).
+   */
+  addLine(line: string): void {
+    this.records.push(line);
     if (this.records.length >= this.maxRecords) {
       this.flush();
     } else if (!this.timer) {

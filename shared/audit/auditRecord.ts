@@ -104,13 +104,22 @@ function checked(value: unknown, valid: (s: string) => boolean, absent: string |
   return [INVALID, typeof value === 'string' ? value.length : null];
 }
 
+/** The last `X-Forwarded-For` read and its client address: one front end sends the same text for a client's requests. */
+let lastForwardedFor: string | null = null;
+let lastClientAddress: string | null = null;
+
 /** The request's origin: client address, request id and trace id, each only when it validates. */
 export function auditOrigin(
   headers: { get(name: string): string | null },
   invocation: { invocationId?: string; traceParent?: string | null },
 ): AuditOrigin {
+  const forwardedFor = headers.get('x-forwarded-for');
+  if (forwardedFor !== lastForwardedFor) {
+    lastClientAddress = clientAddressOf(forwardedFor);
+    lastForwardedFor = forwardedFor;
+  }
   return {
-    clientAddress: clientAddressOf(headers.get('x-forwarded-for')),
+    clientAddress: lastClientAddress,
     requestId: validOrNull(headers.get('x-ms-client-request-id') ?? headers.get('x-request-id'), REQUEST_ID),
     invocationId: validOrNull(invocation.invocationId ?? null, REQUEST_ID),
     operationId: TRACE_PARENT.exec(invocation.traceParent ?? '')?.[1] ?? null,

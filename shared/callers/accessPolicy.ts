@@ -30,6 +30,13 @@ export interface AppCaller {
   readonly requiredRoles: readonly string[];
 }
 
+/**
+ * How many valid API keys the policy remembers (least recently used dropped first), so a known key
+ * is looked up instead of hashed. Only keys that matched are kept; an unknown key is always hashed
+ * and compared in constant time against every configured hash.
+ */
+export const KNOWN_API_KEYS = 4_096;
+
 /** Hex digits of an API key's SHA-256 that identify it in audit records: enough to tell keys apart, useless to guess one. */
 export const API_KEY_ID_HEX_DIGITS = 12;
 
@@ -71,6 +78,11 @@ export function compileGlob(pattern: string): RegExp {
  */
 export class AccessPolicy {
   private readonly callers: readonly CompiledCaller[];
+  /**
+   * Valid API keys seen, each with its caller (frozen), in least-recently-used order. Built per
+   * policy: a new policy (a new runtime) starts empty, so no key outlives the policy that accepted it.
+   */
+  private readonly knownKeys = new Map<string, Caller>();
 
   constructor(settings: AccessPolicySettings) {
     this.callers = settings.callers.map((c) => ({
@@ -105,6 +117,24 @@ export class AccessPolicy {
    * of them are compared, so timing tells nothing about which (or whether one) matched.
    */
   findByApiKey(apiKey: string): Caller | undefined {
+    return this.knownApiKey(apiKey) ?? this.hashedApiKey(apiKey);
+  }
+
+  /**
+   * The caller of an API key that already proved valid (one of the last {@link KNOWN_API_KEYS}),
+   * without hashing it; undefined for any other key, which {@link findByApiKey} must then check.
+   */
+  knownApiKey(apiKey: string): Caller | undefined {
+    const known = this.knownKeys.get(apiKey);
+    if (known !== undefined) {
+      // Map keeps insertion order: re-inserting makes this the most recently used.
+      this.knownKeys.delete(apiKey);
+      this.knownKeys.set(apiKey, known);
+    }
+    return known;
+  }
+
+  private hashedApiKey(apiKey: string): Caller | undefined {
     // One-shot hashing: no Hash object per request on the hot path.
     const hash = digest('sha256', apiKey, 'buffer');
     let found: CompiledCaller | undefined;
@@ -114,7 +144,13 @@ export class AccessPolicy {
       }
     }
     if (!found) return undefined;
-    return { ...this.toCaller(found, 'apiKey'), keyId: hash.toString('hex', 0, API_KEY_ID_HEX_DIGITS / 2) };
+    const caller: Caller = Object.freeze({ ...this.toCaller(found, 'apiKey'), keyId: hash.toString('hex', 0, API_KEY_ID_HEX_DIGITS / 2) });
+    this.knownKeys.set(apiKey, caller);
+    if (this.knownKeys.size > KNOWN_API_KEYS) {
+      const oldest = this.knownKeys.keys().next();
+      if (!oldest.done) this.knownKeys.delete(oldest.value);
+    }
+    return caller;
   }
 
   /** Whether the caller may read this secret: some `allow` matches and no `deny` does. */

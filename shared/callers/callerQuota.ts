@@ -50,6 +50,15 @@ export class CallerQuota implements MissBudget {
   }
 
   /**
+   * Takes one request from the caller's bucket when it holds one: {@link take} without the error,
+   * for a path that hands a refused request on to the one that answers it 429 (which takes again:
+   * a refusal takes nothing).
+   */
+  tryTake(caller: Caller): boolean {
+    return this.spend(this.buckets, caller.name, caller.requestsPerMinute, 1) === 0;
+  }
+
+  /**
    * Takes one vault miss (a read the cache could not answer) from the caller's miss budget.
    * @throws TooManyRequestsError when none is left, with the seconds until one is.
    */

@@ -44,7 +44,7 @@ export interface CallerRouteOptions {
 }
 
 /** Headers every answer carries. */
-const BASE_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const;
+export const BASE_HEADERS = { 'X-Content-Type-Options': 'nosniff' } as const;
 
 /**
  * Wraps a handler with authentication, the caller's rate, the audit trail, error-to-problem
@@ -139,28 +139,55 @@ function pipeline(handler: AnonymousHandler): HttpHandler {
       runtime = getRuntime();
       response = await handler(request, context, runtime);
     } catch (err: unknown) {
-      const { problem, headers, internal } = toProblem(err, new URL(request.url).pathname);
-      if (internal) {
-        // The error itself goes to the host's log and telemetry; the caller sees only the id.
-        context.error(`errorId=${problem.errorId ?? ''}`, err);
-        runtime?.telemetry.trackException(err, { errorId: problem.errorId ?? '', function: context.functionName });
-      }
-      if (problem.status === 401 && runtime) headers['WWW-Authenticate'] = runtime.authenticator.challengeFor(err);
-      response = problemResponse(problem, headers);
+      response = problemAnswer(err, request, context, runtime);
     }
-    response = { ...response, headers: { ...BASE_HEADERS, ...(response.headers as Record<string, string> | undefined) } };
-    if (runtime?.telemetry.enabled) {
-      runtime.telemetry.trackRequest({
-        name: `${request.method} /api/${routeOf(request, context)}`,
-        url: stripQuery(request.url),
-        durationMs: performance.now() - started,
-        resultCode: response.status ?? 200,
-        success: (response.status ?? 200) < 500,
-        properties: { function: context.functionName, invocationId: context.invocationId },
-      });
-    }
+    response = withBaseHeaders(response);
+    trackRequest(runtime, request, context, started, response);
     return response;
   };
+}
+
+/** The answer as sent: {@link BASE_HEADERS} first, then the handler's own. */
+export function withBaseHeaders(response: HttpResponseInit): HttpResponseInit {
+  return { ...response, headers: { ...BASE_HEADERS, ...(response.headers as Record<string, string> | undefined) } };
+}
+
+/**
+ * The problem answer for an error a handler threw (before {@link withBaseHeaders}); an internal
+ * error goes to the host's log and telemetry with its id, and the caller sees only the id.
+ */
+export function problemAnswer(
+  err: unknown,
+  request: HttpRequest,
+  context: InvocationContext,
+  runtime: Runtime | undefined,
+): HttpResponseInit {
+  const { problem, headers, internal } = toProblem(err, new URL(request.url).pathname);
+  if (internal) {
+    context.error(`errorId=${problem.errorId ?? ''}`, err);
+    runtime?.telemetry.trackException(err, { errorId: problem.errorId ?? '', function: context.functionName });
+  }
+  if (problem.status === 401 && runtime) headers['WWW-Authenticate'] = runtime.authenticator.challengeFor(err);
+  return problemResponse(problem, headers);
+}
+
+/** The request telemetry the host needs (when telemetry is on): one request item per answer, `started` from `performance.now()`. */
+export function trackRequest(
+  runtime: Runtime | undefined,
+  request: HttpRequest,
+  context: InvocationContext,
+  started: number,
+  response: HttpResponseInit,
+): void {
+  if (!runtime?.telemetry.enabled) return;
+  runtime.telemetry.trackRequest({
+    name: `${request.method} /api/${routeOf(request, context)}`,
+    url: stripQuery(request.url),
+    durationMs: performance.now() - started,
+    resultCode: response.status ?? 200,
+    success: (response.status ?? 200) < 500,
+    properties: { function: context.functionName, invocationId: context.invocationId },
+  });
 }
 
 /** The route template (`secrets/{name}`), not the concrete path, so telemetry groups requests. */

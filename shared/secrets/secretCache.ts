@@ -55,13 +55,21 @@ interface Load<V> {
   readonly invalidations: InvalidationMatch<V>[];
 }
 
-interface Entry<V> {
-  value: V;
+/** A stored value; {@link SecretCache.peek} hands it out. */
+export interface CacheEntry<V> {
+  readonly value: V;
   /** Past this the value is refreshed. */
-  freshUntil: number;
+  readonly freshUntil: number;
   /** Past this the value is dropped even when the vault fails. */
-  staleUntil: number;
+  readonly staleUntil: number;
+  /**
+   * What the cache's user derived from this value (a prebuilt answer): it lives and dies with the
+   * entry, so nothing made of the value outlives it. A new value is a new entry, with none.
+   */
+  memo: unknown;
 }
+
+type Entry<V> = CacheEntry<V>;
 
 /**
  * An in-memory LRU cache with TTL, single-flight loading and stale-if-error.
@@ -104,7 +112,9 @@ export class SecretCache<V> {
     const now = this.now();
     const entry = this.entries.get(key);
     if (entry && now < entry.freshUntil) {
-      this.touch(key, entry);
+      // Most recently used, as in touch().
+      this.entries.delete(key);
+      this.entries.set(key, entry);
       return { value: entry.value, outcome: 'hit' };
     }
     const running = this.inflight.get(key);
@@ -122,6 +132,23 @@ export class SecretCache<V> {
     };
     promise.then(clear, clear);
     return this.settle(key, promise, 'miss', options.serveStaleOn);
+  }
+
+  /**
+   * The entry for `key` when its value is fresh now, synchronously, without marking it used (see
+   * {@link touch}); undefined otherwise (then {@link get} loads, coalesces or serves stale).
+   */
+  peek(key: string): CacheEntry<V> | undefined {
+    const entry = this.entries.get(key);
+    return entry !== undefined && this.now() < entry.freshUntil ? entry : undefined;
+  }
+
+  /** Marks a {@link peek}ed entry used, as a hit by {@link get} does; a no-op once it was replaced or dropped. */
+  touch(key: string, entry: CacheEntry<V>): void {
+    if (this.entries.get(key) !== entry) return;
+    // Map keeps insertion order: re-inserting makes this the most recently used.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
   }
 
   /**
@@ -166,17 +193,11 @@ export class SecretCache<V> {
     const jittered = this.now() + ttlMs * (1 - this.ttlJitter * Math.abs(2 * this.random() - 1));
     const freshUntil = freshness.notAfter === undefined ? jittered : Math.min(jittered, freshness.notAfter);
     this.entries.delete(key);
-    this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + staleIfErrorMs });
+    this.entries.set(key, { value, freshUntil, staleUntil: freshUntil + staleIfErrorMs, memo: undefined });
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;
       this.entries.delete(oldest.value);
     }
-  }
-
-  private touch(key: string, entry: Entry<V>): void {
-    // Map keeps insertion order: re-inserting makes this the most recently used.
-    this.entries.delete(key);
-    this.entries.set(key, entry);
   }
 }

@@ -77,6 +77,40 @@ export interface SecretResolverDeps {
   readonly log?: (line: string) => void;
 }
 
+/**
+ * A fresh value in this instance's memory that a caller may read, found without waiting
+ * ({@link SecretResolver.hitNow}): what {@link SecretResolver.resolve} would serve as a `hit`.
+ */
+export interface MemoryHit {
+  readonly secret: VaultSecret;
+  readonly validity: Validity;
+  /** The vault alias asked for (the default when the reference names none). */
+  readonly vault: string;
+  /** What the record of this access says was served: the version served, else the one asked for, else `latest`. */
+  readonly auditVersion: string;
+  /**
+   * Answers derived from this value (bodies, headers, audit text), kept with its cache entry and
+   * dropped with it: a new value (a reload, a rotation) comes with an empty one.
+   */
+  readonly memo: Map<string, unknown>;
+  /** Marks the value used (the cache's LRU order), as {@link SecretResolver.resolve} does on a hit. Call once it is served. */
+  served(): void;
+}
+
+/** What the resolver keeps with a cached value for {@link SecretResolver.hitNow}. */
+interface HitMemo {
+  /** Per caller name: whether the policy and the reserved names let it read this key. */
+  readonly mayRead: Map<string, boolean>;
+  /** `expiresOn` / `notBefore` in ms since the epoch (NaN where absent or unreadable). */
+  readonly expiresAt: number;
+  readonly notBeforeAt: number;
+  readonly derived: Map<string, unknown>;
+}
+
+/** Callers whose policy decision one cached value remembers; beyond them, the policy is asked each time. */
+const HIT_MEMO_CALLERS = 256;
+const VAULT_ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
+
 /** How long "no such secret or version" is remembered, so repeated misses cost one vault read. */
 export const NEGATIVE_CACHE_SECONDS = 30;
 
@@ -215,6 +249,54 @@ export class SecretResolver {
         durationMs: performance.now() - started,
       });
     }
+  }
+
+  /**
+   * What {@link resolve} would serve `caller` for `ref` as a fresh in-memory `hit`, found
+   * synchronously and without side effects (call {@link MemoryHit.served} when serving it, and
+   * audit it as `resolve` would); undefined for anything else (an invalid reference, a refusal, a
+   * miss, a value past its TTL, a cached "not found"), which {@link resolve} must answer.
+   */
+  hitNow(caller: Caller, ref: SecretRef): MemoryHit | undefined {
+    const { name, version } = ref;
+    const vault = ref.vault ?? DEFAULT_VAULT_ALIAS;
+    if (typeof name !== 'string' || !SECRET_NAME.test(name)) return undefined;
+    if (version !== undefined && (typeof version !== 'string' || !SECRET_VERSION.test(version))) return undefined;
+    if (typeof vault !== 'string' || !VAULT_ALIAS.test(vault) || !this.deps.vaults.has(vault)) return undefined;
+    const key = cacheKey(vault, name, version);
+    const entry = this.secrets.peek(key);
+    if (entry === undefined) return undefined;
+    const value = entry.value;
+    if (isMissing(value)) return undefined;
+    let memo = entry.memo as HitMemo | undefined;
+    if (memo === undefined) {
+      memo = {
+        mayRead: new Map(),
+        expiresAt: value.expiresOn ? Date.parse(value.expiresOn) : NaN,
+        notBeforeAt: value.notBefore ? Date.parse(value.notBefore) : NaN,
+        derived: new Map(),
+      };
+      entry.memo = memo;
+    }
+    // The policy and the reserved names are fixed for the resolver's life, and match names ignoring
+    // case as the cache key does: one decision per caller holds for every request of this key.
+    let allowed = memo.mayRead.get(caller.name);
+    if (allowed === undefined) {
+      allowed = this.mayRead(caller, vault, name);
+      if (memo.mayRead.size < HIT_MEMO_CALLERS) memo.mayRead.set(caller.name, allowed);
+    }
+    if (!allowed) return undefined;
+    const now = this.now();
+    // As validity(): Date.parse's NaN compares false both ways.
+    const validity: Validity = memo.expiresAt <= now ? 'expired' : memo.notBeforeAt > now ? 'not-yet-valid' : 'valid';
+    return {
+      secret: value,
+      validity,
+      vault,
+      auditVersion: value.version ?? version ?? 'latest',
+      memo: memo.derived,
+      served: () => this.secrets.touch(key, entry),
+    };
   }
 
   /**
