@@ -82,7 +82,8 @@ export class AccessPolicy {
    * Valid API keys seen, each with its caller (frozen), in least-recently-used order. Built per
    * policy: a new policy (a new runtime) starts empty, so no key outlives the policy that accepted it.
    */
-  private readonly knownKeys = new Map<string, Caller>();
+  // A true private field: the raw keys stay out of util.inspect, console.log and test diffs of the policy.
+  readonly #knownKeys = new Map<string, Caller>();
 
   constructor(settings: AccessPolicySettings) {
     this.callers = settings.callers.map((c) => ({
@@ -125,11 +126,11 @@ export class AccessPolicy {
    * without hashing it; undefined for any other key, which {@link findByApiKey} must then check.
    */
   knownApiKey(apiKey: string): Caller | undefined {
-    const known = this.knownKeys.get(apiKey);
+    const known = this.#knownKeys.get(apiKey);
     if (known !== undefined) {
       // Map keeps insertion order: re-inserting makes this the most recently used.
-      this.knownKeys.delete(apiKey);
-      this.knownKeys.set(apiKey, known);
+      this.#knownKeys.delete(apiKey);
+      this.#knownKeys.set(apiKey, known);
     }
     return known;
   }
@@ -145,10 +146,10 @@ export class AccessPolicy {
     }
     if (!found) return undefined;
     const caller: Caller = Object.freeze({ ...this.toCaller(found, 'apiKey'), keyId: hash.toString('hex', 0, API_KEY_ID_HEX_DIGITS / 2) });
-    this.knownKeys.set(apiKey, caller);
-    if (this.knownKeys.size > KNOWN_API_KEYS) {
-      const oldest = this.knownKeys.keys().next();
-      if (!oldest.done) this.knownKeys.delete(oldest.value);
+    this.#knownKeys.set(apiKey, caller);
+    if (this.#knownKeys.size > KNOWN_API_KEYS) {
+      const oldest = this.#knownKeys.keys().next();
+      if (!oldest.done) this.#knownKeys.delete(oldest.value);
     }
     return caller;
   }

@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { processAuditLog } from '../audit/auditLog';
 import { AuditLineTemplate } from '../audit/auditLine';
-import type { AuditEntry, AuditOrigin } from '../audit/auditRecord';
+import type { AuditEntry, AuditOrigin, AuditRecord } from '../audit/auditRecord';
 import { auditOrigin, buildAuditRecord } from '../audit/auditRecord';
 import { auditSink } from '../audit/auditTrail';
 import type { Caller } from '../callers/accessPolicy';
@@ -69,25 +69,40 @@ export function hitPath(parts: HitPathParts): (request: HttpRequest, context: In
     } catch {
       return undefined;
     }
-    const caller = parts.caller(runtime, request);
-    if (caller === undefined) return undefined;
-    const ref = secretRefOf(request);
-    const hit = runtime.resolver.hitNow(caller, ref);
-    if (hit === undefined || !runtime.quota.tryTake(caller)) return undefined;
-    hit.served();
-    let response: HttpResponseInit;
+    // Nothing is charged or recorded until the quota takes the request: a failure before that leaves
+    // the request to the awaited path, which answers and records it in full.
+    let caller: Caller | undefined;
+    let ref: ReturnType<typeof secretRefOf>;
+    let hit: MemoryHit | undefined;
+    let answer: HitAnswer;
     try {
-      const answer = parts.answer(hit);
+      caller = parts.caller(runtime, request);
+      if (caller === undefined) return undefined;
+      ref = secretRefOf(request);
+      hit = runtime.resolver.hitNow(caller, ref);
+      if (hit === undefined) return undefined;
+      answer = parts.answer(hit);
+    } catch {
+      return undefined;
+    }
+    if (!runtime.quota.tryTake(caller)) return undefined;
+    hit.served();
+    let response: HttpResponseInit = { status: 200, headers: answer.headers, body: answer.body };
+    try {
       const origin = auditOrigin(request.headers, { invocationId: context.invocationId, traceParent: context.traceContext?.traceParent });
+      const record = (): AuditRecord =>
+        buildAuditRecord(origin, caller, { ...entryOf(hit, ref.name), durationMs: performance.now() - started });
       if (runtime.telemetry.enabled) {
-        auditSink(runtime.telemetry)(
-          buildAuditRecord(origin, caller, { ...entryOf(hit, ref.name), durationMs: performance.now() - started }),
-        );
+        auditSink(runtime.telemetry)(record());
       } else {
-        parts.audit(hit, caller, ref.name, origin, started);
+        try {
+          parts.audit(hit, caller, ref.name, origin, started);
+        } catch {
+          // A template that cannot be made (an unusual caller name) costs the fast line, not the record.
+          processAuditLog().add(record());
+        }
       }
       parts.adopt(runtime, hit.secret, caller);
-      response = { status: 200, headers: answer.headers, body: answer.body };
     } catch (err: unknown) {
       response = withBaseHeaders(problemAnswer(err, request, context, runtime));
     }

@@ -32,11 +32,11 @@ const adopted: string[] = [];
 let runtime: Runtime;
 jest.mock('../../shared/runtime', () => ({ getRuntime: () => runtime }));
 
-function build(telemetry: boolean, requestsPerMinute = 600): void {
+function build(telemetry: boolean, requestsPerMinute = 600, callerName = 'erp'): void {
   const policy = new AccessPolicy({
     callers: [
       {
-        name: 'erp',
+        name: callerName,
         identities: [{ apiKeySha256: createHash('sha256').update(KEY).digest('hex') }],
         allow: ['erp-*'],
         deny: [],
@@ -145,6 +145,18 @@ describe('answerFromMemory', () => {
     adopted.length = 0;
     expect(answerFromMemory(...request())).toMatchObject({ status: 200 });
     expect(reads).toBe(1);
+  });
+
+  it('writes the full record when no audit template can be made for the caller (a name like its markers), answering as the awaited path', async () => {
+    build(false, 600, '\u0001t');
+    await awaited(...request());
+    auditLines();
+    adopted.length = 0;
+    const { fast, fastSide, slow, slowSide } = await bothPaths();
+    expect(fast).toEqual(slow);
+    expect(fastSide.audit).toHaveLength(1);
+    expect(fastSide).toEqual(slowSide);
+    expect(JSON.parse(fastSide.audit[0]!.slice('audit '.length))).toMatchObject({ caller: '\u0001t', status: 200 });
   });
 
   it('answers a cache hit with the same status, headers, body, audit line and adoption record as the awaited path', async () => {
