@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, gunzip, gzip } from 'node:zlib';
-import type { Edm, TableClient } from '@azure/data-tables';
-import { odata } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StorageSettings } from '../config';
-import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
+import { createMemoryEtagRows, createTableEtagRows } from '../storage/etagRows';
+import type { EtagColumns as Columns, EtagRows } from '../storage/etagRows';
 import type { HealthReport, HealthStatus } from './healthReport';
 
 /** Table of the latest report, the per-vault states and the run lease, in `AzureWebJobsStorage`. */
@@ -85,7 +84,7 @@ export interface HealthReportStore {
  * first use. `credential` serves identity-based storage (default `DefaultAzureCredential`).
  */
 export function createTableHealthReportStore(storage: StorageSettings | string, credential?: TokenCredential): HealthReportStore {
-  return createStore(new TableRows(storage, credential));
+  return createStore(createTableEtagRows(storage, HEALTH_TABLE, credential));
 }
 
 /**
@@ -93,28 +92,12 @@ export function createTableHealthReportStore(storage: StorageSettings | string, 
  * the same encoding); for tests and local runs.
  */
 export function createMemoryHealthReportStore(): HealthReportStore {
-  return createStore(new MemoryRows());
+  return createStore(createMemoryEtagRows());
 }
 
-// ---- the store, over rows with optimistic concurrency (shared, so both behave the same) ----
+// ---- the store, over rows with optimistic concurrency (shared/storage/etagRows.ts, so both behave the same) ----
 
-/** Column values; bytes are told apart with `typeof value === 'object'`, since `instanceof Uint8Array` fails for a Buffer of another realm (Jest). */
-type Value = string | number | Uint8Array;
-type Columns = Record<string, Value>;
-
-/** Rows of {@link HEALTH_TABLE}, with ETags. Writes answer the new ETag, or undefined when they lose a race. */
-interface Rows {
-  read(partitionKey: string, rowKey: string, select?: readonly string[]): Promise<{ columns: Columns; etag: string } | undefined>;
-  list(partitionKey: string): Promise<Columns[]>;
-  /** Writes the row if it does not exist. */
-  create(partitionKey: string, rowKey: string, columns: Columns): Promise<string | undefined>;
-  /** Replaces the row if its ETag is still `etag`; with no `etag`, writes it whatever is there. */
-  replace(partitionKey: string, rowKey: string, columns: Columns, etag?: string): Promise<string | undefined>;
-  /** Deletes the row if its ETag is still `etag`; false when it changed or is gone. */
-  remove(partitionKey: string, rowKey: string, etag: string): Promise<boolean>;
-}
-
-function createStore(rows: Rows): HealthReportStore {
+function createStore(rows: EtagRows): HealthReportStore {
   return {
     async saveReport(report) {
       const startedAt = timeOf(report.startedAt);
@@ -140,8 +123,8 @@ function createStore(rows: Rows): HealthReportStore {
 
     async loadStates() {
       const states = new Map<string, VaultHealthState>();
-      for (const columns of await rows.list(STATE_PARTITION)) {
-        const state = stateOf(columns);
+      for (const row of await rows.query({ partitionKey: STATE_PARTITION })) {
+        const state = stateOf(row.columns);
         if (state) states.set(state.vault, state);
       }
       return states;
@@ -258,175 +241,4 @@ function timeOf(iso: string): number {
  */
 function keyOf(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
-}
-
-// ---- Azure Table storage ----
-
-/** Columns the service adds to every entity; not ours. */
-const SYSTEM_COLUMNS = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp', 'odata.metadata']);
-
-class TableRows implements Rows {
-  private client: TableClient | undefined;
-
-  constructor(
-    private readonly storage: StorageSettings | string,
-    private readonly credential: TokenCredential | undefined,
-  ) {}
-
-  async read(partitionKey: string, rowKey: string, select?: readonly string[]): Promise<{ columns: Columns; etag: string } | undefined> {
-    const client = this.reader();
-    try {
-      const entity = await client.getEntity(partitionKey, rowKey, select && { queryOptions: { select: [...select] } });
-      return { columns: fromEntity(entity), etag: entity.etag };
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 404) return undefined;
-      throw err;
-    }
-  }
-
-  async list(partitionKey: string): Promise<Columns[]> {
-    const client = this.reader();
-    const out: Columns[] = [];
-    try {
-      for await (const entity of client.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${partitionKey}` } })) {
-        out.push(fromEntity(entity));
-      }
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 404) return [];
-      throw err;
-    }
-    return out;
-  }
-
-  async create(partitionKey: string, rowKey: string, columns: Columns): Promise<string | undefined> {
-    const client = await this.table();
-    try {
-      return (await client.createEntity(toEntity(partitionKey, rowKey, columns))).etag ?? '';
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 409) return undefined;
-      throw err;
-    }
-  }
-
-  async replace(partitionKey: string, rowKey: string, columns: Columns, etag?: string): Promise<string | undefined> {
-    const client = await this.table();
-    const entity = toEntity(partitionKey, rowKey, columns);
-    if (etag === undefined) return (await client.upsertEntity(entity, 'Replace')).etag ?? '';
-    try {
-      return (await client.updateEntity(entity, 'Replace', { etag })).etag ?? '';
-    } catch (err: unknown) {
-      // 412: written since it was read; 404: deleted since. Either way the race is lost.
-      const status = tableErrorStatus(err);
-      if (status === 412 || status === 404) return undefined;
-      throw err;
-    }
-  }
-
-  async remove(partitionKey: string, rowKey: string, etag: string): Promise<boolean> {
-    const client = await this.table();
-    try {
-      await client.deleteEntity(partitionKey, rowKey, { etag });
-      return true;
-    } catch (err: unknown) {
-      const status = tableErrorStatus(err);
-      if (status === 412 || status === 404) return false;
-      throw err;
-    }
-  }
-
-  /**
-   * For reads: a missing table reads as empty rather than being created, so a reader with only
-   * Storage Table Data Reader (the deployer's smoke test) can read the report.
-   */
-  private reader(): TableClient {
-    this.client ??= createTableClient(this.storage, HEALTH_TABLE, this.credential);
-    return this.client;
-  }
-
-  /** For writes: the table is created on first use. */
-  private async table(): Promise<TableClient> {
-    const client = this.reader();
-    await ensureTable(client);
-    return client;
-  }
-}
-
-function toEntity(
-  partitionKey: string,
-  rowKey: string,
-  columns: Columns,
-): { partitionKey: string; rowKey: string } & Record<string, string | number | Edm<'Binary'>> {
-  const entity: { partitionKey: string; rowKey: string } & Record<string, string | number | Edm<'Binary'>> = { partitionKey, rowKey };
-  for (const [name, value] of Object.entries(columns)) {
-    // Typed explicitly: the SDK's own Uint8Array check fails across realms (Jest), and for a view
-    // that is not a Buffer it encodes the whole underlying ArrayBuffer.
-    entity[name] =
-      typeof value === 'object'
-        ? { type: 'Binary', value: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') }
-        : value;
-  }
-  return entity;
-}
-
-function fromEntity(entity: Record<string, unknown>): Columns {
-  const columns: Columns = {};
-  for (const [name, value] of Object.entries(entity)) {
-    if (SYSTEM_COLUMNS.has(name)) continue;
-    if (typeof value === 'string' || typeof value === 'number') columns[name] = value;
-    // The SDK answers Edm.Binary as a Buffer, possibly of another realm: copy it into this one.
-    else if (ArrayBuffer.isView(value)) columns[name] = new Uint8Array(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
-  }
-  return columns;
-}
-
-// ---- memory ----
-
-class MemoryRows implements Rows {
-  private readonly rows = new Map<string, { columns: Columns; etag: string }>();
-  private nextVersion = 1;
-
-  read(partitionKey: string, rowKey: string): Promise<{ columns: Columns; etag: string } | undefined> {
-    const row = this.rows.get(memoryKey(partitionKey, rowKey));
-    return Promise.resolve(row && { columns: copy(row.columns), etag: row.etag });
-  }
-
-  list(partitionKey: string): Promise<Columns[]> {
-    const prefix = memoryKey(partitionKey, '');
-    return Promise.resolve([...this.rows.entries()].filter(([key]) => key.startsWith(prefix)).map(([, row]) => copy(row.columns)));
-  }
-
-  create(partitionKey: string, rowKey: string, columns: Columns): Promise<string | undefined> {
-    const key = memoryKey(partitionKey, rowKey);
-    if (this.rows.has(key)) return Promise.resolve(undefined);
-    return Promise.resolve(this.write(key, columns));
-  }
-
-  replace(partitionKey: string, rowKey: string, columns: Columns, etag?: string): Promise<string | undefined> {
-    const key = memoryKey(partitionKey, rowKey);
-    if (etag !== undefined && this.rows.get(key)?.etag !== etag) return Promise.resolve(undefined);
-    return Promise.resolve(this.write(key, columns));
-  }
-
-  remove(partitionKey: string, rowKey: string, etag: string): Promise<boolean> {
-    const key = memoryKey(partitionKey, rowKey);
-    if (this.rows.get(key)?.etag !== etag) return Promise.resolve(false);
-    this.rows.delete(key);
-    return Promise.resolve(true);
-  }
-
-  private write(key: string, columns: Columns): string {
-    const etag = `W/"${this.nextVersion++}"`;
-    this.rows.set(key, { columns: copy(columns), etag });
-    return etag;
-  }
-}
-
-function memoryKey(partitionKey: string, rowKey: string): string {
-  return `${partitionKey}\u0000${rowKey}`;
-}
-
-function copy(columns: Columns): Columns {
-  return Object.fromEntries(
-    Object.entries(columns).map(([name, value]) => [name, typeof value === 'object' ? new Uint8Array(value) : value]),
-  );
 }

@@ -6,11 +6,10 @@
  * to start, exactly one creates the marker and the other gets the active rotation back.
  * See docs/rotation.md.
  */
-import type { TableClient } from '@azure/data-tables';
-import { odata } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { StorageSettings } from '../config';
-import { createTableClient, ensureTable, tableErrorStatus } from '../storage/tableStorage';
+import { createMemoryEtagRows, createTableEtagRows } from '../storage/etagRows';
+import type { EtagColumns as Columns, EtagRows } from '../storage/etagRows';
 import type { RotationRecord } from './rotationTypes';
 import { ROTATION_STATES } from './rotationTypes';
 
@@ -56,12 +55,12 @@ export interface RotationStore {
 
 /** The store in Table storage; the table is created on first write. `credential` serves identity-based storage. */
 export function createTableRotationStore(storage: StorageSettings | string, credential?: TokenCredential): RotationStore {
-  return createStore(new TableRows(storage, credential));
+  return createStore(createTableEtagRows(storage, ROTATION_TABLE, credential));
 }
 
 /** The same store in this process's memory, with the same ETag semantics; for tests. */
 export function createMemoryRotationStore(): RotationStore {
-  return createStore(new MemoryRows());
+  return createStore(createMemoryEtagRows());
 }
 
 /**
@@ -73,30 +72,22 @@ export function rotationPartition(vault: string, secret: string): string {
   return Buffer.from(`${vault}/${secret.toLowerCase()}`, 'utf8').toString('base64url');
 }
 
-type Columns = Record<string, string>;
-
-interface Rows {
-  read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined>;
-  /** Rows of a partition, or every row with RowKey `rowKey` when `pk` is undefined. */
-  query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>>;
-  /** Creates the row; undefined when it exists. */
-  create(pk: string, rk: string, columns: Columns): Promise<string | undefined>;
-  /** Replaces the row if its ETag is still `etag` (any row without); undefined when the race is lost. */
-  replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined>;
-  /** Deletes the row if its ETag is still `etag`; false when it changed or is gone. */
-  remove(pk: string, rk: string, etag: string): Promise<boolean>;
+/** A string column of a row; the rotation store writes nothing else (the shared rows also carry numbers and bytes). */
+function text(columns: Columns, name: string): string | undefined {
+  const value = columns[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
-function createStore(rows: Rows): RotationStore {
+function createStore(rows: EtagRows): RotationStore {
   const columnsOf = (record: RotationRecord): Columns => {
     const persisted: RotationRecord = { ...record };
     delete persisted.etag;
     return { vault: record.vault, secret: record.secret, state: record.state, record: JSON.stringify(persisted) };
   };
   const recordOf = (columns: Columns, etag: string): RotationRecord | undefined => {
-    const text = columns['record'];
-    if (!text) return undefined;
-    const parsed = JSON.parse(text) as RotationRecord;
+    const json = text(columns, 'record');
+    if (!json) return undefined;
+    const parsed = JSON.parse(json) as RotationRecord;
     if (!(ROTATION_STATES as readonly string[]).includes(parsed.state)) return undefined;
     return { ...parsed, holders: parsed.holders ?? [], etag };
   };
@@ -108,7 +99,7 @@ function createStore(rows: Rows): RotationStore {
   const activeOf = async (pk: string, vault: string, secret: string) => {
     const marker = await rows.read(pk, ACTIVE_ROW);
     if (!marker) return { marker: undefined, record: undefined };
-    const record = await get(vault, secret, marker.columns['rotationId'] ?? '');
+    const record = await get(vault, secret, text(marker.columns, 'rotationId') ?? '');
     return { marker, record: record && record.state !== 'retired' ? record : undefined };
   };
 
@@ -146,7 +137,7 @@ function createStore(rows: Rows): RotationStore {
     async release(record) {
       const pk = rotationPartition(record.vault, record.secret);
       const marker = await rows.read(pk, ACTIVE_ROW);
-      if (marker && marker.columns['rotationId'] === record.id) await rows.remove(pk, ACTIVE_ROW, marker.etag);
+      if (marker && text(marker.columns, 'rotationId') === record.id) await rows.remove(pk, ACTIVE_ROW, marker.etag);
     },
 
     async active(vault, secret) {
@@ -156,9 +147,9 @@ function createStore(rows: Rows): RotationStore {
     get,
 
     async list(vault, secret) {
-      const found = await rows.query({ pk: rotationPartition(vault, secret) });
+      const found = await rows.query({ partitionKey: rotationPartition(vault, secret) });
       return found
-        .filter((r) => r.rk !== ACTIVE_ROW)
+        .filter((r) => r.rowKey !== ACTIVE_ROW)
         .flatMap((r) => {
           const record = recordOf(r.columns, r.etag);
           return record ? [record] : [];
@@ -167,157 +158,16 @@ function createStore(rows: Rows): RotationStore {
     },
 
     async listActive() {
-      const markers = await rows.query({ rk: ACTIVE_ROW });
+      const markers = await rows.query({ rowKey: ACTIVE_ROW });
       const out: RotationRecord[] = [];
       for (const m of markers) {
-        const vault = m.columns['vault'];
-        const secret = m.columns['secret'];
+        const vault = text(m.columns, 'vault');
+        const secret = text(m.columns, 'secret');
         if (vault === undefined || secret === undefined) continue;
-        const record = await get(vault, secret, m.columns['rotationId'] ?? '');
+        const record = await get(vault, secret, text(m.columns, 'rotationId') ?? '');
         if (record && record.state !== 'retired') out.push(record);
       }
       return out;
     },
   };
-}
-
-// ---- Azure Table storage ----
-
-class TableRows implements Rows {
-  private client: TableClient | undefined;
-
-  constructor(
-    private readonly storage: StorageSettings | string,
-    private readonly credential: TokenCredential | undefined,
-  ) {}
-
-  async read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined> {
-    try {
-      const entity = await this.reader().getEntity<Columns>(pk, rk);
-      return { columns: columnsFrom(entity), etag: entity.etag };
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 404) return undefined;
-      throw err;
-    }
-  }
-
-  async query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>> {
-    const text = 'pk' in filter ? odata`PartitionKey eq ${filter.pk}` : odata`RowKey eq ${filter.rk}`;
-    const out: Array<{ columns: Columns; etag: string; rk: string }> = [];
-    try {
-      for await (const entity of this.reader().listEntities<Columns>({ queryOptions: { filter: text } })) {
-        out.push({ columns: columnsFrom(entity), etag: entity.etag, rk: entity.rowKey ?? '' });
-      }
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 404) return [];
-      throw err;
-    }
-    return out;
-  }
-
-  async create(pk: string, rk: string, columns: Columns): Promise<string | undefined> {
-    const client = await this.table();
-    try {
-      return (await client.createEntity({ partitionKey: pk, rowKey: rk, ...columns })).etag ?? '';
-    } catch (err: unknown) {
-      if (tableErrorStatus(err) === 409) return undefined;
-      throw err;
-    }
-  }
-
-  async replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined> {
-    const client = await this.table();
-    const entity = { partitionKey: pk, rowKey: rk, ...columns };
-    if (etag === undefined) return (await client.upsertEntity(entity, 'Replace')).etag ?? '';
-    try {
-      return (await client.updateEntity(entity, 'Replace', { etag })).etag ?? '';
-    } catch (err: unknown) {
-      const status = tableErrorStatus(err);
-      if (status === 412 || status === 404) return undefined;
-      throw err;
-    }
-  }
-
-  async remove(pk: string, rk: string, etag: string): Promise<boolean> {
-    const client = await this.table();
-    try {
-      await client.deleteEntity(pk, rk, { etag });
-      return true;
-    } catch (err: unknown) {
-      const status = tableErrorStatus(err);
-      if (status === 412 || status === 404) return false;
-      throw err;
-    }
-  }
-
-  /** Reads do not create the table: a missing table reads as empty. */
-  private reader(): TableClient {
-    this.client ??= createTableClient(this.storage, ROTATION_TABLE, this.credential);
-    return this.client;
-  }
-
-  private async table(): Promise<TableClient> {
-    const client = this.reader();
-    await ensureTable(client);
-    return client;
-  }
-}
-
-/** Our string columns of an entity (the service's own are left out). */
-function columnsFrom(entity: Record<string, unknown>): Columns {
-  const out: Columns = {};
-  for (const [k, v] of Object.entries(entity)) {
-    if (k === 'partitionKey' || k === 'rowKey' || k === 'etag' || k === 'timestamp' || k.startsWith('odata.')) continue;
-    if (typeof v === 'string') out[k] = v;
-  }
-  return out;
-}
-
-// ---- in memory ----
-
-class MemoryRows implements Rows {
-  private readonly rows = new Map<string, { columns: Columns; etag: string }>();
-  private counter = 0;
-
-  read(pk: string, rk: string): Promise<{ columns: Columns; etag: string } | undefined> {
-    const row = this.rows.get(key(pk, rk));
-    return Promise.resolve(row && { columns: { ...row.columns }, etag: row.etag });
-  }
-
-  query(filter: { pk: string } | { rk: string }): Promise<Array<{ columns: Columns; etag: string; rk: string }>> {
-    const out: Array<{ columns: Columns; etag: string; rk: string }> = [];
-    for (const [k, row] of this.rows) {
-      const [pk = '', rk = ''] = k.split('\n');
-      if ('pk' in filter ? pk === filter.pk : rk === filter.rk) out.push({ columns: { ...row.columns }, etag: row.etag, rk });
-    }
-    return Promise.resolve(out);
-  }
-
-  create(pk: string, rk: string, columns: Columns): Promise<string | undefined> {
-    if (this.rows.has(key(pk, rk))) return Promise.resolve(undefined);
-    return Promise.resolve(this.write(pk, rk, columns));
-  }
-
-  replace(pk: string, rk: string, columns: Columns, etag?: string): Promise<string | undefined> {
-    const current = this.rows.get(key(pk, rk));
-    if (etag !== undefined && current?.etag !== etag) return Promise.resolve(undefined);
-    return Promise.resolve(this.write(pk, rk, columns));
-  }
-
-  remove(pk: string, rk: string, etag: string): Promise<boolean> {
-    const current = this.rows.get(key(pk, rk));
-    if (!current || current.etag !== etag) return Promise.resolve(false);
-    this.rows.delete(key(pk, rk));
-    return Promise.resolve(true);
-  }
-
-  private write(pk: string, rk: string, columns: Columns): string {
-    const etag = `W/"${++this.counter}"`;
-    this.rows.set(key(pk, rk), { columns: { ...columns }, etag });
-    return etag;
-  }
-}
-
-function key(pk: string, rk: string): string {
-  return `${pk}\n${rk}`;
 }
