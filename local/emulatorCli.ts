@@ -27,8 +27,8 @@ Commands:
                     version, consumers notified; the old password goes once the callers moved.
   passwords <secret>
                     The password credentials of the emulated application whose client secret the
-                    secret holds (demo-app-secret): keyId, display name, hint, end date; never the
-                    secret text.
+                    secret holds (demo-app-secret): keyId, display name, end date; never the
+                    secret text, nor Graph's hint (its first three characters).
   firewall close    The demo vault refuses data-plane requests (403 ForbiddenByFirewall), as a closed
                     Key Vault firewall does, and ARM reports networkAcls.defaultAction Deny: the next
                     health check run fails and names the firewall.
@@ -121,13 +121,16 @@ async function run(args: readonly string[], stateDir: string): Promise<number> {
   return 0;
 }
 
-/** The application's passwords as a table: keyId, display name, hint, end date (Graph lists no secret text). */
+/**
+ * The application's passwords as a table: keyId, display name, end date. Graph lists no secret text;
+ * its `hint` (the text's first three characters) is left out too: no part of a secret is printed.
+ */
 export function passwordTable(answer: Record<string, unknown>): string {
   const app = (typeof answer.application === 'object' && answer.application !== null ? answer.application : {}) as Record<string, unknown>;
   const passwords = (Array.isArray(answer.passwords) ? answer.passwords : []) as Record<string, unknown>[];
   const cell = (v: unknown): string => (typeof v === 'string' ? v : '');
-  const rows = passwords.map((p) => [cell(p.keyId), cell(p.displayName), cell(p.hint), cell(p.endDateTime)]);
-  const head = ['keyId', 'displayName', 'hint', 'endDateTime'];
+  const rows = passwords.map((p) => [cell(p.keyId), cell(p.displayName), cell(p.endDateTime)]);
+  const head = ['keyId', 'displayName', 'endDateTime'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ')}`.trimEnd();
   const count = `${passwords.length} password${passwords.length === 1 ? '' : 's'}`;

@@ -77,12 +77,10 @@ export function seedRotationDemo(azure: LocalAzure, vault: string, expiry: Date)
   ]);
 }
 
-/** A password as `npm run emulator -- passwords` shows it: never its secret text. */
+/** A password as `npm run emulator -- passwords` shows it: never its secret text, nor Graph's hint (its first three characters). */
 export interface DemoPassword {
   keyId: string;
   displayName: string | null;
-  /** Graph's hint: the first three characters, as the portal and `az ad app credential list` show. */
-  hint: string;
   endDateTime: string;
 }
 
@@ -95,6 +93,6 @@ export function demoPasswords(azure: LocalAzure): {
     application: { displayName: ROTATION_DEMO_APPLICATION, objectId: ROTATION_DEMO_APP_OBJECT_ID, appId: ROTATION_DEMO_APP_ID },
     passwords: azure.graph
       .passwordCredentials(ROTATION_DEMO_APP_OBJECT_ID)
-      .map((p) => ({ keyId: p.keyId, displayName: p.displayName, hint: p.hint, endDateTime: p.endDateTime })),
+      .map((p) => ({ keyId: p.keyId, displayName: p.displayName, endDateTime: p.endDateTime })),
   };
 }

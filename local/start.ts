@@ -207,7 +207,7 @@ function demoValue(): string {
  *   version of a secret of the demo vault, sent to the host as Event Grid would. Answers `{vault,
  *   secret, version, delivered}` once the host acknowledged it (or after {@link ROTATE_WAIT_MS}).
  * - `POST /passwords` `{"secret":"demo-app-secret"}`: the demo application's password credentials as
- *   Graph lists them (keyId, displayName, hint, endDateTime; never the secret text).
+ *   Graph lists them (keyId, displayName, endDateTime; never the secret text or its hint).
  * - `POST /firewall` `{"state":"closed"|"open"}`: the demo vault's firewall, closed as when its network
  *   rules admit no address: the data plane answers 403 `ForbiddenByFirewall` and ARM reports
  *   `networkAcls.defaultAction: Deny`; `open` undoes both.
